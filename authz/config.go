@@ -1,0 +1,115 @@
+package authz
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Config configures token verification. It is a plain struct: the zero value of every
+// field means "the documented default". The configuration file's `issuers:` and
+// `verification:` sections decode into it (JSON tags; YAML is converted to JSON first).
+// Validate reports every problem at once; New calls it.
+type Config struct {
+	// Issuers is the list of trusted OPs. A token from any other issuer is denied
+	// without a network request. At least one is required unless every route is public.
+	Issuers []IssuerConfig `json:"issuers"`
+	// OPHint is a regular expression matched against issuer URLs: only matching issuers
+	// are asked in the opaque-token search (flaat's op_hint). Empty: all.
+	OPHint string `json:"op_hint,omitempty"`
+	// Leeway is the clock skew allowed for exp, nbf and iat. Default 60s.
+	Leeway Duration `json:"leeway,omitempty"`
+	// HTTPTimeout bounds each call to an OP (discovery, JWKS, userinfo, introspection).
+	// Default 2s.
+	HTTPTimeout Duration `json:"http_timeout,omitempty"`
+	// JWKSRefreshInterval is the minimum time between two JWKS refreshes of one issuer
+	// that are triggered by an unknown kid. Default 30s.
+	JWKSRefreshInterval Duration `json:"jwks_refresh_interval,omitempty"`
+	// MaxTokenSize is the largest accepted token in bytes, checked before any parsing.
+	// Default 8192.
+	MaxTokenSize int `json:"max_token_size,omitempty"`
+	// CAFile is a PEM bundle of extra CAs to trust for OP connections.
+	CAFile string `json:"ca_file,omitempty"`
+	// InsecureSkipTLSVerify disables TLS certificate checks for OP connections.
+	// It MUST NOT be used in production: anyone on the path can then mint identities.
+	InsecureSkipTLSVerify bool `json:"insecure_skip_tls_verify,omitempty"`
+	// Cache configures the verified-identity cache.
+	Cache CacheConfig `json:"cache"`
+}
+
+// IssuerConfig is one trusted OP.
+type IssuerConfig struct {
+	// Issuer is the issuer URL; compared with the token's iss after stripping one trailing '/'.
+	Issuer string `json:"issuer"`
+	// DiscoveryURL overrides <issuer>/.well-known/openid-configuration.
+	DiscoveryURL string `json:"discovery_url,omitempty"`
+	// Audiences: if non-empty, a JWT's aud must contain at least one of them.
+	Audiences []string `json:"audiences,omitempty"`
+	// Algorithms is the JWS alg allow-list. Default: what discovery advertises
+	// (id_token_signing_alg_values_supported), minus "none" and HS*. "none" is always refused.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// Userinfo is required | optional | never. Default: optional for JWTs; opaque tokens
+	// always need userinfo or introspection to succeed.
+	Userinfo string `json:"userinfo,omitempty"`
+	// Introspect is never | opaque | always. Default: opaque when client credentials are
+	// configured, else never.
+	Introspect string `json:"introspect,omitempty"`
+	// ClientID and ClientSecret authenticate introspection requests (HTTP Basic).
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// IssuesJWT marks an OP whose access tokens are always JWTs: it is skipped in the
+	// opaque-token search.
+	IssuesJWT bool `json:"issues_jwt,omitempty"`
+}
+
+// CacheConfig configures the identity cache (package cache).
+type CacheConfig struct {
+	// Disabled turns the cache off: every request verifies the token again.
+	Disabled bool `json:"disabled,omitempty"`
+	// Size is the maximum number of cached identities. Default 100000 (about 2 KiB each
+	// for typical claims).
+	Size int `json:"size,omitempty"`
+	// MaxTTL caps how long an identity is reused. Default 5m. A revoked token stays
+	// accepted for up to this long.
+	MaxTTL Duration `json:"max_ttl,omitempty"`
+	// NegativeTTL is how long a rejected token is remembered. Default 10s; a negative
+	// value disables negative caching. OP errors are never cached.
+	NegativeTTL Duration `json:"negative_ttl,omitempty"`
+	// StaleIfError serves an expired entry for up to this long while the OP is down,
+	// as long as the token itself has not expired. Default 0 (off).
+	StaleIfError Duration `json:"stale_if_error,omitempty"`
+}
+
+// Duration is a time.Duration that decodes from JSON as a Go duration string ("60s",
+// "1m30s") or a number of seconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON encodes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON accepts "60s" or 60 (seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case float64:
+		*d = Duration(time.Duration(x * float64(time.Second)))
+		return nil
+	case string:
+		p, err := time.ParseDuration(x)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: %w", x, err)
+		}
+		*d = Duration(p)
+		return nil
+	default:
+		return fmt.Errorf("invalid duration %s: want a string like \"30s\" or a number of seconds", b)
+	}
+}

@@ -1,0 +1,141 @@
+// Package authz turns a transport-neutral request carrying a bearer token into a
+// decision: it verifies the token against the configured trusted OPs (JWT signature,
+// userinfo, RFC 7662 introspection), caches the verified identity by the token's hash,
+// and asks package policy whether the identity may make the request.
+//
+// authz knows nothing about Envoy, gRPC or HTTP wire formats; package envoy maps a
+// Decision to a response in one table.
+package authz
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+// Request is what a protocol adapter (gRPC Check, HTTP auth-request, the check CLI)
+// knows about one request. It carries no wire-format types.
+type Request struct {
+	// Authorization is the value of the Authorization header (or of the configured
+	// alternative header) exactly as sent, e.g. "Bearer eyJ…". Empty when none was sent.
+	Authorization string
+	// Method is the HTTP method of the original request, e.g. "GET".
+	Method string
+	// Host is the original request's host (":authority"), without changes.
+	Host string
+	// Path is the original request's path as sent: it may carry a query and
+	// percent-encoding; package policy normalises it.
+	Path string
+	// ContextExtensions are Envoy's per-route context_extensions (gRPC only).
+	ContextExtensions map[string]string
+	// RequestID is the x-request-id, for logs only.
+	RequestID string
+}
+
+// Outcome is the kind of a decision. Package envoy maps each Outcome to exactly one
+// gRPC status and HTTP status (DESIGN.md, "Responses").
+type Outcome int
+
+const (
+	// OutcomeAllow: the request may pass; Decision.Identity is set (nil for public routes).
+	OutcomeAllow Outcome = iota
+	// OutcomeNoToken: no token, or an Authorization header that is not a well-formed
+	// bearer credential (401, WWW-Authenticate without error= when nothing was sent).
+	OutcomeNoToken
+	// OutcomeInvalidToken: the token is invalid, expired, untrusted or inactive (401).
+	OutcomeInvalidToken
+	// OutcomeForbidden: the token is valid but the policy is not met (403).
+	OutcomeForbidden
+	// OutcomeUnavailable: an OP could not be reached or answered wrongly, or an internal
+	// error happened; the request is denied (503), never allowed.
+	OutcomeUnavailable
+)
+
+// String returns a short lower-case name for logs and metrics labels.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeAllow:
+		return "allow"
+	case OutcomeNoToken:
+		return "no_token"
+	case OutcomeInvalidToken:
+		return "invalid_token"
+	case OutcomeForbidden:
+		return "forbidden"
+	case OutcomeUnavailable:
+		return "unavailable"
+	default:
+		return "unknown"
+	}
+}
+
+// Decision is the answer to one Request. It is always returned, also on OP outage
+// (Outcome OutcomeUnavailable): denial and breakage are both decisions for the caller,
+// and Err carries the cause for logs.
+type Decision struct {
+	Outcome Outcome
+	// Reason is a human-readable explanation that is safe to send to the client
+	// (error_description). It never contains token contents.
+	Reason string
+	// Err is the underlying error for denials and outages (nil on allow); for logs,
+	// never for clients.
+	Err error
+	// Identity is the verified identity; nil when no token was verified.
+	Identity *Identity
+	// Route is the name of the route or policy that applied ("" if none was selected).
+	Route string
+	// Public is true when the selected route needs no token.
+	Public bool
+	// Policy is the evaluation result of the route's requirement (zero if not evaluated).
+	Policy policy.Result
+	// TokenHash is TokenHash(token) for log correlation; "" when no token was sent.
+	TokenHash string
+	// Cached reports whether the identity came from the cache.
+	Cached bool
+}
+
+// Source says how an identity was established; several may be set.
+type Source uint8
+
+const (
+	// SourceJWT: the token is a JWT whose signature was verified with the issuer's JWKS.
+	SourceJWT Source = 1 << iota
+	// SourceUserinfo: the OP's userinfo endpoint answered 200 for the token.
+	SourceUserinfo
+	// SourceIntrospection: the OP's introspection endpoint answered active:true.
+	SourceIntrospection
+	// SourceInsecureDevSwitch: a DISABLE_AUTHENTICATION_* switch made it up. Never in production.
+	SourceInsecureDevSwitch
+)
+
+// Identity is a verified token: who, from which OP, until when, with which claims.
+// It holds no token.
+type Identity struct {
+	// Issuer is the configured issuer URL (without trailing slash) that vouched for the token.
+	Issuer string
+	// Subject is the sub claim.
+	Subject string
+	// Claims is the merged claims document: userinfo > introspection > token claims.
+	Claims map[string]any
+	// Expiry is when the identity stops being valid: the earliest of the token's exp and
+	// the introspection exp; zero if neither is known (opaque token without introspection).
+	Expiry time.Time
+	// Sources records how the identity was verified.
+	Sources Source
+	// TokenClaims, Userinfo and Introspection are the parts before merging (nil when
+	// not obtained); used by the userinfo and check commands.
+	TokenClaims   map[string]any
+	Userinfo      map[string]any
+	Introspection map[string]any
+	// Header is the decoded JWT header (nil for opaque tokens).
+	Header map[string]any
+}
+
+// TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form
+// in which a token may appear in logs.
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
