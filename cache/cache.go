@@ -1,0 +1,340 @@
+// Package cache is a bounded, TTL'd, deduplicated in-memory store keyed by a hash
+// (in flaat-extauthz: the SHA-256 of a bearer token plus the issuer id).
+//
+// It knows nothing about OIDC: a caller supplies a [Loader] that produces the value and
+// its own end of life (a token's exp, an introspection exp), and says through
+// [Options.IsNegative] which loader errors prove the key invalid. The cache then
+//
+//   - keeps at most [Options.Size] entries, least recently used out first
+//     (github.com/hashicorp/golang-lru/v2);
+//   - expires each entry at min(now+[Options.MaxTTL], expires), measured with an
+//     injected clock;
+//   - runs exactly one loader for concurrent misses of one key
+//     (golang.org/x/sync/singleflight), on a context detached from every caller with its
+//     own timeout, while each caller waits on its own context;
+//   - remembers "proven invalid" errors for [Options.NegativeTTL] and never caches any
+//     other error (OP outages, timeouts, 5xx);
+//   - optionally serves an entry that expired less than [Options.StaleIfError] ago when
+//     the loader fails, as long as the value's own end of life is still ahead.
+//
+// The cache never sees a raw token: keys are [Key] values (32-byte hashes, see [KeyOf]),
+// and values are whatever the caller stores (claims, not tokens).
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults applied by [New] to zero-valued [Options] fields.
+const (
+	DefaultSize        = 100000
+	DefaultMaxTTL      = 5 * time.Minute
+	DefaultNegativeTTL = 10 * time.Second
+	DefaultLoadTimeout = 5 * time.Second
+)
+
+var (
+	// ErrInvalidOptions is wrapped by every error [New] returns.
+	ErrInvalidOptions = errors.New("cache: invalid options")
+	// ErrLoaderPanic is returned (to every waiter of the load) when a [Loader] panics.
+	// The panic is recovered, counted as a load error and never cached; the panic value
+	// is deliberately not included, since it could hold secret material.
+	ErrLoaderPanic = errors.New("cache: loader panicked")
+)
+
+// Key identifies an entry: a SHA-256 digest, never a raw token. Build it with [KeyOf].
+type Key [32]byte
+
+// KeyOf returns the SHA-256 digest of parts, each preceded by its length as an 8-byte
+// big-endian integer, so that distinct part lists always give distinct inputs
+// (KeyOf("ab", "c") != KeyOf("a", "bc") != KeyOf("abc")). Typical use:
+// KeyOf(token, issuerID); the token itself is not kept.
+func KeyOf(parts ...string) Key {
+	h := sha256.New()
+	var n [8]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	var k Key
+	h.Sum(k[:0])
+	return k
+}
+
+// Options configures a [Cache]. The zero value is valid and means "all defaults".
+// The config-file form of these settings is authz.CacheConfig (keys cache.size,
+// cache.max_ttl, cache.negative_ttl, cache.stale_if_error, cache.disabled).
+type Options struct {
+	// Size is the maximum number of entries (positive and negative); the least recently
+	// used entry is evicted to make room. Default 100000; negative is an error.
+	Size int
+	// MaxTTL caps how long a value is reused: an entry lives min(MaxTTL, expires-now).
+	// Default 5m; negative is an error. Danger: a value that became invalid at its
+	// source (a revoked token) is still served for up to MaxTTL.
+	MaxTTL time.Duration
+	// NegativeTTL is how long an error for which IsNegative is true is remembered and
+	// returned without calling the loader. Default 10s; a negative value disables
+	// negative caching. Errors for which IsNegative is false are never cached.
+	NegativeTTL time.Duration
+	// StaleIfError, when positive, lets Get return an entry that expired less than
+	// StaleIfError ago if the loader fails with a non-negative error (an OP outage),
+	// provided the value's own expires is known and still in the future. Default 0 (off);
+	// negative is an error. Danger: while the source is down, a revoked value stays
+	// accepted for up to MaxTTL+StaleIfError.
+	StaleIfError time.Duration
+	// LoadTimeout bounds the detached context a loader runs on. Default 5s; negative is
+	// an error. It is measured with the real clock (context deadlines), not Now.
+	LoadTimeout time.Duration
+	// Now is the clock used for every expiry decision. Default time.Now.
+	Now func() time.Time
+	// IsNegative reports whether a loader error proves the key invalid (bad signature,
+	// expired, inactive, 401/403), so that it may be cached for NegativeTTL. Default nil:
+	// no error is cached. It must return false for outages, timeouts and 5xx.
+	IsNegative func(err error) bool
+}
+
+// Loader loads the value for a key. expires is the value's own end of life (token exp,
+// introspection exp); the zero time means unknown, and then MaxTTL alone applies. A
+// value whose expires is already past is returned to the waiting callers but not stored.
+// The loader runs on a context detached from every caller (values kept, cancellation
+// dropped) with [Options.LoadTimeout]; it must honour that context. Errors it returns
+// must not contain the raw token: negative ones are stored and handed to later callers.
+type Loader[V any] func(ctx context.Context) (v V, expires time.Time, err error)
+
+// Stats is a snapshot of a cache's counters. Fields are read one by one, not atomically
+// as a set.
+type Stats struct {
+	// Hits: Get found a fresh positive entry at lookup.
+	Hits uint64
+	// Misses: Get found no fresh entry at lookup and joined or started a load (or
+	// returned its cancelled ctx's error). Hits+NegativeHits+Misses counts every Get.
+	Misses uint64
+	// NegativeHits: Get found a fresh negative entry at lookup and returned its error.
+	NegativeHits uint64
+	// StaleHits: a missing Get returned an expired entry because the loader failed
+	// (stale-if-error); these are also counted in Misses.
+	StaleHits uint64
+	// Evictions: entries dropped by the LRU to respect Size (not expiry, not Purge).
+	Evictions uint64
+	// Loads: loader invocations.
+	Loads uint64
+	// LoadErrors: loader invocations that returned an error or panicked.
+	LoadErrors uint64
+	// Size: entries held now, including expired ones not yet replaced or evicted.
+	Size int
+}
+
+// Cache is a bounded LRU with per-entry expiry and deduplicated loads. It is safe for
+// concurrent use. It starts no goroutines of its own apart from one per running load
+// and needs no Close.
+type Cache[V any] struct {
+	o     Options
+	lru   *lru.Cache[Key, *entry[V]]
+	group singleflight.Group
+
+	hits, misses, negHits, staleHits atomic.Uint64
+	evictions, loads, loadErrors     atomic.Uint64
+}
+
+// entry is one stored value or negative error. It is immutable once stored.
+type entry[V any] struct {
+	v          V
+	err        error     // non-nil: a negative entry
+	expires    time.Time // the value's own end of life; zero = unknown
+	freshUntil time.Time // served by Get before this instant
+}
+
+// result is what one load hands to all its waiters.
+type result[V any] struct {
+	v     V
+	err   error
+	hit   bool // answered from the cache inside the flight (fresh or stale)
+	stale bool // an expired entry served because the loader failed
+}
+
+// New validates o, applies defaults and returns an empty cache. Every problem with o is
+// reported in one error wrapping [ErrInvalidOptions].
+func New[V any](o Options) (*Cache[V], error) {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, a...)...))
+	}
+	if o.Size < 0 {
+		bad("size %d is negative", o.Size)
+	}
+	if o.MaxTTL < 0 {
+		bad("max_ttl %s is negative", o.MaxTTL)
+	}
+	if o.StaleIfError < 0 {
+		bad("stale_if_error %s is negative", o.StaleIfError)
+	}
+	if o.LoadTimeout < 0 {
+		bad("load timeout %s is negative", o.LoadTimeout)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if o.Size == 0 {
+		o.Size = DefaultSize
+	}
+	if o.MaxTTL == 0 {
+		o.MaxTTL = DefaultMaxTTL
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = DefaultNegativeTTL
+	}
+	if o.LoadTimeout == 0 {
+		o.LoadTimeout = DefaultLoadTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Cache[V]{o: o}
+	l, err := lru.New[Key, *entry[V]](o.Size)
+	if err != nil { // unreachable: Size > 0 here
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
+	c.lru = l
+	return c, nil
+}
+
+// Get returns the value for k: from a fresh entry if there is one (hit=true), else from
+// load, which runs at most once at a time per key however many callers miss together.
+//
+//   - A fresh negative entry returns its stored error with hit=true (NegativeHits).
+//   - On a miss, Get waits for the shared load or for ctx, whichever comes first; a
+//     cancelled caller gets ctx.Err() at once and the load goes on for the others. A
+//     caller whose ctx is already done on a miss gets ctx.Err() and starts no load.
+//   - A loader error for which IsNegative is true is stored for NegativeTTL; any other
+//     error is returned to the waiters and not stored, unless stale-if-error applies,
+//     in which case the expired value is returned with hit=true and a nil error.
+//
+// Get does not check ctx on a hit: a fresh entry is returned even to a cancelled caller.
+func (c *Cache[V]) Get(ctx context.Context, k Key, load Loader[V]) (v V, hit bool, err error) {
+	if e, ok := c.lru.Get(k); ok && c.o.Now().Before(e.freshUntil) {
+		if e.err != nil {
+			c.negHits.Add(1)
+			return v, true, e.err
+		}
+		c.hits.Add(1)
+		return e.v, true, nil
+	}
+	c.misses.Add(1)
+	if err := ctx.Err(); err != nil {
+		return v, false, err
+	}
+	ch := c.group.DoChan(string(k[:]), func() (any, error) {
+		return c.flight(ctx, k, load), nil
+	})
+	select {
+	case <-ctx.Done():
+		return v, false, ctx.Err()
+	case res := <-ch:
+		r := res.Val.(*result[V])
+		if r.stale {
+			c.staleHits.Add(1)
+		}
+		return r.v, r.hit, r.err
+	}
+}
+
+// flight runs inside singleflight: at most one per key at a time, so it is the only
+// writer of k and may add or remove k without racing another load of it.
+func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V] {
+	// A load that finished between the caller's lookup and DoChan has stored a fresh
+	// entry: use it rather than loading again.
+	if e, ok := c.lru.Peek(k); ok && c.o.Now().Before(e.freshUntil) {
+		return &result[V]{v: e.v, err: e.err, hit: true}
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.LoadTimeout)
+	defer cancel()
+	c.loads.Add(1)
+	v, expires, err, panicked := safeLoad(lctx, load)
+	now := c.o.Now()
+	if err == nil {
+		ttl := c.o.MaxTTL
+		if !expires.IsZero() {
+			ttl = min(ttl, expires.Sub(now))
+		}
+		if ttl > 0 {
+			c.add(k, &entry[V]{v: v, expires: expires, freshUntil: now.Add(ttl)})
+		} else {
+			c.lru.Remove(k) // do not leave an older entry behind the fresh answer
+		}
+		return &result[V]{v: v}
+	}
+	c.loadErrors.Add(1)
+	if !panicked && c.o.IsNegative != nil && c.o.IsNegative(err) {
+		if c.o.NegativeTTL > 0 {
+			c.add(k, &entry[V]{err: err, freshUntil: now.Add(c.o.NegativeTTL)})
+		} else {
+			c.lru.Remove(k) // a proven-invalid key must not be served stale
+		}
+		return &result[V]{err: err}
+	}
+	if e, ok := c.lru.Peek(k); ok {
+		if c.staleUsable(e, now) {
+			return &result[V]{v: e.v, hit: true, stale: true}
+		}
+		c.lru.Remove(k) // expired and, as time only moves on, of no further use
+	}
+	return &result[V]{err: err}
+}
+
+// staleUsable reports whether an expired positive entry may be served after a failed load.
+func (c *Cache[V]) staleUsable(e *entry[V], now time.Time) bool {
+	return c.o.StaleIfError > 0 && e.err == nil && !e.expires.IsZero() &&
+		now.Before(e.expires) && now.Before(e.freshUntil.Add(c.o.StaleIfError))
+}
+
+func (c *Cache[V]) add(k Key, e *entry[V]) {
+	if c.lru.Add(k, e) {
+		c.evictions.Add(1)
+	}
+}
+
+// safeLoad calls load, turning a panic into ErrLoaderPanic (singleflight's DoChan would
+// otherwise re-panic on a fresh goroutine and crash the process). A panic is a bug, not a
+// proof of invalidity: the caller never offers it to IsNegative.
+func safeLoad[V any](ctx context.Context, load Loader[V]) (v V, expires time.Time, err error, panicked bool) {
+	defer func() {
+		if recover() != nil {
+			var zero V
+			v, expires, err, panicked = zero, time.Time{}, ErrLoaderPanic, true
+		}
+	}()
+	v, expires, err = load(ctx)
+	return v, expires, err, false
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Cache[V]) Stats() Stats {
+	return Stats{
+		Hits:         c.hits.Load(),
+		Misses:       c.misses.Load(),
+		NegativeHits: c.negHits.Load(),
+		StaleHits:    c.staleHits.Load(),
+		Evictions:    c.evictions.Load(),
+		Loads:        c.loads.Load(),
+		LoadErrors:   c.loadErrors.Load(),
+		Size:         c.lru.Len(),
+	}
+}
+
+// Len returns the number of entries held, including expired ones not yet replaced or
+// evicted (they are never served fresh).
+func (c *Cache[V]) Len() int { return c.lru.Len() }
+
+// Purge drops every entry. Counters are kept; Purge does not count as evictions. A load
+// already running when Purge is called may still store its result afterwards.
+func (c *Cache[V]) Purge() { c.lru.Purge() }
