@@ -1,65 +1,262 @@
 // Package policy decides whether a claims document meets a requirement, and which
 // requirement applies to a request (route table, Envoy context_extensions). It is pure:
 // standard library only, no I/O, no knowledge of Envoy or of token verification.
+//
+// It expresses what flaat expresses with login_required, group_required(group=[…],
+// claim=…, match=…), aarc_entitlement_required, access levels and its requirements
+// module, as declarative configuration:
+//
+//	cfg := policy.Config{ /* decoded from the `policy:` section */ }
+//	eng, err := policy.New(cfg)          // validates everything, once
+//	sel, err := eng.Select(req)          // route table / context_extensions / default
+//	res := sel.Evaluate(identity.Claims) // verdict with a reason a human can act on
+//
+// Claims documents are map[string]any as produced by encoding/json (float64 numbers,
+// []any lists, map[string]any objects).
 package policy
 
-import "errors"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// DefaultContextExtensionKey is the Envoy context_extensions key that selects an access
+// level when Config.ContextExtensionKey is empty.
+const DefaultContextExtensionKey = "flaat_policy"
 
 // Config is the `policy:` section of the configuration file (JSON tags; YAML is
-// converted to JSON first). STUB: the policy issue fills in the requirement forms.
+// converted to JSON first and decoded with DisallowUnknownFields).
+//
+// The zero Config is valid and denies every request (no routes, no default).
 type Config struct {
-	// AccessLevels are named requirements that routes and other requirements refer to.
+	// AccessLevels are named requirements that routes, the default, other access levels
+	// and Envoy context_extensions refer to by name. Cycles are a configuration error.
 	AccessLevels map[string]Requirement `json:"access_levels,omitempty"`
-	// Routes is the route table; the first match wins.
+	// Routes is the route table; the first matching route wins.
 	Routes []Route `json:"routes,omitempty"`
-	// Default applies when no route matches. nil: deny.
+	// Default applies when no route matches. nil: deny every request that no route
+	// matches (with a reason saying so).
 	Default *Requirement `json:"default,omitempty"`
 	// ContextExtensionKey names the Envoy context_extensions key whose value selects an
-	// access level by name, overriding the route table. Default "flaat_policy".
+	// access level by name, overriding the route table. Default "flaat_policy". A value
+	// naming an unknown access level makes Select fail (deny).
 	ContextExtensionKey string `json:"context_extension_key,omitempty"`
 }
 
-// Requirement is the declarative (YAML/JSON) form of a requirement. STUB.
-type Requirement struct {
-	Authenticated bool `json:"authenticated,omitempty"`
+// Route is one entry of the route table. Every condition that is set must match; an
+// unset condition matches everything.
+type Route struct {
+	// Name appears in logs, metrics and the check command. Default "routes[<index>]".
+	// Names must be unique.
+	Name string `json:"name,omitempty"`
+	// Host lists host patterns: exact ("api.example.org") or "*.suffix"
+	// ("*.example.org" matches "a.example.org" and "a.b.example.org", not
+	// "example.org"). Case-insensitive; the request's port and a trailing dot are
+	// ignored; patterns must not carry a port. Empty: any host.
+	Host StringList `json:"host,omitempty"`
+	// Path matches the normalised request path (see NormalizePath). nil: any path.
+	Path *PathMatch `json:"path,omitempty"`
+	// Methods lists HTTP methods (case-insensitive, "GET" does not imply "HEAD").
+	// Empty: any method.
+	Methods StringList `json:"methods,omitempty"`
+	// Public routes need no token at all: every request they match is allowed.
+	// DANGER: a public route with a broad path opens the upstream to anyone; New lists
+	// every public route in Engine.Warnings so that it is logged at start-up.
+	// A public route must not have Require.
+	Public bool `json:"public,omitempty"`
+	// Require is the requirement (or, as a bare string, the access level) for requests
+	// this route matches. Required unless Public.
+	Require *Requirement `json:"require,omitempty"`
 }
 
-// Route is one entry of the route table. STUB.
-type Route struct {
-	Name    string       `json:"name,omitempty"`
-	Public  bool         `json:"public,omitempty"`
-	Require *Requirement `json:"require,omitempty"`
+// PathMatch matches the normalised request path. Exactly one field must be set.
+// Patterns for Exact and Prefix are normalised like request paths, so "/admin/" and
+// "/admin" are the same pattern.
+type PathMatch struct {
+	// Exact matches one path.
+	Exact string `json:"exact,omitempty"`
+	// Prefix matches the path itself and everything below it, segment-wise: "/admin"
+	// matches "/admin" and "/admin/users", not "/administrator". "/" matches every path.
+	Prefix string `json:"prefix,omitempty"`
+	// Regex (RE2 syntax) must match the whole normalised path, like Envoy's safe_regex:
+	// it is anchored at both ends.
+	Regex string `json:"regex,omitempty"`
 }
 
 // Request is what route selection looks at.
 type Request struct {
-	Method            string
-	Host              string
-	Path              string // as sent: may carry a query and percent-encoding
+	// Method is the HTTP method.
+	Method string
+	// Host is the request's host (":authority"), possibly with a port.
+	Host string
+	// Path is the path as sent: it may carry a query and percent-encoding.
+	Path string
+	// ContextExtensions are Envoy's per-route context_extensions (gRPC only).
 	ContextExtensions map[string]string
 }
 
-// Engine is a compiled, validated Config. It is safe for concurrent use.
-type Engine struct{}
-
-// New validates cfg, reporting every problem at once, and compiles it.
-func New(cfg Config) (*Engine, error) { return &Engine{}, nil }
-
-// Selection is the route or policy chosen for a request.
-type Selection struct {
-	// Name is the route name, or the access level named by context_extensions.
-	Name string
-	// Public routes need no token.
-	Public bool
+// Engine is a compiled, validated Config. It is safe for concurrent use and never
+// changes after New.
+type Engine struct {
+	routes     []compiledRoute
+	levels     map[string]*levelNode
+	levelNames []string
+	def        node
+	key        string
+	warnings   []string
 }
 
-// ErrBadPath: the request path could not be normalised; the request must be denied.
-var ErrBadPath = errors.New("policy: path cannot be normalised")
+// Source says where a Selection came from.
+type Source string
 
-// Select picks the requirement for r. STUB: always the deny-all default.
-func (e *Engine) Select(r Request) (Selection, error) { return Selection{Name: "default"}, nil }
+const (
+	// SourceRoute: a route of the route table matched.
+	SourceRoute Source = "route"
+	// SourceContextExtension: Envoy context_extensions named an access level.
+	SourceContextExtension Source = "context_extensions"
+	// SourceDefault: no route matched; the default requirement (or the built-in deny)
+	// applies.
+	SourceDefault Source = "default"
+	// SourceAccessLevel: the caller asked for an access level by name (Engine.Level).
+	SourceAccessLevel Source = "access_level"
+)
 
-// Evaluate checks claims against the selected requirement. STUB: denies.
+// Selection is the route or policy chosen for a request. The zero Selection denies.
+type Selection struct {
+	// Name is the route name, the access level named by context_extensions, or
+	// "default".
+	Name string
+	// Public routes need no token; Evaluate allows without looking at claims.
+	Public bool
+	// Source says whether a route, context_extensions or the default was selected.
+	Source Source
+	// Path is the normalised request path that routes were matched against.
+	Path string
+	// Description describes the requirement in one line, for the check command and
+	// logs, e.g. `all_of(authenticated, groups(claim "groups", 2 of "a", "b", "c"))`.
+	Description string
+
+	node node
+}
+
+// New validates cfg, reporting every problem at once in a *ConfigError (which wraps
+// ErrInvalidConfig), and compiles it: regular expressions are compiled and access
+// levels resolved here, once. New has no side effects.
+func New(cfg Config) (*Engine, error) {
+	c := newCompiler(cfg)
+	e := c.compile()
+	if len(c.problems) > 0 {
+		return nil, &ConfigError{Problems: c.problems}
+	}
+	return e, nil
+}
+
+// Warnings lists things in the configuration that are valid but deserve a line in the
+// start-up log: every public route, empty combinators (never met), match counts that
+// can never be met, required entitlements that do not parse as AARC entitlements.
+func (e *Engine) Warnings() []string { return append([]string(nil), e.warnings...) }
+
+// AccessLevels returns the names of the configured access levels, sorted.
+func (e *Engine) AccessLevels() []string { return append([]string(nil), e.levelNames...) }
+
+// Level selects the named access level directly (as context_extensions would). The
+// error wraps ErrUnknownAccessLevel for unknown names.
+func (e *Engine) Level(name string) (Selection, error) {
+	s, err := e.level(name)
+	if err != nil {
+		return Selection{}, err
+	}
+	s.Source = SourceAccessLevel
+	return s, nil
+}
+
+func (e *Engine) level(name string) (Selection, error) {
+	l, ok := e.levels[name]
+	if !ok {
+		return Selection{}, fmt.Errorf("%w %q", ErrUnknownAccessLevel, name)
+	}
+	return Selection{Name: name, node: l, Description: l.describe()}, nil
+}
+
+// Select picks the requirement for r:
+//
+//  1. the path is normalised (NormalizePath); failure returns an error wrapping
+//     ErrBadPath and the request must be denied;
+//  2. a non-empty context_extensions value under the configured key names an access
+//     level, which wins over the route table (an unknown name is an error wrapping
+//     ErrUnknownAccessLevel: deny);
+//  3. the first matching route;
+//  4. the default requirement; without one, a Selection whose Evaluate denies with a
+//     reason saying that no route matched.
+//
+// Select does not evaluate claims and does not look at any token.
+func (e *Engine) Select(r Request) (Selection, error) {
+	p, err := NormalizePath(r.Path)
+	if err != nil {
+		return Selection{}, err
+	}
+	if v := r.ContextExtensions[e.key]; v != "" {
+		s, err := e.level(v)
+		if err != nil {
+			return Selection{}, fmt.Errorf("policy: context_extensions %q: %w", e.key, err)
+		}
+		s.Source = SourceContextExtension
+		s.Path = p
+		return s, nil
+	}
+	host := normalizeHost(r.Host)
+	method := strings.ToUpper(r.Method)
+	for i := range e.routes {
+		rt := &e.routes[i]
+		if rt.matches(host, p, method) {
+			return Selection{Name: rt.name, Public: rt.public, Source: SourceRoute, Path: p, Description: rt.node.describe(), node: rt.node}, nil
+		}
+	}
+	return Selection{Name: "default", Source: SourceDefault, Path: p, Description: e.def.describe(), node: e.def}, nil
+}
+
+// Evaluate checks claims against the selected requirement. It never panics and never
+// allows on malformed claims: a claim of an unexpected type simply does not hold the
+// required value. Public selections are allowed without looking at claims; the zero
+// Selection denies.
 func (s Selection) Evaluate(claims map[string]any) Result {
-	return Result{Reason: "policy: not implemented"}
+	if s.Public {
+		return Result{Allowed: true, Reason: "public route: no token required", Details: []string{"met: public route"}}
+	}
+	if s.node == nil {
+		return Result{Reason: "no requirement selected", Details: []string{"not met: no requirement selected"}}
+	}
+	o := s.node.eval(claims)
+	res := Result{Allowed: o.ok, Reason: o.reason, Details: o.details}
+	if !o.ok {
+		res.Scopes = dedupe(o.scopes)
+	}
+	return res
+}
+
+// dedupe returns the distinct strings of l in their first order.
+func dedupe(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(l))
+	out := make([]string, 0, len(l))
+	for _, s := range l {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
