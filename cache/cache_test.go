@@ -35,11 +35,11 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 var (
-	errBad = errors.New("test: token invalid")    // "proven invalid": cached negatively
-	errOP  = errors.New("test: op unavailable")   // outage: never cached
+	errBad = errors.New("test: token invalid")  // "proven invalid": cached negatively
+	errOP  = errors.New("test: op unavailable") // outage: never cached
 	isBad  = func(err error) bool { return errors.Is(err, errBad) }
-	never  = time.Duration(0)                     // exp offset meaning "unknown"
-	panics = errors.New("test: loader panics")    // marker for a panicking loader
+	never  = time.Duration(0)                  // exp offset meaning "unknown"
+	panics = errors.New("test: loader panics") // marker for a panicking loader
 )
 
 // step is one Get in a scenario: move the clock, then Get key "k" with a loader that
