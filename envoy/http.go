@@ -1,0 +1,153 @@
+package envoy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+)
+
+// HTTPHandler returns the HTTP auth-request handler. It serves three callers:
+//
+//   - Envoy http_service: the original path is the request path after Config.PathPrefix
+//     (query kept, not decoded); method, Host and Authorization are the original ones.
+//   - nginx auth_request: the path comes from X-Original-URI, the method from
+//     X-Original-Method, the host from X-Forwarded-Host or Host.
+//   - Traefik forwardAuth: X-Forwarded-Uri, X-Forwarded-Method, X-Forwarded-Host.
+//
+// Allow is exactly 200 with the identity headers (absent ones listed in
+// x-envoy-auth-headers-to-remove for Envoy); denials are 401/403 with WWW-Authenticate
+// and a JSON body; OP outage is 503. Requests outside PathPrefix get 404.
+func (s *Server) HTTPHandler() http.Handler { return httpHandler{s} }
+
+type httpHandler struct{ s *Server }
+
+func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	s := h.s
+	r, ok := s.requestFromHTTP(req)
+	if !ok {
+		http.NotFound(w, req)
+		return
+	}
+	d := s.decide(req.Context(), &r, TransportHTTP)
+	s.writeHTTP(w, &r, &d)
+}
+
+// writeHTTP maps d to an HTTP response through the same table as Check.
+func (s *Server) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Decision) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	row := ResponseFor(d.Outcome)
+	if d.Outcome != authz.OutcomeAllow {
+		desc := description(d)
+		if c := challenge(s.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
+			hdr.Set("WWW-Authenticate", c)
+		}
+		hdr.Set("Content-Type", "application/json")
+		w.WriteHeader(row.HTTPStatus)
+		_, _ = io.WriteString(w, jsonBody(row.Error, desc))
+		return
+	}
+	var remove []string
+	if d.Public || d.Identity == nil {
+		remove = append(remove, s.allNames...)
+	} else {
+		s.identityHeaders(r, d.Identity, func(name, value string) {
+			if value == "" {
+				remove = append(remove, name)
+			} else {
+				hdr.Set(name, value)
+			}
+		})
+	}
+	if s.cfg.StripAuthorization {
+		remove = append(remove, "authorization")
+		if s.cfg.TokenHeader != "" {
+			remove = append(remove, s.cfg.TokenHeader)
+		}
+	}
+	if len(remove) > 0 {
+		hdr.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ", "))
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// requestFromHTTP extracts the original request; ok is false when the request path
+// is outside the configured prefix.
+func (s *Server) requestFromHTTP(req *http.Request) (authz.Request, bool) {
+	raw := req.RequestURI
+	if raw == "" || raw[0] != '/' { // absolute-form or a synthetic request
+		raw = req.URL.RequestURI()
+	}
+	path, ok := stripPrefix(raw, s.cfg.PathPrefix)
+	if !ok {
+		return authz.Request{}, false
+	}
+	r := authz.Request{
+		Method:    req.Method,
+		Host:      req.Host,
+		Path:      path,
+		RequestID: req.Header.Get("X-Request-Id"),
+	}
+	if !s.cfg.IgnoreForwardedHeaders {
+		if v := firstHeader(req.Header, "X-Original-Uri", "X-Forwarded-Uri"); v != "" {
+			r.Path = v
+		}
+		if v := firstHeader(req.Header, "X-Original-Method", "X-Forwarded-Method"); v != "" {
+			r.Method = v
+		}
+		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
+			r.Host = v
+		}
+	}
+	if s.cfg.TokenHeader != "" {
+		r.Authorization = asBearer(joinValues(req.Header.Values(s.cfg.TokenHeader)))
+	}
+	if r.Authorization == "" {
+		r.Authorization = joinValues(req.Header.Values("Authorization"))
+	}
+	return r, true
+}
+
+// stripPrefix returns the original path after prefix ("" prefix: raw itself). A path
+// that only continues the prefix's last segment ("/checkout" for "/check") is outside.
+func stripPrefix(raw, prefix string) (string, bool) {
+	if prefix == "" {
+		return raw, true
+	}
+	if !strings.HasPrefix(raw, prefix) {
+		return "", false
+	}
+	rest := raw[len(prefix):]
+	switch {
+	case rest == "":
+		return "/", true
+	case rest[0] == '?':
+		return "/" + rest, true
+	case rest[0] == '/':
+		return rest, true
+	}
+	return "", false
+}
+
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := h.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// joinValues joins repeated header values with "," (as Envoy does), so a request with
+// two Authorization headers is never mistaken for one valid credential.
+func joinValues(vs []string) string {
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	return strings.Join(vs, ",")
+}

@@ -1,0 +1,114 @@
+package envoy
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+)
+
+// Metrics are the Prometheus metrics of decisions:
+//
+//	flaat_extauthz_decisions_total{outcome,route}          counter
+//	flaat_extauthz_check_duration_seconds{transport}        histogram (grpc|http)
+//	flaat_extauthz_checks_in_flight                         gauge
+//	flaat_extauthz_authorizer_panics_total                  counter
+//
+// route is the route or access-level name from the configuration ("none" when no
+// route was selected), so its cardinality is bounded by the configuration. A nil
+// *Metrics records nothing. Counters are cached per route, so recording a decision
+// does no label hashing after the first use of a route.
+type Metrics struct {
+	decisions *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	inFlight  prometheus.Gauge
+	panics    prometheus.Counter
+	durGRPC   prometheus.Observer
+	durHTTP   prometheus.Observer
+	byRoute   sync.Map // route → *routeCounters
+}
+
+type routeCounters [authz.OutcomeUnavailable + 1]prometheus.Counter
+
+// checkBuckets cover cached answers (µs) up to slow OPs; Envoy's default ext_authz
+// timeout is 200 ms.
+var checkBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .2, .5, 1, 2.5}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered,
+// e.g. in tests). It fails if reg already holds metrics of the same names.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flaat_extauthz_decisions_total",
+			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable) and route.",
+		}, []string{"outcome", "route"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flaat_extauthz_check_duration_seconds",
+			Help:    "Time to answer one check, by transport (grpc, http).",
+			Buckets: checkBuckets,
+		}, []string{"transport"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flaat_extauthz_checks_in_flight",
+			Help: "Checks being answered right now.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flaat_extauthz_authorizer_panics_total",
+			Help: "Checks answered 503 because the authorizer panicked.",
+		}),
+	}
+	m.durGRPC = m.duration.WithLabelValues(TransportGRPC)
+	m.durHTTP = m.duration.WithLabelValues(TransportHTTP)
+	if reg != nil {
+		var errs []error
+		for _, c := range []prometheus.Collector{m.decisions, m.duration, m.inFlight, m.panics} {
+			errs = append(errs, reg.Register(c))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, errors.Join(errors.New("envoy: register metrics"), err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) begin() {
+	if m != nil {
+		m.inFlight.Inc()
+	}
+}
+
+func (m *Metrics) panicked() {
+	if m != nil {
+		m.panics.Inc()
+	}
+}
+
+// end records one finished check.
+func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.inFlight.Dec()
+	if transport == TransportHTTP {
+		m.durHTTP.Observe(d.Seconds())
+	} else {
+		m.durGRPC.Observe(d.Seconds())
+	}
+	if route == "" {
+		route = "none"
+	}
+	rc, ok := m.byRoute.Load(route)
+	if !ok {
+		c := new(routeCounters)
+		for i := range c {
+			c[i] = m.decisions.WithLabelValues(authz.Outcome(i).String(), route)
+		}
+		rc, _ = m.byRoute.LoadOrStore(route, c)
+	}
+	if o < 0 || int(o) >= len(routeCounters{}) {
+		o = authz.OutcomeUnavailable
+	}
+	rc.(*routeCounters)[o].Inc()
+}

@@ -1,0 +1,195 @@
+package envoy
+
+import (
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"google.golang.org/grpc/codes"
+)
+
+// Response is how one outcome is answered: the single table of DESIGN.md "Responses",
+// used by both the gRPC and the HTTP form.
+type Response struct {
+	// Code is the gRPC status of the CheckResponse (never a gRPC error of the call).
+	Code codes.Code
+	// HTTPStatus is the status Envoy (or the HTTP handler) sends to the client; 200 on allow.
+	HTTPStatus int
+	// Error is the OAuth error code of the JSON body ("" on allow).
+	Error string
+	// Challenge is the RFC 6750 error code for WWW-Authenticate: "" (plain challenge),
+	// "invalid_token" or "insufficient_scope". Unused when NoChallenge.
+	Challenge string
+	// NoChallenge: send no WWW-Authenticate (allow, OP outage).
+	NoChallenge bool
+}
+
+// responses is the table, indexed by authz.Outcome.
+var responses = [...]Response{
+	authz.OutcomeAllow:        {Code: codes.OK, HTTPStatus: http.StatusOK, NoChallenge: true},
+	authz.OutcomeNoToken:      {Code: codes.Unauthenticated, HTTPStatus: http.StatusUnauthorized, Error: "unauthorized"},
+	authz.OutcomeInvalidToken: {Code: codes.Unauthenticated, HTTPStatus: http.StatusUnauthorized, Error: "invalid_token", Challenge: "invalid_token"},
+	authz.OutcomeForbidden:    {Code: codes.PermissionDenied, HTTPStatus: http.StatusForbidden, Error: "insufficient_scope", Challenge: "insufficient_scope"},
+	authz.OutcomeUnavailable:  {Code: codes.Unavailable, HTTPStatus: http.StatusServiceUnavailable, Error: "temporarily_unavailable", NoChallenge: true},
+}
+
+// ResponseFor returns the table row for o. An unknown outcome gets the OP-outage row
+// (503): it is never an allow.
+func ResponseFor(o authz.Outcome) Response {
+	if o < 0 || int(o) >= len(responses) {
+		return responses[authz.OutcomeUnavailable]
+	}
+	return responses[o]
+}
+
+// maxDescription bounds error_description in headers and bodies.
+const maxDescription = 512
+
+// challenge builds the WWW-Authenticate value for a denial, or "" when the row has none.
+// tokenSent distinguishes "no credential" (plain challenge, RFC 6750 3.1) from a
+// malformed one (error="invalid_token").
+func challenge(realm string, row Response, tokenSent bool, reason string, scopes []string) string {
+	if row.NoChallenge {
+		return ""
+	}
+	code := row.Challenge
+	if code == "" && tokenSent {
+		code = "invalid_token"
+	}
+	var b strings.Builder
+	b.Grow(len(`Bearer realm=""`) + len(realm) + 64 + len(reason))
+	b.WriteString(`Bearer realm="`)
+	b.WriteString(realm) // validated: no quotes, no controls
+	b.WriteByte('"')
+	if code == "" {
+		return b.String()
+	}
+	b.WriteString(`, error="`)
+	b.WriteString(code)
+	b.WriteByte('"')
+	if reason != "" {
+		b.WriteString(`, error_description="`)
+		writeQuoted(&b, reason, maxDescription, false)
+		b.WriteByte('"')
+	}
+	if code == "insufficient_scope" && len(scopes) > 0 {
+		b.WriteString(`, scope="`)
+		for i, s := range scopes {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			writeQuoted(&b, s, maxDescription, true)
+		}
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// writeQuoted writes s as the inside of an RFC 6750 quoted value: only %x20-21 /
+// %x23-5B / %x5D-7E are allowed (scope tokens: no space either), so '"' becomes '\'',
+// '\\' becomes '/', and every other byte outside the set (CR, LF, controls, non-ASCII)
+// becomes '?'. At most max bytes are written. The result can never end the quoted
+// string or the header line early.
+func writeQuoted(b *strings.Builder, s string, max int, scopeToken bool) {
+	if len(s) > max {
+		s = s[:max]
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			c = '\''
+		case c == '\\':
+			c = '/'
+		case c == ' ' && scopeToken:
+			c = '?'
+		case c < 0x20 || c > 0x7e:
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+}
+
+// jsonBody returns {"error":…,"error_description":…} with both values JSON-escaped.
+func jsonBody(code, description string) string {
+	if len(description) > maxDescription {
+		description = description[:maxDescription]
+	}
+	var b strings.Builder
+	b.Grow(len(`{"error":"","error_description":""}`) + len(code) + len(description) + 8)
+	b.WriteString(`{"error":`)
+	writeJSONString(&b, code)
+	b.WriteString(`,"error_description":`)
+	writeJSONString(&b, description)
+	b.WriteByte('}')
+	return b.String()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// writeJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD, and <, >, &
+// and U+2028/2029 are escaped so the body is safe in any context.
+func writeJSONString(b *strings.Builder, s string) {
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c == '\n':
+				b.WriteString(`\n`)
+			case c == '\r':
+				b.WriteString(`\r`)
+			case c == '\t':
+				b.WriteString(`\t`)
+			case c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f:
+				b.WriteString(`\u00`)
+				b.WriteByte(hexDigits[c>>4])
+				b.WriteByte(hexDigits[c&0xf])
+			default:
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(`\ufffd`)
+		case r == '\u2028':
+			b.WriteString(`\u2028`)
+		case r == '\u2029':
+			b.WriteString(`\u2029`)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('"')
+}
+
+// description is the client-facing reason of a denial: Decision.Reason, or the
+// policy's reason, or a generic text. It never carries Err (which may hold internals).
+func description(d *authz.Decision) string {
+	if d.Reason != "" {
+		return d.Reason
+	}
+	if d.Outcome == authz.OutcomeForbidden && d.Policy.Reason != "" {
+		return d.Policy.Reason
+	}
+	switch d.Outcome {
+	case authz.OutcomeNoToken:
+		return "no bearer token"
+	case authz.OutcomeInvalidToken:
+		return "invalid token"
+	case authz.OutcomeForbidden:
+		return "access denied by policy"
+	case authz.OutcomeAllow:
+		return ""
+	default:
+		return "identity provider unavailable"
+	}
+}

@@ -1,0 +1,412 @@
+// Package envoy is the protocol adapter of flaat-extauthz: the Envoy ext_authz v3 gRPC
+// server (envoy.service.auth.v3.Authorization/Check) and the HTTP auth-request handler
+// (Envoy http_service, nginx auth_request, Traefik forwardAuth). It turns a request into
+// an authz.Request, asks an Authorizer, and maps the authz.Decision to a response with
+// one table (ResponseFor): allow → identity headers for the upstream; no or invalid
+// token → 401 with an RFC 6750 challenge; policy not met → 403; OP outage → 503.
+//
+// It never verifies tokens itself, and it never answers Check with a gRPC error: Envoy
+// would treat that as a failure and, with failure_mode_allow, let the request through.
+// Every problem — a nil request, a panicking authorizer, a cancelled context — becomes a
+// denial.
+package envoy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+// Authorizer decides one request. authz.Authorizer implements it; tests use fakes.
+// Authorize must always return a Decision (outages are OutcomeUnavailable); if it
+// panics, the Server answers 503.
+type Authorizer interface {
+	Authorize(ctx context.Context, r authz.Request) authz.Decision
+}
+
+// AuthorizerFunc adapts a function to Authorizer.
+type AuthorizerFunc func(ctx context.Context, r authz.Request) authz.Decision
+
+// Authorize calls f.
+func (f AuthorizerFunc) Authorize(ctx context.Context, r authz.Request) authz.Decision {
+	return f(ctx, r)
+}
+
+// Transport names used in logs and metrics.
+const (
+	TransportGRPC = "grpc"
+	TransportHTTP = "http"
+)
+
+// Server answers ext_authz Check calls and HTTP auth requests. It is safe for
+// concurrent use; SetAuthorizer swaps the authorizer atomically while checks run.
+// It starts no goroutines and holds no connections, so it needs no Close.
+type Server struct {
+	cfg      Config
+	auth     atomic.Pointer[authorizerBox]
+	log      *slog.Logger
+	denyLvl  slog.Level
+	metrics  *Metrics
+	now      func() time.Time
+	allNames []string // every identity header name + access token header, for public routes
+	hdrCount int
+}
+
+type authorizerBox struct{ a Authorizer }
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger for decision lines. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithMetrics records decisions, latency and in-flight checks in m. Default: none.
+func WithMetrics(m *Metrics) Option { return func(s *Server) { s.metrics = m } }
+
+// WithClock sets the clock used to measure check latency. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// Compile-time guard: Server is an ext_authz v3 gRPC service.
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer validates cfg (defaults applied to zero fields) and returns a Server that
+// asks a. A nil a is allowed: every check is then answered 503 until SetAuthorizer.
+func NewServer(a Authorizer, cfg Config, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: slog.Default(), now: time.Now, hdrCount: len(cfg.Headers)}
+	s.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
+	for _, h := range cfg.Headers {
+		s.allNames = append(s.allNames, h.Name)
+	}
+	s.allNames = append(s.allNames, cfg.AccessTokenHeader)
+	for _, o := range opts {
+		o(s)
+	}
+	s.SetAuthorizer(a)
+	return s, nil
+}
+
+// SetAuthorizer replaces the authorizer for all later checks (config reload). Checks
+// already running finish with the authorizer they started with. A nil a makes every
+// later check answer 503.
+func (s *Server) SetAuthorizer(a Authorizer) { s.auth.Store(&authorizerBox{a: a}) }
+
+// Config returns the effective configuration (defaults applied).
+func (s *Server) Config() Config { return s.cfg }
+
+// Check implements envoy.service.auth.v3.Authorization/Check. It always returns a
+// CheckResponse and a nil error.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil { // a bug in this package: still deny, never a gRPC error
+			s.log.LogAttrs(ctx, slog.LevelError, "envoy: panic while building check response",
+				slog.String("panic", fmt.Sprint(p)))
+			resp, err = s.denied(&authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error"}, false), nil
+		}
+	}()
+	r := s.requestFromCheck(req)
+	d := s.decide(ctx, &r, TransportGRPC)
+	return s.checkResponse(&r, &d), nil
+}
+
+// decide asks the current authorizer, turning panics, cancelled contexts and unknown
+// outcomes into denials, and records metrics and the log line.
+func (s *Server) decide(ctx context.Context, r *authz.Request, transport string) (d authz.Decision) {
+	start := s.now()
+	s.metrics.begin()
+	defer func() {
+		if p := recover(); p != nil {
+			s.metrics.panicked()
+			d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error",
+				Err: fmt.Errorf("envoy: authorizer panic: %v", p)}
+		}
+		s.metrics.end(transport, d.Route, d.Outcome, s.now().Sub(start))
+		s.logDecision(ctx, r, &d, transport)
+	}()
+	box := s.auth.Load()
+	if box == nil || box.a == nil {
+		return authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "not ready",
+			Err: fmt.Errorf("envoy: no authorizer configured")}
+	}
+	d = box.a.Authorize(ctx, *r)
+	if d.Outcome < authz.OutcomeAllow || d.Outcome > authz.OutcomeUnavailable {
+		d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error", Route: d.Route,
+			Err: fmt.Errorf("envoy: authorizer returned unknown outcome %d", int(d.Outcome))}
+	}
+	if d.Outcome == authz.OutcomeAllow {
+		if err := ctx.Err(); err != nil { // nobody waits for this allow; never send a late one
+			d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "request cancelled", Route: d.Route,
+				TokenHash: d.TokenHash, Err: fmt.Errorf("envoy: check abandoned: %w", err)}
+		}
+	}
+	return d
+}
+
+// logDecision writes one line: allows at debug, denials at the configured level, OP
+// outages at warn. Nothing is formatted when the level is off. Never logs the token.
+func (s *Server) logDecision(ctx context.Context, r *authz.Request, d *authz.Decision, transport string) {
+	lvl := slog.LevelDebug
+	switch d.Outcome {
+	case authz.OutcomeAllow:
+	case authz.OutcomeUnavailable:
+		lvl = slog.LevelWarn
+	default:
+		lvl = s.denyLvl
+	}
+	if !s.log.Enabled(ctx, lvl) {
+		return
+	}
+	sub := ""
+	if d.Identity != nil {
+		sub = d.Identity.Subject
+	}
+	path := r.Path
+	if i := strings.IndexByte(path, '?'); i >= 0 { // queries may carry secrets
+		path = path[:i]
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", r.RequestID),
+		slog.String("transport", transport),
+		slog.String("outcome", d.Outcome.String()),
+		slog.String("route", d.Route),
+		slog.String("reason", d.Reason),
+		slog.String("token_hash", d.TokenHash),
+		slog.String("sub", sub),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", path),
+		slog.Bool("cached", d.Cached),
+	}
+	if d.Err != nil {
+		attrs = append(attrs, slog.String("error", d.Err.Error()))
+	}
+	s.log.LogAttrs(ctx, lvl, "decision", attrs...)
+}
+
+// appendFalse is shared by every HeaderValueOption: it is never mutated.
+var appendFalse = wrapperspb.Bool(false)
+
+// headerOption is one header that replaces any existing value. Both the deprecated
+// Append=false (which Envoy honours first when present, as "overwrite") and
+// AppendAction are set, so old and new Envoys overwrite a client's copy.
+func headerOption(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: name, Value: value},
+		Append:       appendFalse, //nolint:staticcheck // deliberately set for Envoys before append_action
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// checkResponse maps d to a CheckResponse through the table.
+func (s *Server) checkResponse(r *authz.Request, d *authz.Decision) *authv3.CheckResponse {
+	if d.Outcome != authz.OutcomeAllow {
+		return s.denied(d, r.Authorization != "")
+	}
+	ok := &authv3.OkHttpResponse{}
+	resp := &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	}
+	remove := make([]string, 0, len(s.allNames)+2)
+	if d.Public || d.Identity == nil {
+		remove = append(remove, s.allNames...)
+	} else {
+		ok.Headers = make([]*corev3.HeaderValueOption, 0, s.hdrCount+1)
+		s.identityHeaders(r, d.Identity, func(name, value string) {
+			if value == "" {
+				remove = append(remove, name)
+			} else {
+				ok.Headers = append(ok.Headers, headerOption(name, value))
+			}
+		})
+		resp.DynamicMetadata = s.metadata(d.Identity)
+	}
+	if s.cfg.StripAuthorization {
+		remove = append(remove, "authorization")
+		if s.cfg.TokenHeader != "" {
+			remove = append(remove, s.cfg.TokenHeader)
+		}
+	}
+	ok.HeadersToRemove = remove
+	return resp
+}
+
+// identityHeaders calls fn for every identity header and the access-token header with
+// its value, "" meaning "absent: remove it".
+func (s *Server) identityHeaders(r *authz.Request, id *authz.Identity, fn func(name, value string)) {
+	for _, h := range s.cfg.Headers {
+		fn(h.Name, claimHeaderValue(id.Claims, h.Claim))
+	}
+	tok := ""
+	if s.cfg.ForwardAccessToken {
+		tok = bearerToken(r.Authorization)
+	}
+	fn(s.cfg.AccessTokenHeader, tok)
+}
+
+// denied builds the CheckResponse for a denial.
+func (s *Server) denied(d *authz.Decision, tokenSent bool) *authv3.CheckResponse {
+	row := ResponseFor(d.Outcome)
+	desc := description(d)
+	hs := make([]*corev3.HeaderValueOption, 0, 3)
+	if c := challenge(s.cfg.Realm, row, tokenSent, desc, d.Policy.Scopes); c != "" {
+		hs = append(hs, headerOption("www-authenticate", c))
+	}
+	hs = append(hs, headerOption("content-type", "application/json"), headerOption("cache-control", "no-store"))
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(row.Code), Message: d.Outcome.String()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(row.HTTPStatus)},
+			Headers: hs,
+			Body:    jsonBody(row.Error, desc),
+		}},
+	}
+}
+
+// metadata is the dynamic metadata of an allow: sub, iss, groups and the configured
+// claims. Envoy files it under its ext_authz filter namespace.
+func (s *Server) metadata(id *authz.Identity) *structpb.Struct {
+	f := make(map[string]*structpb.Value, 3+len(s.cfg.MetadataClaims))
+	if id.Subject != "" {
+		f["sub"] = structpb.NewStringValue(id.Subject)
+	}
+	if id.Issuer != "" {
+		f["iss"] = structpb.NewStringValue(id.Issuer)
+	}
+	if vs, ok := policy.ClaimValues(id.Claims, s.cfg.GroupsClaim); ok {
+		f["groups"] = stringList(vs)
+	}
+	for _, name := range s.cfg.MetadataClaims {
+		if v, ok := metadataValue(id.Claims, name); ok {
+			f[name] = v
+		}
+	}
+	return &structpb.Struct{Fields: f}
+}
+
+// metadataValue keeps a scalar claim's JSON type (string, number, bool) and turns a
+// list into a list of strings; objects are kept as structs when representable.
+func metadataValue(claims map[string]any, name string) (*structpb.Value, bool) {
+	vs, ok := policy.ClaimValues(claims, name)
+	if !ok {
+		return nil, false
+	}
+	raw, literal := claims[name]
+	if literal {
+		switch t := raw.(type) {
+		case string:
+			return structpb.NewStringValue(t), true
+		case bool:
+			return structpb.NewBoolValue(t), true
+		case float64:
+			return structpb.NewNumberValue(t), true
+		case map[string]any:
+			if v, err := structpb.NewValue(t); err == nil {
+				return v, true
+			}
+		case []any, []string:
+			return stringList(vs), true
+		}
+	}
+	if len(vs) == 1 {
+		return structpb.NewStringValue(vs[0]), true
+	}
+	return stringList(vs), true
+}
+
+func stringList(vs []string) *structpb.Value {
+	l := make([]*structpb.Value, len(vs))
+	for i, v := range vs {
+		l[i] = structpb.NewStringValue(v)
+	}
+	return structpb.NewListValue(&structpb.ListValue{Values: l})
+}
+
+// claimHeaderValue is the header value of a claim: its values joined by ",", with
+// bytes that cannot appear in a header value (CR, LF, other controls) replaced by
+// '?'. "" when the claim is absent or empty. A plain string claim costs no allocation.
+func claimHeaderValue(claims map[string]any, name string) string {
+	if v, ok := claims[name].(string); ok {
+		return headerSafe(v)
+	}
+	vs, ok := policy.ClaimValues(claims, name)
+	if !ok {
+		return ""
+	}
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return headerSafe(vs[0])
+	}
+	return headerSafe(strings.Join(vs, ","))
+}
+
+// headerSafe replaces control bytes (except tab) with '?' and trims surrounding
+// whitespace. It allocates only when something must change.
+func headerSafe(v string) string {
+	v = strings.Trim(v, " \t")
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			b := []byte(v)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; (c < 0x20 && c != '\t') || c == 0x7f {
+					b[j] = '?'
+				}
+			}
+			return string(b)
+		}
+	}
+	return v
+}
+
+// bearerToken returns the credential of "Bearer <token>" (the scheme was checked by
+// the authorizer before it allowed), "" when there is none.
+func bearerToken(authorization string) string {
+	_, tok, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok {
+		return ""
+	}
+	return headerSafe(tok)
+}
+
+// parseLevel maps a deny_log_level name to a slog level.
+func parseLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn", "warning":
+		return slog.LevelWarn, true
+	}
+	return 0, false
+}
