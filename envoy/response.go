@@ -87,7 +87,7 @@ func challenge(realm string, row Response, tokenSent bool, reason string, scopes
 }
 
 // writeQuoted writes s as the inside of an RFC 6750 quoted value: only %x20-21 /
-// %x23-5B / %x5D-7E are allowed (scope tokens: no space either), so '"' becomes '\'',
+// %x23-5B / %x5D-7E are allowed (scope tokens: no space either), so '"' becomes '\”,
 // '\\' becomes '/', and every other byte outside the set (CR, LF, controls, non-ASCII)
 // becomes '?'. At most max bytes are written. The result can never end the quoted
 // string or the header line early.
