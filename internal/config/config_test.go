@@ -1,0 +1,273 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValidWithAnIssuer(t *testing.T) {
+	f := Default()
+	if err := f.Validate(); err == nil || !strings.Contains(err.Error(), "at least one trusted issuer") {
+		t.Fatalf("default without issuer: err = %v, want the missing-issuer problem", err)
+	}
+	Overrides{Issuers: []string{"https://login.example.org"}}.Apply(f)
+	if err := f.Validate(); err != nil {
+		t.Fatalf("default with issuer: %v", err)
+	}
+	if f.Policy.Default == nil {
+		t.Fatal("default policy must require something (authenticated)")
+	}
+	if got := f.AuthzConfig().Issuers; len(got) != 1 || got[0].Issuer != "https://login.example.org" {
+		t.Fatalf("issuers = %+v", got)
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr []string // substrings; all must appear
+		check   func(t *testing.T, f *File)
+	}{
+		{name: "empty document", yaml: "", check: func(t *testing.T, f *File) {
+			if len(f.Issuers) != 0 {
+				t.Error("issuers from nothing")
+			}
+		}},
+		{name: "null document", yaml: "~\n"},
+		{name: "full", yaml: `
+server:
+  grpc_listen: 127.0.0.1:1
+  readiness: lazy
+issuers:
+  - issuer: https://op.example
+    audiences: [api]
+    client_id: c
+verification:
+  leeway: 30s
+  http_timeout: 3
+  cache: {size: 10, max_ttl: 1m}
+log: {level: debug, format: text}
+`, check: func(t *testing.T, f *File) {
+			if f.Server.GRPCListen != "127.0.0.1:1" || f.Server.Readiness != "lazy" {
+				t.Errorf("server = %+v", f.Server)
+			}
+			ac := f.AuthzConfig()
+			if len(ac.Issuers) != 1 || ac.Issuers[0].Audiences[0] != "api" || ac.Issuers[0].ClientID != "c" {
+				t.Errorf("issuers = %+v", ac.Issuers)
+			}
+			if ac.Leeway.D() != 30*time.Second || ac.HTTPTimeout.D() != 3*time.Second || ac.Cache.Size != 10 || ac.Cache.MaxTTL.D() != time.Minute {
+				t.Errorf("verification = %+v", ac)
+			}
+			if f.Log.Level != "debug" || f.Log.Format != "text" {
+				t.Errorf("log = %+v", f.Log)
+			}
+		}},
+		{name: "json document", yaml: `{"issuers":[{"issuer":"https://op"}]}`, check: func(t *testing.T, f *File) {
+			if len(f.Issuers) != 1 {
+				t.Error("json not accepted")
+			}
+		}},
+		{name: "unknown section", yaml: "serevr: {}\n", wantErr: []string{`unknown section "serevr"`}},
+		{name: "typo in every section at once", yaml: `
+server: {grpc_lisen: x}
+issuers: [{isuer: x}]
+verification: {leway: 1s}
+log: {levl: x}
+`, wantErr: []string{`server: json: unknown field "grpc_lisen"`, `issuers: json: unknown field "isuer"`,
+			`verification: json: unknown field "leway"`, `log: json: unknown field "levl"`}},
+		{name: "bad duration", yaml: "verification: {leeway: soon}\n", wantErr: []string{"verification", "soon"}},
+		{name: "wrong type", yaml: "issuers: {issuer: x}\n", wantErr: []string{"issuers"}},
+		{name: "not a mapping", yaml: "- a\n- b\n", wantErr: []string{"mapping of sections"}},
+		{name: "yaml syntax", yaml: "server: [\n", wantErr: []string{"config:"}},
+		{name: "duplicate key", yaml: "log: {}\nlog: {}\n", wantErr: []string{"config:"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(tc.yaml))
+			if len(tc.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("no error, want %q", tc.wantErr)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, f)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	f, err := Parse([]byte(`
+server:
+  grpc_listen: "nonsense"
+  readiness: sometimes
+verification:
+  issuers: [{issuer: https://misplaced}]
+log: {level: loud, format: xml, denials: never}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Validate()
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %T %v, want *config.Error", err, err)
+	}
+	for _, want := range []string{
+		"server.grpc_listen", "server.readiness", "verification: issuers: put the trusted issuers",
+		"issuers: at least one trusted issuer", `log: level "loud"`, `log: format "xml"`, `log: denials "never"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("validation error lacks %q:\n%v", want, err)
+		}
+	}
+	if len(ce.Problems) < 7 {
+		t.Errorf("%d problems, want every one of them (>= 7):\n%v", len(ce.Problems), err)
+	}
+}
+
+func TestDenialsAndServerLevel(t *testing.T) {
+	f := Default()
+	Overrides{Issuers: []string{"https://op"}}.Apply(f)
+	f.Log.Denials = "debug"
+	if got := f.ServerConfig().DenyLogLevel; got != "debug" {
+		t.Errorf("deny level = %q, want log.denials copied", got)
+	}
+	f.Server.DenyLogLevel = "info"
+	if err := f.Validate(); err == nil || !strings.Contains(err.Error(), "disagrees") {
+		t.Errorf("disagreeing levels: %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	f, err := Parse([]byte("issuers: [{issuer: https://file, client_id: x}]\nserver: {grpc_listen: ':1'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Overrides{}.Apply(f)
+	if f.Issuers[0].ClientID != "x" || f.Server.GRPCListen != ":1" {
+		t.Fatal("empty overrides changed the file")
+	}
+	Overrides{Issuers: []string{"https://a", "https://b"}, GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0", LogLevel: "debug", LogFormat: "text"}.Apply(f)
+	if len(f.Issuers) != 2 || f.Issuers[1].Issuer != "https://b" || f.Issuers[0].ClientID != "" {
+		t.Errorf("issuers = %+v", f.Issuers)
+	}
+	if f.Server.GRPCListen != "127.0.0.1:0" || f.Server.HTTPListen != "127.0.0.1:0" || f.Server.AdminListen != "127.0.0.1:0" {
+		t.Errorf("server = %+v", f.Server)
+	}
+	if f.Log.Level != "debug" || f.Log.Format != "text" {
+		t.Errorf("log = %+v", f.Log)
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	got := SplitList(" https://a, ,https://b ,")
+	if strings.Join(got, "|") != "https://a|https://b" {
+		t.Errorf("SplitList = %q", got)
+	}
+	if SplitList("") != nil {
+		t.Error("empty list not nil")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("issuers: [{issuer: https://op}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := Load(good); err != nil || len(f.Issuers) != 1 {
+		t.Errorf("Load(good) = %v, %v", f, err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("# "+strings.Repeat("x", MaxFileSize)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load(big) = %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v", err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("nope: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Load(bad) = %v, want the path in the message", err)
+	}
+}
+
+func TestDevSwitchesFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		allowed bool
+		want    DevSwitches
+		wantErr string
+	}{
+		{name: "none", env: nil, want: DevSwitches{}},
+		{name: "explicit no", env: map[string]string{EnvAssumeUser: "NO", EnvAssumeValidGroups: "false"}},
+		{name: "user allowed", env: map[string]string{EnvAssumeUser: "YES"}, allowed: true, want: DevSwitches{AssumeUser: true}},
+		{name: "lower-case yes", env: map[string]string{EnvAssumeValidGroups: "yes"}, allowed: true, want: DevSwitches{AssumeValidGroups: true}},
+		{name: "groups allowed", env: map[string]string{EnvAssumeGroups: `["a","b"]`}, allowed: true, want: DevSwitches{AssumeGroups: []string{"a", "b"}}},
+		{name: "user not allowed", env: map[string]string{EnvAssumeUser: "YES"}, wantErr: "--allow-insecure-dev-switches"},
+		{name: "groups not allowed", env: map[string]string{EnvAssumeGroups: `["a"]`}, wantErr: "--allow-insecure-dev-switches"},
+		{name: "garbage bool", env: map[string]string{EnvAssumeUser: "maybe"}, allowed: true, wantErr: "want YES or NO"},
+		{name: "groups not json", env: map[string]string{EnvAssumeGroups: "a,b"}, allowed: true, wantErr: "JSON list"},
+		{name: "groups empty", env: map[string]string{EnvAssumeGroups: "[]"}, allowed: true, wantErr: "empty list"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DevSwitchesFromEnv(func(k string) string { return tc.env[k] }, tc.allowed)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if got.Enabled() {
+					t.Error("switches on despite the error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != tc.want.String() || got.Enabled() != tc.want.Enabled() {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultYAML())
+	f.Add([]byte("issuers: [{issuer: https://op}]\nverification: {leeway: 1s}\n"))
+	f.Add([]byte("{\"server\": {\"grpc_listen\": \":1\"}}"))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("log: {level: [1, {x: y}]}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cf, err := Parse(data)
+		if err != nil {
+			if cf != nil {
+				t.Fatal("a File together with an error")
+			}
+			return
+		}
+		_ = cf.Validate() // must not panic either
+	})
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The flaat development switches (environment variables), kept for compatibility.
+const (
+	// EnvAssumeUser makes every request come from an authenticated (fabricated) user.
+	EnvAssumeUser = "DISABLE_AUTHENTICATION_AND_ASSUME_AUTHENTICATED_USER"
+	// EnvAssumeValidGroups makes every requirement hold (flaat: all group requirements true).
+	EnvAssumeValidGroups = "DISABLE_AUTHENTICATION_AND_ASSUME_VALID_GROUPS"
+	// EnvAssumeGroups is a JSON list of groups the fabricated user is a member of.
+	EnvAssumeGroups = "DISABLE_AUTHENTICATION_AND_ASSUME_GROUPS"
+)
+
+// ErrDevSwitchesNotAllowed: a DISABLE_AUTHENTICATION_* variable is set but
+// --allow-insecure-dev-switches was not given. Start-up must fail.
+var ErrDevSwitchesNotAllowed = errors.New("config: DISABLE_AUTHENTICATION_* is set but --allow-insecure-dev-switches was not given")
+
+// DevSwitches are flaat's DISABLE_AUTHENTICATION_* switches. When any is on, tokens are
+// not verified at all: an identity is made up for every request. They MUST NOT be used
+// anywhere but on a developer's machine.
+type DevSwitches struct {
+	// AssumeUser: every request is from an authenticated user (groups are not assumed).
+	AssumeUser bool
+	// AssumeValidGroups: every requirement is taken as met.
+	AssumeValidGroups bool
+	// AssumeGroups: the made-up user is a member of these groups (and authenticated).
+	AssumeGroups []string
+}
+
+// Enabled reports whether any switch is on.
+func (d DevSwitches) Enabled() bool {
+	return d.AssumeUser || d.AssumeValidGroups || len(d.AssumeGroups) > 0
+}
+
+// String names the switches that are on, for the start-up warning.
+func (d DevSwitches) String() string {
+	var on []string
+	if d.AssumeUser {
+		on = append(on, EnvAssumeUser+"=YES")
+	}
+	if d.AssumeValidGroups {
+		on = append(on, EnvAssumeValidGroups+"=YES")
+	}
+	if len(d.AssumeGroups) > 0 {
+		b, _ := json.Marshal(d.AssumeGroups)
+		on = append(on, EnvAssumeGroups+"="+string(b))
+	}
+	return strings.Join(on, " ")
+}
+
+// DevSwitchesFromEnv reads the switches with getenv (os.Getenv in production). A boolean
+// switch is on for YES (any case), off when empty or NO/FALSE/0; anything else is an
+// error, as is an EnvAssumeGroups value that is not a JSON list of strings. When allowed
+// is false and any switch is on, it returns ErrDevSwitchesNotAllowed.
+func DevSwitchesFromEnv(getenv func(string) string, allowed bool) (DevSwitches, error) {
+	var d DevSwitches
+	var errs []error
+	for _, v := range []struct {
+		name string
+		dst  *bool
+	}{{EnvAssumeUser, &d.AssumeUser}, {EnvAssumeValidGroups, &d.AssumeValidGroups}} {
+		switch strings.ToLower(strings.TrimSpace(getenv(v.name))) {
+		case "", "no", "false", "0":
+		case "yes", "true", "1":
+			*v.dst = true
+		default:
+			errs = append(errs, fmt.Errorf("config: %s: want YES or NO", v.name))
+		}
+	}
+	if s := strings.TrimSpace(getenv(EnvAssumeGroups)); s != "" {
+		if err := json.Unmarshal([]byte(s), &d.AssumeGroups); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s: want a JSON list of strings like '[\"a\",\"b\"]': %w", EnvAssumeGroups, err))
+		} else if len(d.AssumeGroups) == 0 {
+			errs = append(errs, fmt.Errorf("config: %s: empty list", EnvAssumeGroups))
+		}
+	}
+	if len(errs) > 0 {
+		return DevSwitches{}, errors.Join(errs...)
+	}
+	if d.Enabled() && !allowed {
+		return DevSwitches{}, fmt.Errorf("%w (%s)", ErrDevSwitchesNotAllowed, d)
+	}
+	return d, nil
+}
