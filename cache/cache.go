@@ -59,17 +59,29 @@ type Key [32]byte
 // (KeyOf("ab", "c") != KeyOf("a", "bc") != KeyOf("abc")). Typical use:
 // KeyOf(token, issuerID); the token itself is not kept.
 func KeyOf(parts ...string) Key {
-	h := sha256.New()
-	var n [8]byte
+	size := 0
 	for _, p := range parts {
-		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
-		h.Write(n[:])
-		h.Write([]byte(p))
+		size += 8 + len(p)
 	}
-	var k Key
-	h.Sum(k[:0])
-	return k
+	// Hash one contiguous buffer: on the stack for tokens of usual size, so that the
+	// warm path of a caller (KeyOf + a cache hit) does not allocate.
+	var stack [keyStackBuf]byte
+	var buf []byte
+	if size <= len(stack) {
+		buf = stack[:0]
+	} else {
+		buf = make([]byte, 0, size)
+	}
+	for _, p := range parts {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(p)))
+		buf = append(buf, p...)
+	}
+	return Key(sha256.Sum256(buf))
 }
+
+// keyStackBuf is the input size up to which KeyOf does not allocate: most access tokens
+// are 1–3 KiB. Larger inputs cost one allocation.
+const keyStackBuf = 4096
 
 // Options configures a [Cache]. The zero value is valid and means "all defaults".
 // The config-file form of these settings is authz.CacheConfig (keys cache.size,
@@ -230,6 +242,13 @@ func (c *Cache[V]) Get(ctx context.Context, k Key, load Loader[V]) (v V, hit boo
 		return e.v, true, nil
 	}
 	c.misses.Add(1)
+	return c.miss(ctx, k, load)
+}
+
+// miss joins or starts the load of k and waits for it or for ctx. It is a separate
+// function so that what its closure captures escapes to the heap on the miss path only,
+// keeping Get's hit path free of allocations.
+func (c *Cache[V]) miss(ctx context.Context, k Key, load Loader[V]) (v V, hit bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return v, false, err
 	}
