@@ -12,7 +12,8 @@ import (
 //
 // The name is looked up literally first (claim names may be URLs such as
 // "https://example.org/groups" or contain dots), then as a dotted path through nested
-// objects ("realm_access.roles", "ext.groups"). A scalar counts as a one-element list; a
+// objects ("realm_access.roles", "ext.groups"); a path with an empty step ("a..b") finds
+// nothing, and list elements cannot be addressed. A scalar counts as a one-element list; a
 // string is never split. Numbers are formatted without exponent or trailing zeros
 // (42, 1.5), booleans as "true"/"false"; nested objects and lists are JSON-encoded; null
 // list elements are skipped. It never panics, whatever the document holds.
@@ -52,7 +53,7 @@ func lookupClaim(claims map[string]any, name string) (any, bool) {
 	var cur any = claims
 	for part := range strings.SplitSeq(name, ".") {
 		m, ok := cur.(map[string]any)
-		if !ok {
+		if !ok || part == "" {
 			return nil, false
 		}
 		cur, ok = m[part]

@@ -177,6 +177,7 @@ func (c *compiler) route(i int, r Route) (compiledRoute, bool) {
 	case r.Public && r.Require != nil:
 		c.problem(at+".require", "a public route needs no token and must not have a requirement; remove public or require")
 	case r.Public:
+		rt.node = publicNode{}
 		c.warn(at, fmt.Sprintf("route %q is public: matching requests are allowed without a token", rt.name))
 	case r.Require == nil:
 		c.problem(at, "must have a requirement (require) or be marked public: true")

@@ -348,3 +348,12 @@ type denyNode struct{ reason string }
 func (n denyNode) describe() string { return "deny (" + n.reason + ")" }
 
 func (n denyNode) eval(map[string]any) outcome { return leaf(false, n.reason) }
+
+// ---- public -----------------------------------------------------------------------
+
+// publicNode is the requirement of a public route: always met, no token needed.
+type publicNode struct{}
+
+func (publicNode) describe() string { return "public (no token required)" }
+
+func (publicNode) eval(map[string]any) outcome { return leaf(true, "public route: no token required") }
