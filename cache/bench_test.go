@@ -189,7 +189,7 @@ func claimsBytes(n int) float64 {
 // the cache's own overhead (LRU element, map slot, entry header) and a typical 20-claim
 // map. Run with -v to see the numbers the README quotes.
 func TestBytesPerEntry(t *testing.T) {
-	const n = 20000
+	const n = 5000
 	overhead := heapPerEntry(n, func(i int) map[string]any { return nil })
 	claims := claimsBytes(n)
 	t.Logf("cache overhead per entry: %.0f B; typical 20-claim map: %.0f B; total ≈ %.0f B/entry (%.0f MiB per 100000 entries)",

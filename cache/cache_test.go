@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -412,7 +413,7 @@ func TestNewValidatesOptions(t *testing.T) {
 				t.Fatalf("New = (%v, %v), want ErrInvalidOptions", c, err)
 			}
 			for _, w := range tc.wantErr {
-				if !contains(err.Error(), w) {
+				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
@@ -420,20 +421,17 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
-}
-
 func TestKeyOf(t *testing.T) {
 	// KeyOf is SHA-256 over length-prefixed parts.
 	want := sha256.Sum256([]byte("\x00\x00\x00\x00\x00\x00\x00\x03tok\x00\x00\x00\x00\x00\x00\x00\x03iss"))
 	if got := cache.KeyOf("tok", "iss"); got != cache.Key(want) {
 		t.Fatalf("KeyOf(tok, iss) = %x, want %x", got, want)
+	}
+	// Inputs larger than KeyOf's stack buffer take the allocating path: same encoding.
+	big := strings.Repeat("x", 5000)
+	wantBig := sha256.Sum256([]byte("\x00\x00\x00\x00\x00\x00\x13\x88" + big + "\x00\x00\x00\x00\x00\x00\x00\x01i"))
+	if got := cache.KeyOf(big, "i"); got != cache.Key(wantBig) {
+		t.Fatalf("KeyOf(5000 bytes, i) = %x, want %x", got, wantBig)
 	}
 	distinct := [][]string{
 		{}, {""}, {"", ""}, {"abc"}, {"ab", "c"}, {"a", "bc"}, {"a", "b", "c"},
