@@ -115,6 +115,7 @@ func TestSelectRoutes(t *testing.T) {
 		{"api write regex anchored", Request{Method: "POST", Host: "api.example.org", Path: "/x/v1/items"}, "api", SourceRoute, false},
 		{"api read", Request{Method: "GET", Host: "api.example.org", Path: "/v2/items"}, "api", SourceRoute, false},
 		{"wildcard does not match bare", Request{Method: "POST", Host: "xapi.example.org", Path: "/v1/items"}, "default", SourceDefault, false},
+		{"wildcard needs a label", Request{Method: "POST", Host: ".api.example.org", Path: "/v1/items"}, "default", SourceDefault, false},
 		{"other host", Request{Method: "GET", Host: "www.example.org", Path: "/v2/items"}, "default", SourceDefault, false},
 		{"root exact", Request{Method: "GET", Path: "/"}, "root-exact", SourceRoute, true},
 		{"root via dots", Request{Method: "GET", Path: "/a/.."}, "root-exact", SourceRoute, true},
@@ -156,6 +157,16 @@ func TestSelectErrors(t *testing.T) {
 		}
 		if sel.Evaluate(map[string]any{"sub": "u", "iss": "i", "groups": []any{"admins", "ops"}}).Allowed {
 			t.Errorf("%+v: selection returned with an error allows", tc.req)
+		}
+	}
+}
+
+func TestPrefixRoot(t *testing.T) {
+	e := mustEngine(t, `{"routes":[{"name":"api","path":{"prefix":"/api/"},"require":{"authenticated":true}},{"name":"all","path":{"prefix":"/"},"public":true}]}`)
+	for p, want := range map[string]string{"/": "all", "/x/y": "all", "/api": "api", "/api/": "api", "/api/v1": "api", "/apix": "all"} {
+		sel, err := e.Select(Request{Path: p})
+		if err != nil || sel.Name != want {
+			t.Errorf("%s: %q %v, want %q", p, sel.Name, err, want)
 		}
 	}
 }
