@@ -86,11 +86,11 @@ func challenge(realm string, row Response, tokenSent bool, reason string, scopes
 	return b.String()
 }
 
-// writeQuoted writes s as the inside of an RFC 6750 quoted value: only %x20-21 /
-// %x23-5B / %x5D-7E are allowed (scope tokens: no space either), so '"' becomes '\”,
-// '\\' becomes '/', and every other byte outside the set (CR, LF, controls, non-ASCII)
-// becomes '?'. At most max bytes are written. The result can never end the quoted
-// string or the header line early.
+// writeQuoted writes s as the inside of an RFC 6750 quoted value, where only %x20-21 /
+// %x23-5B / %x5D-7E are allowed (in scope tokens no space either): a double quote
+// becomes an apostrophe, a backslash becomes a slash, and every other byte outside the
+// set (CR, LF, controls, non-ASCII) becomes '?'. At most max bytes are written. The
+// result can never end the quoted string or the header line early.
 func writeQuoted(b *strings.Builder, s string, max int, scopeToken bool) {
 	if len(s) > max {
 		s = s[:max]
@@ -114,7 +114,11 @@ func writeQuoted(b *strings.Builder, s string, max int, scopeToken bool) {
 // jsonBody returns {"error":…,"error_description":…} with both values JSON-escaped.
 func jsonBody(code, description string) string {
 	if len(description) > maxDescription {
-		description = description[:maxDescription]
+		n := maxDescription
+		for n > 0 && !utf8.RuneStart(description[n]) {
+			n--
+		}
+		description = description[:n]
 	}
 	var b strings.Builder
 	b.Grow(len(`{"error":"","error_description":""}`) + len(code) + len(description) + 8)
