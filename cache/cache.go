@@ -7,7 +7,7 @@
 //
 //   - keeps at most [Options.Size] entries, least recently used out first
 //     (github.com/hashicorp/golang-lru/v2);
-//   - expires each entry at min(now+[Options.MaxTTL], expires), measured with an
+//   - expires each entry at min(now+MaxTTL, expires), measured with an
 //     injected clock;
 //   - runs exactly one loader for concurrent misses of one key
 //     (golang.org/x/sync/singleflight), on a context detached from every caller with its
@@ -232,6 +232,8 @@ func New[V any](o Options) (*Cache[V], error) {
 //     in which case the expired value is returned with hit=true and a nil error.
 //
 // Get does not check ctx on a hit: a fresh entry is returned even to a cancelled caller.
+// The value returned is shared with the cache and with other callers: treat it as
+// read-only.
 func (c *Cache[V]) Get(ctx context.Context, k Key, load Loader[V]) (v V, hit bool, err error) {
 	if e, ok := c.lru.Get(k); ok && c.o.Now().Before(e.freshUntil) {
 		if e.err != nil {
@@ -316,6 +318,9 @@ func (c *Cache[V]) staleUsable(e *entry[V], now time.Time) bool {
 		now.Before(e.expires) && now.Before(e.freshUntil.Add(c.o.StaleIfError))
 }
 
+// add stores e and counts an eviction when the LRU had to drop its oldest entry to make
+// room. Evictions are counted from Add's result rather than from an eviction callback:
+// golang-lru calls the callback for Remove and Purge too, which are not evictions.
 func (c *Cache[V]) add(k Key, e *entry[V]) {
 	if c.lru.Add(k, e) {
 		c.evictions.Add(1)
