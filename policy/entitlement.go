@@ -13,12 +13,18 @@ import (
 // namespace, sub-namespaces) are case-insensitive and stored lower-case; group,
 // subgroup and role names are case-sensitive.
 type Entitlement struct {
-	NID           string
-	Namespace     string
+	// NID is the URN namespace identifier, e.g. "geant" (lower-case).
+	NID string
+	// Namespace is the delegated namespace, e.g. "h-df.de" (lower-case).
+	Namespace string
+	// SubNamespaces are the parts between Namespace and "group" (lower-case).
 	SubNamespaces []string
-	Group         string
-	SubGroups     []string
-	Role          string
+	// Group is the group name.
+	Group string
+	// SubGroups are the parts after Group, outermost first.
+	SubGroups []string
+	// Role is the value of a final "role=" part; "" when none.
+	Role string
 	// Authority is the part after "#"; it is ignored when comparing.
 	Authority string
 }

@@ -40,6 +40,8 @@ func (p Problem) String() string {
 
 // ConfigError lists every problem New found in a Config. It wraps ErrInvalidConfig.
 type ConfigError struct {
+	// Problems are in a stable order: context_extension_key, access levels (by name),
+	// reference cycles, routes, default.
 	Problems []Problem
 }
 

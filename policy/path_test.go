@@ -264,3 +264,25 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+// The Engine is shared by all request goroutines (run with -race).
+func TestEngineConcurrentUse(t *testing.T) {
+	e := mustEngine(t, routesConfig)
+	claims := map[string]any{"sub": "u", "iss": "i", "groups": []any{"admins"}}
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func() {
+			ok := true
+			for i := 0; i < 200; i++ {
+				sel, err := e.Select(Request{Method: "GET", Path: "/admin/x"})
+				ok = ok && err == nil && sel.Evaluate(claims).Allowed
+			}
+			done <- ok
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if !<-done {
+			t.Fatal("concurrent evaluation failed")
+		}
+	}
+}
