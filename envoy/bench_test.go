@@ -1,0 +1,89 @@
+package envoy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+)
+
+func discardLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+type constAuthorizer struct{ d authz.Decision }
+
+func (c constAuthorizer) Authorize(context.Context, authz.Request) authz.Decision { return c.d }
+
+func benchServer(b *testing.B, d authz.Decision) *Server {
+	b.Helper()
+	m, _ := NewMetrics(nil)
+	s, err := NewServer(constAuthorizer{d: d}, Config{}, WithLogger(discardLogger()), WithMetrics(m))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkCheckAllow is a full Check (extraction, authorizer, metrics, log-level
+// check, response with 4 identity headers, 1 removal and dynamic metadata).
+func BenchmarkCheckAllow(b *testing.B) {
+	s := benchServer(b, allowAlice())
+	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Check(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckDeny is a full Check answered 403 with challenge and JSON body.
+func BenchmarkCheckDeny(b *testing.B) {
+	s := benchServer(b, authz.Decision{Outcome: authz.OutcomeForbidden, Reason: `groups: missing "ops"`, Route: "admin"})
+	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi"})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Check(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckResponseAllow is response building alone.
+func BenchmarkCheckResponseAllow(b *testing.B) {
+	s := benchServer(b, allowAlice())
+	r := authz.Request{Authorization: "Bearer abc"}
+	d := allowAlice()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.checkResponse(&r, &d)
+	}
+}
+
+// BenchmarkExtract is CheckRequest → authz.Request alone.
+func BenchmarkExtract(b *testing.B) {
+	s := benchServer(b, allowAlice())
+	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.requestFromCheck(req)
+	}
+}
+
+// BenchmarkHTTPAllow is the HTTP handler on an allow (recorder overhead included).
+func BenchmarkHTTPAllow(b *testing.B) {
+	s := benchServer(b, allowAlice())
+	h := s.HTTPHandler()
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Authorization", "Bearer abc")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
