@@ -100,6 +100,7 @@ type config struct {
 	issuerPath   string
 	addr         string
 	rsaBits      int
+	algs         []string
 }
 
 // WithClock makes the OP use now for iat/exp of minted tokens and for expiry checks at
@@ -116,6 +117,10 @@ func WithClient(id, secret string) Option {
 func WithIssuerPath(p string) Option {
 	return func(c *config) { c.issuerPath = "/" + strings.Trim(p, "/") }
 }
+
+// WithSigningAlgs sets what discovery advertises in id_token_signing_alg_values_supported.
+// Default: every alg the OP can sign with (RS256/384/512, PS256/384/512, ES256, EdDSA).
+func WithSigningAlgs(algs ...string) Option { return func(c *config) { c.algs = algs } }
 
 // WithAddr makes Start listen on addr (e.g. "127.0.0.1:8081") instead of a random
 // loopback port. Not for tests: they must not use fixed ports.
@@ -171,6 +176,7 @@ func Start(opts ...Option) (*OP, error) {
 		clientID:     "flaat-extauthz",
 		clientSecret: "test-secret",
 		rsaBits:      2048,
+		algs:         []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -566,7 +572,7 @@ func (op *OP) MintJWT(claims map[string]any, opts ...MintOption) string {
 	input := b64(hb) + "." + b64(pb)
 	var sig []byte
 	switch {
-	case mc.alg == "none":
+	case strings.EqualFold(mc.alg, "none"):
 	case strings.HasPrefix(mc.alg, "HS"):
 		if mc.hmacSecret == nil {
 			panic("optest: " + mc.alg + " needs WithHMACSecret")
@@ -755,7 +761,7 @@ func (op *OP) serveDiscovery(w http.ResponseWriter, f Fault) {
 		"token_endpoint":                        op.issuer + "/token",
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256", "PS256", "ES256", "EdDSA"},
+		"id_token_signing_alg_values_supported": op.cfg.algs,
 	}, f.HugeBody)
 }
 

@@ -1,0 +1,383 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/httprc"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/flaat-extauthz/flaat-extauthz/cache"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+// Observer receives metrics events. Package envoy implements it with Prometheus.
+// Implementations must be safe for concurrent use and fast (they run on the request path).
+type Observer interface {
+	// OPRequest is called after every HTTP request to an OP. endpoint is "discovery",
+	// "jwks", "userinfo" or "introspection"; status is the HTTP status, 0 for a transport
+	// error (refused, timeout, TLS).
+	OPRequest(issuer, endpoint string, status int, d time.Duration)
+	// JWKSRefresh is called after every JWKS fetch (first load, unknown-kid refresh,
+	// background refresh) with its outcome.
+	JWKSRefresh(issuer string, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) OPRequest(string, string, int, time.Duration) {}
+func (nopObserver) JWKSRefresh(string, error)                    {}
+
+// Option configures an Authorizer.
+type Option func(*options)
+
+type options struct {
+	client *http.Client
+	now    func() time.Time
+	log    *slog.Logger
+	obs    Observer
+}
+
+// WithHTTPClient sets the HTTP client for every OP request. Default: an own client whose
+// TLS settings come from Config (CAFile, InsecureSkipTLSVerify). Whatever the client, the
+// Authorizer uses a copy whose redirect policy never follows a redirect to another host
+// or from https to http (the redirect is then answered as a broken OP). Per-call timeouts
+// come from Config.HTTPTimeout via contexts, not from the client.
+func WithHTTPClient(c *http.Client) Option {
+	return func(o *options) {
+		if c != nil {
+			o.client = c
+		}
+	}
+}
+
+// WithClock sets the clock for every time check (exp, nbf, iat, leeway, refresh limits,
+// cache expiry). Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// WithLogger sets the logger. Default slog.Default(). Tokens are never logged, only
+// TokenHash(token).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithObserver sets the metrics hook. nil: no metrics.
+func WithObserver(obs Observer) Option {
+	return func(o *options) {
+		if obs != nil {
+			o.obs = obs
+		}
+	}
+}
+
+// Authorizer verifies bearer tokens against the configured trusted OPs and asks the
+// policy engine whether the verified identity may make a request. It is safe for
+// concurrent use. Close it to stop its background JWKS refreshers.
+type Authorizer struct {
+	cfg        Config // with defaults
+	pol        *policy.Engine
+	client     *http.Client
+	ownClient  bool
+	now        func() time.Time
+	log        *slog.Logger
+	obs        Observer
+	issuers    []*issuer
+	byID       map[string]*issuer
+	candidates []*issuer // the opaque-token search, in configuration order
+	cache      *cache.Cache[*Identity]
+
+	baseCtx context.Context // detached fetches; cancelled by Close
+	cancel  context.CancelFunc
+	jwks    *jwk.Cache
+
+	jwksMu     sync.Mutex
+	jwksOwners map[string][]*issuer // jwks_uri → issuers using it
+	closeOnce  sync.Once
+}
+
+// New validates cfg (every problem at once, see Config.Validate) and returns an
+// Authorizer. pol may be nil when only Verify is used (the userinfo command); Authorize
+// then fails closed. New makes no network request: discovery and JWKS are fetched on
+// first use or by Ready.
+func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := options{now: time.Now, log: slog.Default(), obs: nopObserver{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	a := &Authorizer{
+		cfg:        cfg,
+		pol:        pol,
+		now:        o.now,
+		log:        o.log,
+		obs:        o.obs,
+		byID:       map[string]*issuer{},
+		jwksOwners: map[string][]*issuer{},
+	}
+	if o.client != nil {
+		c := *o.client
+		c.CheckRedirect = sameHostRedirects(o.client.CheckRedirect)
+		a.client = &c
+	} else {
+		c, err := newHTTPClient(cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.client, a.ownClient = c, true
+	}
+	var hint *regexp.Regexp
+	if cfg.OPHint != "" {
+		hint = regexp.MustCompile(cfg.OPHint) // validated above
+	}
+	for _, ic := range cfg.Issuers {
+		is := newIssuer(a, ic)
+		a.issuers = append(a.issuers, is)
+		a.byID[is.id] = is
+		if is.searchable() && (hint == nil || hint.MatchString(is.id)) {
+			a.candidates = append(a.candidates, is)
+		}
+	}
+	if !cfg.Cache.Disabled {
+		neg := cfg.Cache.NegativeTTL.D()
+		c, err := cache.New[*Identity](cache.Options{
+			Size:         cfg.Cache.Size,
+			MaxTTL:       cfg.Cache.MaxTTL.D(),
+			NegativeTTL:  neg,
+			StaleIfError: cfg.Cache.StaleIfError.D(),
+			// A load may chain discovery, JWKS, userinfo and introspection calls.
+			LoadTimeout: 4*cfg.HTTPTimeout.D() + time.Second,
+			Now:         a.now,
+			IsNegative:  IsCredentialError,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("authz: cache: %w", err)
+		}
+		a.cache = c
+	}
+	a.baseCtx, a.cancel = context.WithCancel(context.Background())
+	a.jwks = jwk.NewCache(a.baseCtx, jwk.WithErrSink(errSink{a}))
+	return a, nil
+}
+
+// Close stops the background JWKS refreshers and cancels fetches in flight. Idempotent.
+// Verify and Authorize fail closed (unavailable) afterwards.
+func (a *Authorizer) Close() error {
+	a.closeOnce.Do(func() {
+		a.cancel()
+		if a.ownClient {
+			a.client.CloseIdleConnections()
+		}
+	})
+	return nil
+}
+
+// CacheStats returns the identity cache's counters; the zero Stats if the cache is
+// disabled.
+func (a *Authorizer) CacheStats() cache.Stats {
+	if a.cache == nil {
+		return cache.Stats{}
+	}
+	return a.cache.Stats()
+}
+
+// Ready returns nil once every configured issuer's discovery document and (when it
+// advertises one) JWKS have been fetched successfully at least once. Issuers not yet
+// ready are tried now; the error lists every one that failed.
+func (a *Authorizer) Ready(ctx context.Context) error {
+	var errs []error
+	for _, is := range a.issuers {
+		if is.ready.Load() {
+			continue
+		}
+		d, err := is.discover(ctx)
+		if err == nil && d.jwksURI != "" {
+			_, err = is.keySet(ctx, d)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		is.ready.Store(true)
+	}
+	return errors.Join(errs...)
+}
+
+// Verify verifies token (the raw token, without "Bearer ") and returns the identity, or
+// an error: a credential error (IsCredentialError; wraps ErrNoToken, ErrMalformed,
+// ErrUntrustedIssuer, ErrInvalidToken, ErrExpired or ErrInactive) or an
+// *UnavailableError. It does not evaluate any policy. Results are cached by the token's
+// SHA-256 (unless the cache is disabled); the returned Identity may be shared with other
+// callers and must not be modified.
+func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {
+	id, _, err := a.verify(ctx, token)
+	return id, err
+}
+
+func (a *Authorizer) verify(ctx context.Context, token string) (*Identity, bool, error) {
+	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
+		return nil, false, err
+	}
+	if a.cache == nil {
+		id, err := a.verifyToken(ctx, token)
+		return id, false, err
+	}
+	id, hit, err := a.cache.Get(ctx, cache.KeyOf(token), func(ctx context.Context) (*Identity, time.Time, error) {
+		id, err := a.verifyToken(ctx, token)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return id, id.Expiry, nil
+	})
+	if err != nil {
+		if !IsCredentialError(err) && !errors.Is(err, ErrUnavailable) {
+			// The caller's context ended while waiting, or the loader failed internally.
+			err = &UnavailableError{Endpoint: "verify", Err: err}
+		}
+		return nil, hit, err
+	}
+	return id, hit, nil
+}
+
+// Authorize decides r: route selection first (a public route is allowed without looking
+// at the Authorization header), then ParseBearer, Verify and the policy. It always
+// returns a Decision; errors are mapped to outcomes in decisionFor.
+//
+// Route selection errors deny with OutcomeForbidden: policy.ErrBadPath (the path cannot
+// be normalised) and policy.ErrUnknownAccessLevel (Envoy's context_extensions name an
+// access level this configuration lacks) are both about a request this server will not
+// let through whatever the token, so no token is parsed and 401 would mislead clients
+// into retrying with another token.
+//
+// When ctx has ended by the time the decision is made, the outcome is
+// OutcomeUnavailable: a decision nobody waits for any more is never an allow.
+func (a *Authorizer) Authorize(ctx context.Context, r Request) Decision {
+	d := a.authorize(ctx, r)
+	if err := ctx.Err(); err != nil && d.Outcome != OutcomeUnavailable {
+		d.Outcome = OutcomeUnavailable
+		d.Reason = "authorization timed out"
+		d.Err = &UnavailableError{Endpoint: "authorize", Err: errors.Join(err, d.Err)}
+	}
+	return d
+}
+
+func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
+	if a.pol == nil {
+		return Decision{Outcome: OutcomeUnavailable, Reason: "no policy configured",
+			Err: errors.New("authz: Authorize called without a policy engine")}
+	}
+	sel, err := a.pol.Select(policy.Request{
+		Method:            r.Method,
+		Host:              r.Host,
+		Path:              r.Path,
+		ContextExtensions: r.ContextExtensions,
+	})
+	if err != nil {
+		reason := "request not allowed"
+		switch {
+		case errors.Is(err, policy.ErrBadPath):
+			reason = "request path cannot be normalised"
+		case errors.Is(err, policy.ErrUnknownAccessLevel):
+			reason = "no access level configured for this route"
+		}
+		return Decision{Outcome: OutcomeForbidden, Reason: reason, Err: err}
+	}
+	if sel.Public {
+		return Decision{Outcome: OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
+	}
+	d := Decision{Route: sel.Name}
+	token, err := ParseBearer(r.Authorization, a.cfg.MaxTokenSize)
+	if err != nil {
+		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		return d
+	}
+	d.TokenHash = TokenHash(token)
+	id, hit, err := a.verify(ctx, token)
+	d.Cached = hit
+	if err != nil {
+		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		a.logDenial(ctx, r, d)
+		return d
+	}
+	d.Identity = id
+	d.Policy = sel.Evaluate(id.Claims)
+	if !d.Policy.Allowed {
+		d.Outcome = OutcomeForbidden
+		d.Reason = d.Policy.Reason
+		if d.Reason == "" {
+			d.Reason = "policy not met"
+		}
+		return d
+	}
+	d.Outcome = OutcomeAllow
+	return d
+}
+
+// decisionFor is the one place where errors become outcomes and client-safe reasons.
+func decisionFor(err error) (Outcome, string, error) {
+	var te *TokenError
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return OutcomeUnavailable, "identity provider unavailable", err
+	case errors.Is(err, ErrNoToken):
+		return OutcomeNoToken, "no bearer token", err
+	case errors.Is(err, ErrMalformed):
+		if errors.As(err, &te) {
+			return OutcomeNoToken, te.Reason, err
+		}
+		return OutcomeNoToken, "malformed bearer token", err
+	case IsCredentialError(err):
+		if errors.As(err, &te) {
+			return OutcomeInvalidToken, te.Reason, err
+		}
+		return OutcomeInvalidToken, "invalid token", err
+	default:
+		return OutcomeUnavailable, "internal error", err
+	}
+}
+
+func (a *Authorizer) logDenial(ctx context.Context, r Request, d Decision) {
+	level := slog.LevelDebug
+	if d.Outcome == OutcomeUnavailable {
+		level = slog.LevelWarn
+	}
+	a.log.Log(ctx, level, "authz: token not accepted",
+		"outcome", d.Outcome.String(), "token_hash", d.TokenHash, "request_id", r.RequestID,
+		"reason", d.Reason, "error", d.Err)
+}
+
+// errSink receives errors of background JWKS refreshes.
+type errSink struct{ a *Authorizer }
+
+func (s errSink) Error(err error) {
+	var re *httprc.RefreshError
+	if !errors.As(err, &re) {
+		s.a.log.Warn("authz: background JWKS refresh failed", "error", err)
+		return
+	}
+	s.a.jwksMu.Lock()
+	owners := s.a.jwksOwners[re.URL]
+	s.a.jwksMu.Unlock()
+	for _, is := range owners {
+		s.a.obs.JWKSRefresh(is.id, err)
+		s.a.log.Warn("authz: background JWKS refresh failed", "issuer", is.id, "error", err)
+	}
+}

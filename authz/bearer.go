@@ -1,0 +1,78 @@
+package authz
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DefaultMaxTokenSize is the default token size limit in bytes (Config.MaxTokenSize).
+const DefaultMaxTokenSize = 8192
+
+// ParseBearer extracts the token from an Authorization header value of the form
+// "Bearer <token68>" (RFC 6750 section 2.1; the scheme is case-insensitive, one or more
+// spaces separate it from the token, trailing spaces and tabs are ignored).
+//
+// It returns ErrNoToken for an empty (or blank) header and an error wrapping ErrMalformed
+// for anything else that is wrong: another scheme, no token, two tokens, CR/LF or other
+// characters outside token68, or a token longer than maxSize bytes (maxSize <= 0 means
+// DefaultMaxTokenSize). It never decodes or parses the token itself.
+func ParseBearer(header string, maxSize int) (string, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxTokenSize
+	}
+	if strings.Trim(header, " \t") == "" {
+		return "", ErrNoToken
+	}
+	// Bound the work before looking at the content: scheme + spaces + token.
+	if len(header) > maxSize+64 {
+		return "", malformed(fmt.Sprintf("authorization header larger than %d bytes", maxSize))
+	}
+	scheme, rest, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", malformed("authorization scheme is not Bearer")
+	}
+	token := strings.TrimLeft(rest, " ")
+	token = strings.TrimRight(token, " \t")
+	if token == "" {
+		return "", malformed("bearer token is empty")
+	}
+	if err := checkToken(token, maxSize); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// checkToken rejects, before any parsing, tokens that are empty, longer than maxSize or
+// contain characters outside RFC 6750 token68: ALPHA / DIGIT / "-" / "." / "_" / "~" /
+// "+" / "/", followed by any number of "=".
+func checkToken(token string, maxSize int) error {
+	if token == "" {
+		return ErrNoToken
+	}
+	if len(token) > maxSize {
+		return malformed(fmt.Sprintf("token larger than %d bytes", maxSize))
+	}
+	pad := false
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		switch {
+		case c == '=':
+			if i == 0 {
+				return malformed("token contains characters outside token68")
+			}
+			pad = true
+		case pad:
+			// Anything after the "=" padding (including a space: two tokens).
+			return malformed("token contains characters outside token68")
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return malformed("token contains characters outside token68")
+		}
+	}
+	return nil
+}
+
+func malformed(reason string) error {
+	return &TokenError{Reason: "malformed bearer token: " + reason, Err: ErrMalformed}
+}

@@ -1,0 +1,81 @@
+package authz_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+// fakeClock is a concurrency-safe settable clock shared by the Authorizer and the OPs.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newAuthz builds an Authorizer with the clock and closes it at the end of the test.
+func newAuthz(t testing.TB, clk *fakeClock, cfg authz.Config, pol *policy.Engine, opts ...authz.Option) *authz.Authorizer {
+	t.Helper()
+	opts = append([]authz.Option{authz.WithClock(clk.Now), authz.WithLogger(quiet)}, opts...)
+	a, err := authz.New(cfg, pol, opts...)
+	if err != nil {
+		t.Fatalf("authz.New: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// noCache is a Config with the identity cache off, so that every Verify reaches the OP.
+func noCache(issuers ...authz.IssuerConfig) authz.Config {
+	return authz.Config{Issuers: issuers, Cache: authz.CacheConfig{Disabled: true}}
+}
+
+// never sets userinfo: never on an issuer config.
+func never(ic authz.IssuerConfig) authz.IssuerConfig {
+	ic.Userinfo = authz.UserinfoNever
+	return ic
+}
+
+// errKind names the class of an error for table assertions.
+func errKind(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, authz.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, authz.ErrUntrustedIssuer):
+		return "untrusted"
+	case errors.Is(err, authz.ErrExpired):
+		return "expired"
+	case errors.Is(err, authz.ErrInactive):
+		return "inactive"
+	case errors.Is(err, authz.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, authz.ErrNoToken):
+		return "notoken"
+	case errors.Is(err, authz.ErrInvalidToken):
+		return "invalid"
+	default:
+		return "other: " + err.Error()
+	}
+}
+
+// newOP starts a fake OP on the shared clock.
+func newOP(t testing.TB, clk *fakeClock, opts ...optest.Option) *optest.OP {
+	t.Helper()
+	return optest.New(t, append([]optest.Option{optest.WithClock(clk.Now)}, opts...)...)
+}

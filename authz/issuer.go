@@ -1,0 +1,519 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// failBackoff is how long a failed discovery or first JWKS fetch is remembered before
+// the next attempt, so that a flood of requests does not hammer an OP that is down.
+const failBackoff = time.Second
+
+// issuer is the runtime state of one trusted OP.
+type issuer struct {
+	a            *Authorizer
+	cfg          IssuerConfig
+	id           string // normalised issuer URL
+	discoveryURL string
+	userinfo     string // effective mode for JWTs
+	introspect   string // effective mode
+	ready        atomic.Bool
+
+	mu        sync.Mutex
+	disc      *discovery
+	discCall  *call[*discovery]
+	discErr   error
+	discErrAt time.Time
+
+	keys      atomic.Pointer[keyIndex]
+	kmu       sync.Mutex
+	keyCall   *call[*keyIndex]
+	forcedAt  time.Time // last refresh triggered by an unknown kid
+	forcedErr error
+	initErr   error
+	initErrAt time.Time
+}
+
+// call is one shared fetch; waiters select on done and their own context.
+type call[T any] struct {
+	done chan struct{}
+	v    T
+	err  error
+}
+
+// discovery is what we use from the OP's discovery document.
+type discovery struct {
+	jwksURI          string
+	userinfoURL      string
+	introspectionURL string
+	algs             map[string]bool // effective JWS alg allow-list
+}
+
+func newIssuer(a *Authorizer, c IssuerConfig) *issuer {
+	is := &issuer{a: a, cfg: c, id: normalizeIssuer(c.Issuer)}
+	is.discoveryURL = c.DiscoveryURL
+	if is.discoveryURL == "" {
+		is.discoveryURL = is.id + "/.well-known/openid-configuration"
+	}
+	is.userinfo = c.Userinfo
+	if is.userinfo == "" {
+		is.userinfo = UserinfoOptional
+	}
+	is.introspect = c.Introspect
+	if is.introspect == "" {
+		is.introspect = IntrospectNever
+		if c.ClientID != "" && c.ClientSecret != "" {
+			is.introspect = IntrospectOpaque
+		}
+	}
+	return is
+}
+
+// searchable reports whether the OP takes part in the opaque-token search.
+func (is *issuer) searchable() bool {
+	return !is.cfg.IssuesJWT && (is.userinfo != UserinfoNever || is.introspect != IntrospectNever)
+}
+
+func (is *issuer) unavailable(endpoint string, err error) error {
+	return &UnavailableError{Issuer: is.id, Endpoint: endpoint, Err: err}
+}
+
+// wait waits for c or ctx.
+func wait[T any](ctx context.Context, c *call[T], onCancel func(error) error) (T, error) {
+	select {
+	case <-c.done:
+		return c.v, c.err
+	case <-ctx.Done():
+		var zero T
+		return zero, onCancel(ctx.Err())
+	}
+}
+
+// discover returns the discovery document, fetching it once (shared by concurrent
+// callers, on a detached context) and keeping it for the life of the Authorizer.
+func (is *issuer) discover(ctx context.Context) (*discovery, error) {
+	is.mu.Lock()
+	if d := is.disc; d != nil {
+		is.mu.Unlock()
+		return d, nil
+	}
+	c := is.discCall
+	if c == nil {
+		if is.discErr != nil && is.a.now().Sub(is.discErrAt) < failBackoff {
+			err := is.discErr
+			is.mu.Unlock()
+			return nil, err
+		}
+		c = &call[*discovery]{done: make(chan struct{})}
+		is.discCall = c
+		go func() {
+			d, err := is.fetchDiscovery()
+			is.mu.Lock()
+			if err == nil {
+				is.disc = d
+			} else {
+				is.discErr, is.discErrAt = err, is.a.now()
+			}
+			is.discCall = nil
+			is.mu.Unlock()
+			c.v, c.err = d, err
+			close(c.done)
+		}()
+	}
+	is.mu.Unlock()
+	return wait(ctx, c, func(err error) error { return is.unavailable("discovery", err) })
+}
+
+func (is *issuer) fetchDiscovery() (*discovery, error) {
+	ctx, cancel := context.WithTimeout(is.a.baseCtx, is.a.cfg.HTTPTimeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, is.discoveryURL, nil)
+	if err != nil {
+		return nil, is.unavailable("discovery", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	status, body, _, err := is.a.send(req, is.id, "discovery")
+	if err != nil {
+		return nil, is.unavailable("discovery", err)
+	}
+	if status != http.StatusOK {
+		return nil, is.unavailable("discovery", fmt.Errorf("status %d", status))
+	}
+	var doc struct {
+		Issuer                string   `json:"issuer"`
+		JWKSURI               string   `json:"jwks_uri"`
+		UserinfoEndpoint      string   `json:"userinfo_endpoint"`
+		IntrospectionEndpoint string   `json:"introspection_endpoint"`
+		Algs                  []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, is.unavailable("discovery", fmt.Errorf("malformed document: %w", err))
+	}
+	if normalizeIssuer(doc.Issuer) != is.id {
+		return nil, is.unavailable("discovery", fmt.Errorf("document names issuer %q, want %q", doc.Issuer, is.id))
+	}
+	for name, u := range map[string]string{"jwks_uri": doc.JWKSURI, "userinfo_endpoint": doc.UserinfoEndpoint, "introspection_endpoint": doc.IntrospectionEndpoint} {
+		if u == "" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, is.unavailable("discovery", fmt.Errorf("%s %q is not an http(s) URL", name, u))
+		}
+	}
+	d := &discovery{
+		jwksURI:          doc.JWKSURI,
+		userinfoURL:      doc.UserinfoEndpoint,
+		introspectionURL: doc.IntrospectionEndpoint,
+		algs:             map[string]bool{},
+	}
+	algs := is.cfg.Algorithms
+	if len(algs) == 0 {
+		algs = doc.Algs
+	}
+	for _, alg := range algs {
+		if supportedAlgs[alg] {
+			d.algs[alg] = true
+		}
+	}
+	if len(d.algs) == 0 { // nothing usable advertised: any asymmetric alg the keys fit
+		for alg := range supportedAlgs {
+			d.algs[alg] = true
+		}
+	}
+	return d, nil
+}
+
+// --- keys ---
+
+// pubKey is one verification key from a JWKS.
+type pubKey struct {
+	kid string
+	alg string // the JWK's alg parameter; "" = any alg the key type fits
+	pub any    // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey
+}
+
+// keyIndex is an immutable view of one fetched JWKS.
+type keyIndex struct {
+	byKid map[string][]pubKey
+	all   []pubKey
+}
+
+func buildIndex(set jwk.Set) *keyIndex {
+	idx := &keyIndex{byKid: map[string][]pubKey{}}
+	for i := 0; i < set.Len(); i++ {
+		k, ok := set.Key(i)
+		if !ok || k.KeyType() == jwa.OctetSeq {
+			continue // symmetric keys are never used
+		}
+		if u := k.KeyUsage(); u != "" && u != "sig" {
+			continue
+		}
+		if ops := k.KeyOps(); len(ops) > 0 {
+			verify := false
+			for _, op := range ops {
+				verify = verify || op == jwk.KeyOpVerify
+			}
+			if !verify {
+				continue
+			}
+		}
+		raw, err := jwk.PublicRawKeyOf(k)
+		if err != nil {
+			continue
+		}
+		pk := pubKey{kid: k.KeyID(), pub: raw}
+		if k.Algorithm() != nil {
+			pk.alg = k.Algorithm().String()
+		}
+		idx.all = append(idx.all, pk)
+		idx.byKid[pk.kid] = append(idx.byKid[pk.kid], pk)
+	}
+	return idx
+}
+
+// fits reports whether key k may verify a signature made with alg: the key type must
+// fit the algorithm (RSA for RS*/PS*, the right curve for ES*, Ed25519 for EdDSA) and a
+// key that names its alg must name this one.
+func fits(alg string, k pubKey) bool {
+	if k.alg != "" && k.alg != alg {
+		return false
+	}
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		_, ok := k.pub.(*rsa.PublicKey)
+		return ok
+	case "ES256", "ES384", "ES512":
+		ec, ok := k.pub.(*ecdsa.PublicKey)
+		if !ok {
+			return false
+		}
+		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
+		return ec.Curve == want
+	case "EdDSA":
+		_, ok := k.pub.(ed25519.PublicKey)
+		return ok
+	}
+	return false
+}
+
+// candidates returns the keys that may verify a token with this kid and alg, and
+// whether the kid is known at all.
+func (idx *keyIndex) candidates(kid, alg string) (keys []pubKey, known bool) {
+	list := idx.all
+	if kid != "" {
+		list, known = idx.byKid[kid]
+	}
+	for _, k := range list {
+		if fits(alg, k) {
+			keys = append(keys, k)
+		}
+	}
+	if kid == "" {
+		known = len(keys) > 0
+	}
+	return keys, known
+}
+
+// keySet returns the issuer's verification keys, fetching the JWKS on first use.
+func (is *issuer) keySet(ctx context.Context, d *discovery) (*keyIndex, error) {
+	if idx := is.keys.Load(); idx != nil {
+		return idx, nil
+	}
+	idx, _, err := is.fetchKeys(ctx, d, false)
+	return idx, err
+}
+
+// errRateLimited: an unknown kid arrived within JWKSRefreshInterval of the last refresh
+// that an unknown kid triggered; no refresh is made.
+var errRateLimited = errors.New("authz: jwks refresh rate-limited")
+
+// fetchKeys fetches the JWKS through the jwk.Cache: at most one fetch per issuer is in
+// flight (concurrent callers share it, each honouring its own ctx), it runs on a
+// detached context, and when forced (an unknown kid) at most one is started per
+// JWKSRefreshInterval. A rate-limited forced call returns errRateLimited, or the error of
+// the last forced refresh if that one failed. refreshed reports whether this call waited
+// for a fetch.
+func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx *keyIndex, refreshed bool, err error) {
+	a := is.a
+	is.kmu.Lock()
+	c := is.keyCall
+	if c == nil {
+		now := a.now()
+		if forced {
+			if !is.forcedAt.IsZero() && now.Sub(is.forcedAt) < a.cfg.JWKSRefreshInterval.D() {
+				err := is.forcedErr
+				is.kmu.Unlock()
+				if err == nil {
+					err = errRateLimited
+				}
+				return is.keys.Load(), false, err
+			}
+			is.forcedAt = now
+		} else {
+			if idx := is.keys.Load(); idx != nil {
+				is.kmu.Unlock()
+				return idx, false, nil
+			}
+			if is.initErr != nil && now.Sub(is.initErrAt) < failBackoff {
+				err := is.initErr
+				is.kmu.Unlock()
+				return nil, false, err
+			}
+		}
+		c = &call[*keyIndex]{done: make(chan struct{})}
+		is.keyCall = c
+		go func() {
+			err := is.refreshJWKS(d.jwksURI)
+			idx := is.keys.Load()
+			if err == nil && idx == nil {
+				err = is.unavailable("jwks", errors.New("no usable keys"))
+			}
+			is.kmu.Lock()
+			is.keyCall = nil
+			if forced {
+				is.forcedErr = err
+			} else if err != nil {
+				is.initErr, is.initErrAt = err, a.now()
+			}
+			is.kmu.Unlock()
+			c.v, c.err = idx, err
+			close(c.done)
+		}()
+	}
+	is.kmu.Unlock()
+	idx, err = wait(ctx, c, func(err error) error { return is.unavailable("jwks", err) })
+	return idx, true, err
+}
+
+// refreshJWKS registers the JWKS URL with the jwk.Cache (first time) and fetches it now.
+// On success the PostFetcher has stored the new key index.
+func (is *issuer) refreshJWKS(jwksURI string) error {
+	a := is.a
+	a.jwksMu.Lock()
+	owners, registered := a.jwksOwners[jwksURI]
+	mine := false
+	for _, o := range owners {
+		mine = mine || o == is
+	}
+	if !mine {
+		a.jwksOwners[jwksURI] = append(owners, is)
+	}
+	var err error
+	if !registered {
+		err = a.jwks.Register(jwksURI,
+			jwk.WithHTTPClient(jwksFetcher{a: a, issuer: is.id}),
+			jwk.WithIgnoreParseError(true),
+			jwk.WithPostFetcher(jwk.PostFetchFunc(a.postFetch)),
+		)
+	}
+	a.jwksMu.Unlock()
+	if err != nil {
+		return is.unavailable("jwks", err)
+	}
+	ctx, cancel := context.WithTimeout(a.baseCtx, a.cfg.HTTPTimeout.D()+time.Second)
+	defer cancel()
+	if _, err := a.jwks.Refresh(ctx, jwksURI); err != nil {
+		a.obs.JWKSRefresh(is.id, err)
+		return is.unavailable("jwks", err)
+	}
+	return nil
+}
+
+// postFetch runs after every successful JWKS fetch (first, forced or background) and
+// publishes the new key index to every issuer using that URL.
+func (a *Authorizer) postFetch(u string, set jwk.Set) (jwk.Set, error) {
+	idx := buildIndex(set)
+	a.jwksMu.Lock()
+	owners := a.jwksOwners[u]
+	a.jwksMu.Unlock()
+	for _, is := range owners {
+		if len(idx.all) > 0 {
+			is.keys.Store(idx)
+		}
+		a.obs.JWKSRefresh(is.id, nil)
+	}
+	return set, nil
+}
+
+// jwksFetcher is the jwk.Cache's HTTP client: it bounds the request with HTTPTimeout,
+// reports it to the Observer, limits the body to MaxResponseSize and turns non-200
+// replies into errors.
+type jwksFetcher struct {
+	a      *Authorizer
+	issuer string
+}
+
+func (f jwksFetcher) Get(u string) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(f.a.baseCtx, f.a.cfg.HTTPTimeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	status, body, hdr, err := f.a.send(req, f.issuer, "jwks")
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("jwks: status %d", status)
+	}
+	return &http.Response{
+		Status:     "200 OK",
+		StatusCode: http.StatusOK,
+		Header:     hdr,
+		Body:       io.NopCloser(bytes.NewReader(body)),
+		Request:    req,
+	}, nil
+}
+
+// --- HTTP ---
+
+var errTooLarge = fmt.Errorf("response larger than %d bytes", MaxResponseSize)
+
+// send performs req, reports it to the Observer and reads at most MaxResponseSize bytes
+// of the body. err is set for transport errors and oversized or unreadable bodies.
+func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []byte, http.Header, error) {
+	start := time.Now() // measurement only: the injected clock may stand still in tests
+	res, err := a.client.Do(req)
+	if err != nil {
+		a.obs.OPRequest(issuer, endpoint, 0, time.Since(start))
+		return 0, nil, nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseSize+1))
+	a.obs.OPRequest(issuer, endpoint, res.StatusCode, time.Since(start))
+	if err != nil {
+		return res.StatusCode, nil, nil, fmt.Errorf("reading response: %w", err)
+	}
+	if len(body) > MaxResponseSize {
+		return res.StatusCode, nil, nil, errTooLarge
+	}
+	return res.StatusCode, body, res.Header, nil
+}
+
+// newHTTPClient builds the default client: TLS 1.2+, the system roots plus CAFile, and
+// InsecureSkipTLSVerify if (dangerously) configured.
+func newHTTPClient(cfg Config) (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("authz: ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("authz: ca_file %s holds no PEM certificate", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.InsecureSkipTLSVerify {
+		tc.InsecureSkipVerify = true //nolint:gosec // documented: MUST NOT be used in production
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: tr, CheckRedirect: sameHostRedirects(nil)}, nil
+}
+
+// sameHostRedirects wraps a redirect policy: a redirect to another host, or from https to
+// http, is not followed (the 3xx is returned and treated as a broken OP); at most 5
+// redirects are followed.
+func sameHostRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		orig := via[0].URL
+		if !strings.EqualFold(req.URL.Host, orig.Host) || (orig.Scheme == "https" && req.URL.Scheme != "https") {
+			return http.ErrUseLastResponse
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,370 @@
+package authz_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+)
+
+// tamper replaces the payload of a JWT with one whose claims are changed by f, keeping
+// header and signature.
+func tamper(t testing.TB, token string, f func(map[string]any)) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	f(claims)
+	nb, _ := json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(nb)
+	return strings.Join(parts, ".")
+}
+
+func TestVerifyJWT(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	other := newOP(t, clk) // not trusted
+	foreignEC, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	base := never(op.IssuerConfig())
+	withAud := base
+	withAud.Audiences = []string{"api", "other-api"}
+	onlyES := base
+	onlyES.Algorithms = []string{"ES256"}
+	slash := base
+	slash.Issuer = op.Issuer() + "/"
+
+	cases := []struct {
+		name string
+		ic   authz.IssuerConfig
+		mint func() string
+		want string
+		// wantNoNetwork: the token must be rejected before any request reaches an OP.
+		wantNoNetwork bool
+	}{
+		{name: "RS256 valid", mint: func() string { return op.MintJWT(nil) }, want: "ok"},
+		{name: "RS512 valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("RS512")) }, want: "ok"},
+		{name: "PS256 valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("PS256")) }, want: "ok"},
+		{name: "ES256 valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("ES256")) }, want: "ok"},
+		{name: "EdDSA valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("EdDSA")) }, want: "ok"},
+		{name: "expired", mint: func() string { return op.MintJWT(nil, optest.ExpiresIn(-2*time.Minute)) }, want: "expired"},
+		{name: "expired within leeway", mint: func() string { return op.MintJWT(nil, optest.ExpiresIn(-30*time.Second)) }, want: "ok"},
+		{name: "no exp", mint: func() string { return op.MintJWT(map[string]any{"exp": nil}) }, want: "invalid"},
+		{name: "exp not a number", mint: func() string { return op.MintJWT(map[string]any{"exp": "tomorrow"}) }, want: "invalid"},
+		{name: "nbf in the future", mint: func() string { return op.MintJWT(nil, optest.NotBefore(5*time.Minute)) }, want: "invalid"},
+		{name: "nbf within leeway", mint: func() string { return op.MintJWT(nil, optest.NotBefore(30*time.Second)) }, want: "ok"},
+		{name: "iat in the future", mint: func() string { return op.MintJWT(map[string]any{"iat": clk.Now().Add(time.Hour).Unix()}) }, want: "invalid"},
+		{name: "aud matches one", ic: withAud, mint: func() string { return op.MintJWT(map[string]any{"aud": []string{"x", "other-api"}}) }, want: "ok"},
+		{name: "aud string matches", ic: withAud, mint: func() string { return op.MintJWT(map[string]any{"aud": "api"}) }, want: "ok"},
+		{name: "wrong aud", ic: withAud, mint: func() string { return op.MintJWT(map[string]any{"aud": "somebody-else"}) }, want: "invalid"},
+		{name: "missing aud", ic: withAud, mint: func() string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "alg none", mint: func() string { return op.MintJWT(nil, optest.WithAlg("none")) }, want: "invalid", wantNoNetwork: true},
+		{name: "alg NONE", mint: func() string { return op.MintJWT(nil, optest.WithHeader("alg", "NONE")) }, want: "invalid", wantNoNetwork: true},
+		{name: "HS256 with RSA public key PEM", mint: func() string {
+			return op.MintJWT(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(op.RSAPublicKeyPEM()), optest.WithKid(op.KeyID("RS256")))
+		}, want: "invalid", wantNoNetwork: true},
+		{name: "HS256 with JWKS JSON", mint: func() string {
+			return op.MintJWT(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(op.JWKSJSON()))
+		}, want: "invalid", wantNoNetwork: true},
+		{name: "tampered payload", mint: func() string {
+			return tamper(t, op.MintJWT(map[string]any{"groups": []string{"users"}}), func(c map[string]any) { c["groups"] = []string{"admins"} })
+		}, want: "invalid"},
+		{name: "tampered signature", mint: func() string {
+			tok := op.MintJWT(nil)
+			return tok[:len(tok)-4] + "AAAA"
+		}, want: "invalid"},
+		{name: "untrusted iss", mint: func() string { return other.MintJWT(nil) }, want: "untrusted", wantNoNetwork: true},
+		{name: "iss claim missing", mint: func() string { return op.MintJWT(map[string]any{"iss": nil}) }, want: "untrusted", wantNoNetwork: true},
+		{name: "iss prefix of trusted", mint: func() string { return op.MintJWT(map[string]any{"iss": op.Issuer() + "/evil"}) }, want: "untrusted", wantNoNetwork: true},
+		{name: "iss with trailing slash", mint: func() string { return op.MintJWT(map[string]any{"iss": op.Issuer() + "/"}) }, want: "ok"},
+		{name: "configured issuer with trailing slash", ic: slash, mint: func() string { return op.MintJWT(nil) }, want: "ok"},
+		{name: "alg not in configured allow-list", ic: onlyES, mint: func() string { return op.MintJWT(nil) }, want: "invalid", wantNoNetwork: true},
+		{name: "alg in configured allow-list", ic: onlyES, mint: func() string { return op.MintJWT(nil, optest.WithAlg("ES256")) }, want: "ok"},
+		{name: "EC kid with RS256 alg", mint: func() string {
+			return op.MintJWT(nil, optest.WithAlg("RS256"), optest.WithKid(op.KeyID("ES256")))
+		}, want: "invalid"},
+		{name: "ES384 header on P-256 key", mint: func() string {
+			return op.MintJWT(nil, optest.WithAlg("ES384"), optest.WithSigner(foreignEC), optest.WithKid(op.KeyID("ES256")))
+		}, want: "invalid"},
+		{name: "signed by unpublished key with known kid", mint: func() string {
+			return op.MintJWT(nil, optest.WithAlg("ES256"), optest.WithSigner(foreignEC), optest.WithKid(op.KeyID("ES256")))
+		}, want: "invalid"},
+		{name: "no kid, key found by type", mint: func() string { return op.MintJWT(nil, optest.WithoutKid()) }, want: "ok"},
+		{name: "jku pointing elsewhere is ignored", mint: func() string {
+			return op.MintJWT(nil, optest.WithSigner(foreignEC), optest.WithAlg("ES256"), optest.WithKid("attacker"),
+				optest.WithHeader("jku", other.URL(optest.JWKS)), optest.WithHeader("x5u", other.URL(optest.JWKS)))
+		}, want: "invalid"},
+		{name: "embedded jwk is ignored", mint: func() string {
+			return op.MintJWT(nil, optest.WithSigner(foreignEC), optest.WithAlg("ES256"), optest.WithoutKid(),
+				optest.WithHeader("jwk", map[string]any{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}))
+		}, want: "invalid"},
+		{name: "crit header", mint: func() string { return op.MintJWT(nil, optest.WithHeader("crit", []string{"exp"})) }, want: "invalid", wantNoNetwork: true},
+		{name: "b64 header", mint: func() string { return op.MintJWT(nil, optest.WithHeader("b64", false)) }, want: "invalid", wantNoNetwork: true},
+		{name: "nested JWT", mint: func() string { return op.MintJWT(nil, optest.WithHeader("cty", "JWT")) }, want: "invalid", wantNoNetwork: true},
+		{name: "unknown alg", mint: func() string { return op.MintJWT(nil, optest.WithHeader("alg", "RS1")) }, want: "invalid", wantNoNetwork: true},
+		{name: "kid not a string", mint: func() string { return op.MintJWT(nil, optest.WithKid(""), optest.WithHeader("kid", 7)) }, want: "invalid", wantNoNetwork: true},
+		{name: "payload not JSON", mint: func() string {
+			p := strings.Split(op.MintJWT(nil), ".")
+			return p[0] + "." + base64.RawURLEncoding.EncodeToString([]byte("[1,2]")) + "." + p[2]
+		}, want: "invalid", wantNoNetwork: true},
+		{name: "payload not base64", mint: func() string {
+			p := strings.Split(op.MintJWT(nil), ".")
+			return p[0] + ".%%%." + p[2]
+		}, want: "malformed", wantNoNetwork: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ic := c.ic
+			if ic.Issuer == "" {
+				ic = base
+			}
+			a := newAuthz(t, clk, noCache(ic), nil)
+			if !c.wantNoNetwork {
+				// Warm discovery and JWKS so that the case itself is what is measured.
+				if err := a.Ready(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok := c.mint()
+			op.ResetCounts()
+			other.ResetCounts()
+			id, err := a.Verify(context.Background(), tok)
+			if got := errKind(err); got != c.want {
+				t.Fatalf("got %s (%v), want %s", got, err, c.want)
+			}
+			if c.wantNoNetwork && (op.Total() != 0 || other.Total() != 0) {
+				t.Fatalf("requests reached an OP: trusted %s, other %s", op.SortedCounts(), other.SortedCounts())
+			}
+			if other.Total() != 0 {
+				t.Fatalf("the untrusted OP was contacted: %s", other.SortedCounts())
+			}
+			if err == nil {
+				if id.Issuer != op.Issuer() || id.Subject != optest.DefaultSubject || id.Sources != authz.SourceJWT ||
+					id.Expiry.IsZero() || id.Claims["iss"] == nil || id.Header["alg"] == nil {
+					t.Fatalf("identity %+v", id)
+				}
+			} else if strings.Contains(err.Error(), tok) {
+				t.Fatal("error message contains the token")
+			}
+		})
+	}
+}
+
+func TestDiscoveryAdvertisedAlgorithms(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk, optest.WithSigningAlgs("ES256", "HS256", "none"))
+	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+	ctx := context.Background()
+	if _, err := a.Verify(ctx, op.MintJWT(nil, optest.WithAlg("ES256"))); err != nil {
+		t.Fatalf("advertised alg: %v", err)
+	}
+	if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "invalid" {
+		t.Fatalf("RS256 not advertised: %v", err)
+	}
+}
+
+func TestUnknownKidRefreshOnceThenAccept(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+	ctx := context.Background()
+	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := op.Count(optest.JWKS); n != 1 {
+		t.Fatalf("jwks fetches after warm-up: %d", n)
+	}
+	// A bad signature on a known kid triggers no fetch.
+	bad := op.MintJWT(nil)
+	if _, err := a.Verify(ctx, bad[:len(bad)-4]+"AAAA"); errKind(err) != "invalid" {
+		t.Fatalf("bad signature: %v", err)
+	}
+	if n := op.Count(optest.JWKS); n != 1 {
+		t.Fatalf("bad signature on a known kid fetched the JWKS (%d)", n)
+	}
+
+	op.Rotate()
+	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
+		t.Fatalf("after rotation: %v", err)
+	}
+	if n := op.Count(optest.JWKS); n != 2 {
+		t.Fatalf("jwks fetches after rotation: %d, want 2", n)
+	}
+	// The old key is gone from the JWKS now, but keys are only looked up by kid in the
+	// refreshed set: a token with the new kid still verifies without another fetch.
+	if _, err := a.Verify(ctx, op.MintJWT(nil, optest.WithAlg("EdDSA"))); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second rotation within the refresh interval: the new kid is unknown and no
+	// refresh is allowed yet.
+	op.Rotate()
+	tok := op.MintJWT(nil)
+	if _, err := a.Verify(ctx, tok); errKind(err) != "invalid" {
+		t.Fatalf("within interval: %v", err)
+	}
+	if n := op.Count(optest.JWKS); n != 2 {
+		t.Fatalf("jwks fetched within the interval (%d)", n)
+	}
+	clk.Advance(authz.DefaultJWKSRefreshInterval)
+	if _, err := a.Verify(ctx, tok); err != nil {
+		t.Fatalf("after interval: %v", err)
+	}
+	if n := op.Count(optest.JWKS); n != 3 {
+		t.Fatalf("jwks fetches: %d, want 3", n)
+	}
+}
+
+func TestUnknownKidStorm(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	cfg := noCache(never(op.IssuerConfig()))
+	cfg.JWKSRefreshInterval = authz.Duration(10 * time.Second)
+	a := newAuthz(t, clk, cfg, nil)
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tokens := make([]string, 1000)
+	for i := range tokens {
+		tokens[i] = op.MintJWT(nil, optest.WithAlg("ES256"), optest.WithKid("unknown-"+string(rune('a'+i%26))+time.Duration(i).String()))
+	}
+	for round := 1; round <= 3; round++ {
+		op.ResetCounts()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		kinds := map[string]int{}
+		for _, tok := range tokens {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := a.Verify(context.Background(), tok)
+				mu.Lock()
+				kinds[errKind(err)]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if kinds["invalid"] != len(tokens) {
+			t.Fatalf("round %d: outcomes %v", round, kinds)
+		}
+		if n := op.Count(optest.JWKS); n > 1 {
+			t.Fatalf("round %d: %d JWKS fetches for 1000 unknown kids, want ≤ 1", round, n)
+		}
+		if round == 1 && op.Count(optest.JWKS) != 1 {
+			t.Fatalf("round 1: unknown kids should trigger one refresh, got %d", op.Count(optest.JWKS))
+		}
+		if round == 2 && op.Count(optest.JWKS) != 0 {
+			t.Fatalf("round 2 (same interval): %d fetches", op.Count(optest.JWKS))
+		}
+		if round == 2 {
+			clk.Advance(10 * time.Second) // round 3 is in a new interval: one fetch allowed
+		}
+	}
+}
+
+func TestJWKSAndDiscoveryFailures(t *testing.T) {
+	ctx := context.Background()
+	t.Run("jwks 500 then recovery, with backoff", func(t *testing.T) {
+		clk := newClock()
+		op := newOP(t, clk)
+		a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+		op.SetFault(optest.JWKS, optest.Fault{Status: 500})
+		tok := op.MintJWT(nil)
+		for i := 0; i < 3; i++ {
+			if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
+				t.Fatalf("attempt %d: %v", i, err)
+			}
+		}
+		if n := op.Count(optest.JWKS); n != 1 {
+			t.Fatalf("failed JWKS fetched %d times within the backoff", n)
+		}
+		op.ClearFaults()
+		clk.Advance(2 * time.Second)
+		if _, err := a.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+	faults := map[string]optest.Fault{
+		"discovery 503":       {Status: 503},
+		"discovery html":      {HTML: true},
+		"discovery malformed": {MalformedJSON: true},
+		"discovery huge":      {HugeBody: authz.MaxResponseSize + 1},
+		"discovery down":      {Close: true},
+	}
+	for name, f := range faults {
+		t.Run(name, func(t *testing.T) {
+			clk := newClock()
+			op := newOP(t, clk)
+			a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+			op.SetFault(optest.Discovery, f)
+			if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
+				t.Fatalf("got %v", err)
+			}
+			if err := a.Ready(ctx); err == nil {
+				t.Fatal("Ready succeeded with a broken discovery")
+			}
+		})
+	}
+	for name, f := range map[string]optest.Fault{"jwks malformed": {MalformedJSON: true}, "jwks html": {HTML: true}, "jwks huge": {HugeBody: authz.MaxResponseSize}} {
+		t.Run(name, func(t *testing.T) {
+			clk := newClock()
+			op := newOP(t, clk)
+			a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+			op.SetFault(optest.JWKS, f)
+			if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+	t.Run("discovery names another issuer", func(t *testing.T) {
+		clk := newClock()
+		op := newOP(t, clk)
+		evil := newOP(t, clk)
+		ic := never(op.IssuerConfig())
+		ic.DiscoveryURL = evil.URL(optest.Discovery)
+		a := newAuthz(t, clk, noCache(ic), nil)
+		if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
+			t.Fatalf("got %v", err)
+		}
+		if evil.Count(optest.JWKS) != 0 {
+			t.Fatal("JWKS of the wrong issuer was fetched")
+		}
+	})
+	t.Run("unknown kid refresh fails", func(t *testing.T) {
+		clk := newClock()
+		op := newOP(t, clk)
+		a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+		if err := a.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		op.Rotate()
+		op.SetFault(optest.JWKS, optest.Fault{Status: 502})
+		tok := op.MintJWT(nil)
+		if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
+			t.Fatalf("got %v", err)
+		}
+		// Within the interval the failed refresh is not repeated, and the answer stays
+		// "unavailable", not "invalid": we do not know the kid is bad.
+		if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
+			t.Fatalf("second: %v", err)
+		}
+		if n := op.Count(optest.JWKS); n != 2 {
+			t.Fatalf("jwks fetches %d, want 2", n)
+		}
+	})
+}

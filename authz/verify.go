@@ -1,0 +1,522 @@
+package authz
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+var b64 = base64.RawURLEncoding.Strict()
+
+func invalid(reason string) error {
+	return &TokenError{Reason: reason, Err: ErrInvalidToken}
+}
+
+// jwsParts is a compact JWS split into its parts, with the header decoded.
+type jwsParts struct {
+	header    map[string]any
+	alg, kid  string
+	payload   []byte
+	input     string // signing input: header "." payload, as sent
+	signature []byte
+}
+
+// splitJWS recognises a compact JWS: three base64url parts whose first decodes to a JSON
+// object. Anything else is not a JWT (and is treated as an opaque token). It trusts
+// nothing it decodes.
+func splitJWS(token string) (*jwsParts, bool) {
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, false
+	}
+	p, s, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(s, ".") {
+		return nil, false
+	}
+	hb, err := b64.DecodeString(h)
+	if err != nil || len(hb) == 0 || hb[0] != '{' {
+		return nil, false
+	}
+	var header map[string]any
+	if err := json.Unmarshal(hb, &header); err != nil {
+		return nil, false
+	}
+	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
+	parts.alg, _ = header["alg"].(string)
+	parts.kid, _ = header["kid"].(string)
+	parts.payload, err = b64.DecodeString(p)
+	if err != nil {
+		parts.payload = nil
+	}
+	parts.signature, err = b64.DecodeString(s)
+	if err != nil {
+		parts.signature = nil
+	}
+	return parts, true
+}
+
+// verifyToken verifies a token that passed checkToken. No caching here.
+func (a *Authorizer) verifyToken(ctx context.Context, token string) (*Identity, error) {
+	if parts, ok := splitJWS(token); ok {
+		return a.verifyJWT(ctx, token, parts)
+	}
+	return a.verifyOpaque(ctx, token)
+}
+
+// verifyJWT: header checks, trust of iss (no network before this), signature with the
+// issuer's JWKS, time and audience claims, then userinfo/introspection per issuer mode.
+func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (*Identity, error) {
+	if _, ok := p.header["kid"]; ok && p.kid == "" {
+		return nil, invalid("malformed JWT header")
+	}
+	switch {
+	case p.alg == "":
+		return nil, invalid("malformed JWT header: no alg")
+	case strings.EqualFold(p.alg, "none"):
+		return nil, invalid(`JWT algorithm "none" is not accepted`)
+	case !supportedAlgs[p.alg]:
+		return nil, invalid("JWT algorithm not accepted")
+	}
+	// RFC 7515 4.1.11: we understand no extension, so any crit header is fatal; b64
+	// (RFC 7797) and zip change how the payload is read; a nested JWT (cty JWT) is not
+	// an access token we can read.
+	for _, h := range []string{"crit", "b64", "zip"} {
+		if _, ok := p.header[h]; ok {
+			return nil, invalid("unsupported JWT header " + h)
+		}
+	}
+	if cty, _ := p.header["cty"].(string); strings.EqualFold(cty, "JWT") {
+		return nil, invalid("nested JWTs are not accepted")
+	}
+	if p.payload == nil || p.signature == nil {
+		return nil, invalid("malformed JWT")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil {
+		return nil, invalid("malformed JWT claims")
+	}
+	issClaim, _ := claims["iss"].(string)
+	is := a.byID[normalizeIssuer(issClaim)]
+	if issClaim == "" || is == nil {
+		return nil, &TokenError{Reason: "untrusted issuer", Err: ErrUntrustedIssuer}
+	}
+	if len(is.cfg.Algorithms) > 0 && !contains(is.cfg.Algorithms, p.alg) {
+		return nil, invalid("JWT algorithm not accepted for this issuer")
+	}
+
+	d, err := is.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !d.algs[p.alg] {
+		return nil, invalid("JWT algorithm not accepted for this issuer")
+	}
+	if d.jwksURI == "" {
+		return nil, is.unavailable("jwks", errors.New("discovery has no jwks_uri"))
+	}
+	if err := a.checkSignature(ctx, is, d, p); err != nil {
+		return nil, err
+	}
+
+	// The payload is now verified. iss must name the configured issuer exactly (one
+	// trailing slash aside, as configured).
+	if normalizeIssuer(issClaim) != is.id {
+		return nil, &TokenError{Reason: "untrusted issuer", Err: ErrUntrustedIssuer}
+	}
+	exp, err := a.checkTimes(claims, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(is.cfg.Audiences) > 0 && !audienceOK(claims["aud"], is.cfg.Audiences) {
+		return nil, invalid("audience not accepted")
+	}
+
+	id := &Identity{
+		Issuer:      is.id,
+		Expiry:      exp,
+		Sources:     SourceJWT,
+		TokenClaims: claims,
+		Header:      p.header,
+	}
+	if is.introspect == IntrospectAlways {
+		in, inExp, err := a.introspect(ctx, is, d, token)
+		if err != nil {
+			return nil, err
+		}
+		id.Introspection, id.Sources = in, id.Sources|SourceIntrospection
+		id.Expiry = earliest(id.Expiry, inExp)
+	}
+	switch is.userinfo {
+	case UserinfoRequired:
+		ui, err := a.userinfo(ctx, is, d, token)
+		if err != nil {
+			return nil, err
+		}
+		id.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
+	case UserinfoOptional:
+		ui, err := a.userinfo(ctx, is, d, token)
+		if err != nil {
+			a.log.LogAttrs(ctx, levelFor(err), "authz: optional userinfo failed, using token claims",
+				slog.String("issuer", is.id), slog.String("token_hash", TokenHash(token)), slog.Any("error", err))
+		} else {
+			id.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
+		}
+	}
+	if err := finish(id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// checkSignature finds the key for the token's kid and alg and verifies the signature.
+// An unknown kid triggers one JWKS refresh per JWKSRefreshInterval (shared by
+// concurrent callers); a known kid with a bad signature triggers none.
+func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discovery, p *jwsParts) error {
+	idx, err := is.keySet(ctx, d)
+	if err != nil {
+		return err
+	}
+	keys, known := idx.candidates(p.kid, p.alg)
+	if !known {
+		idx, _, err = is.fetchKeys(ctx, d, true)
+		switch {
+		case errors.Is(err, errRateLimited):
+			return invalid("unknown signing key")
+		case err != nil:
+			return err
+		}
+		if keys, known = idx.candidates(p.kid, p.alg); !known {
+			return invalid("unknown signing key")
+		}
+	}
+	if len(keys) == 0 {
+		return invalid("signing key does not fit the JWT algorithm")
+	}
+	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(p.alg))
+	if err != nil {
+		return invalid("JWT algorithm not accepted")
+	}
+	for i, k := range keys {
+		if i == 8 { // a kid-less token must not make us try a huge JWKS
+			break
+		}
+		if v.Verify([]byte(p.input), p.signature, k.pub) == nil {
+			return nil
+		}
+	}
+	return invalid("signature verification failed")
+}
+
+// checkTimes checks exp (required when needExp), nbf and iat with the leeway and returns
+// exp (zero if absent).
+func (a *Authorizer) checkTimes(claims map[string]any, needExp bool) (time.Time, error) {
+	now := a.now()
+	leeway := a.cfg.Leeway.D()
+	exp, ok, err := numericDate(claims, "exp")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !ok && needExp {
+		return time.Time{}, invalid("token has no exp claim")
+	}
+	if ok && now.After(exp.Add(leeway)) {
+		return time.Time{}, &TokenError{Reason: "token expired", Err: ErrExpired}
+	}
+	nbf, ok, err := numericDate(claims, "nbf")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if ok && nbf.After(now.Add(leeway)) {
+		return time.Time{}, invalid("token not yet valid (nbf)")
+	}
+	iat, ok, err := numericDate(claims, "iat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if ok && iat.After(now.Add(leeway)) {
+		return time.Time{}, invalid("token issued in the future (iat)")
+	}
+	return exp, nil
+}
+
+// numericDate reads a NumericDate claim (RFC 7519 2): a JSON number of seconds.
+func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
+	v, ok := claims[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	f, isNum := v.(float64)
+	if !isNum || math.IsNaN(f) || f < 0 || f > 253402300799 { // year 9999
+		return time.Time{}, false, invalid("malformed " + name + " claim")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+func audienceOK(aud any, accepted []string) bool {
+	switch v := aud.(type) {
+	case string:
+		return contains(accepted, v)
+	case []any:
+		for _, x := range v {
+			if s, ok := x.(string); ok && contains(accepted, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	case b.Before(a):
+		return b
+	}
+	return a
+}
+
+// --- opaque tokens ---
+
+type probe struct {
+	is  *issuer
+	d   *discovery
+	ui  map[string]any // set when found via userinfo
+	in  map[string]any // set when found via introspection
+	exp time.Time
+	err error
+}
+
+// verifyOpaque asks the candidate OPs (trusted, matching op_hint, not issues_jwt) in
+// parallel; the first that vouches for the token wins and the others are cancelled.
+// If none does: a credential error when every OP said no, an *UnavailableError when at
+// least one could not answer (the token may be that OP's).
+func (a *Authorizer) verifyOpaque(ctx context.Context, token string) (*Identity, error) {
+	if len(a.candidates) == 0 {
+		return nil, invalid("opaque tokens are not accepted (no OP to ask)")
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan probe, len(a.candidates))
+	for _, is := range a.candidates {
+		go func() { results <- a.probe(sctx, is, token) }()
+	}
+	var win *probe
+	var unavailable error
+	for range a.candidates {
+		r := <-results
+		if r.err == nil {
+			win = &r
+			break
+		}
+		if !IsCredentialError(r.err) && unavailable == nil {
+			unavailable = r.err
+		}
+	}
+	cancel()
+	if win == nil {
+		if unavailable != nil {
+			return nil, unavailable
+		}
+		return nil, invalid("token not recognised by any trusted OP")
+	}
+
+	is := win.is
+	id := &Identity{Issuer: is.id, Userinfo: win.ui, Introspection: win.in, Expiry: win.exp}
+	if win.ui != nil {
+		id.Sources |= SourceUserinfo
+		if is.introspect != IntrospectNever {
+			in, exp, err := a.introspect(ctx, is, win.d, token)
+			if err != nil {
+				return nil, err
+			}
+			id.Introspection, id.Expiry = in, exp
+		}
+	}
+	if id.Introspection != nil {
+		id.Sources |= SourceIntrospection
+	}
+	if err := finish(id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// probe asks one OP about an opaque token: userinfo, or introspection when userinfo is
+// "never".
+func (a *Authorizer) probe(ctx context.Context, is *issuer, token string) probe {
+	d, err := is.discover(ctx)
+	if err != nil {
+		return probe{is: is, err: err}
+	}
+	if is.userinfo != UserinfoNever {
+		ui, err := a.userinfo(ctx, is, d, token)
+		return probe{is: is, d: d, ui: ui, err: err}
+	}
+	in, exp, err := a.introspect(ctx, is, d, token)
+	return probe{is: is, d: d, in: in, exp: exp, err: err}
+}
+
+// userinfo calls the OP's userinfo endpoint with the token. 200 with a JSON object that
+// has a string sub: the claims. 401/403: a credential error. Anything else (other
+// status, transport error, malformed or oversized body): *UnavailableError.
+func (a *Authorizer) userinfo(ctx context.Context, is *issuer, d *discovery, token string) (map[string]any, error) {
+	if d.userinfoURL == "" {
+		return nil, is.unavailable("userinfo", errors.New("discovery has no userinfo_endpoint"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HTTPTimeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.userinfoURL, nil)
+	if err != nil {
+		return nil, is.unavailable("userinfo", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	status, body, _, err := a.send(req, is.id, "userinfo")
+	switch {
+	case err != nil:
+		return nil, is.unavailable("userinfo", err)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return nil, invalid("token rejected by the OP's userinfo endpoint")
+	case status != http.StatusOK:
+		return nil, is.unavailable("userinfo", fmt.Errorf("status %d", status))
+	}
+	ui, err := jsonObject(body)
+	if err != nil {
+		return nil, is.unavailable("userinfo", err)
+	}
+	if sub, ok := ui["sub"].(string); !ok || sub == "" {
+		return nil, is.unavailable("userinfo", errors.New("reply has no sub"))
+	}
+	return ui, nil
+}
+
+// introspect calls RFC 7662 introspection with HTTP Basic client authentication.
+// "active": true (the JSON boolean) is the only answer that passes; exp and nbf are
+// checked with the leeway. Claims nested under "ext" are lifted to the top level (top
+// level wins) in the returned map. Non-200 (including 401: our client credentials are
+// wrong) and malformed replies are *UnavailableError.
+func (a *Authorizer) introspect(ctx context.Context, is *issuer, d *discovery, token string) (map[string]any, time.Time, error) {
+	if d.introspectionURL == "" {
+		return nil, time.Time{}, is.unavailable("introspection", errors.New("discovery has no introspection_endpoint"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HTTPTimeout.D())
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.introspectionURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, time.Time{}, is.unavailable("introspection", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 2.3.1: client id and secret are form-encoded before Basic encoding.
+	req.SetBasicAuth(url.QueryEscape(is.cfg.ClientID), url.QueryEscape(is.cfg.ClientSecret))
+	status, body, _, err := a.send(req, is.id, "introspection")
+	if err != nil {
+		return nil, time.Time{}, is.unavailable("introspection", err)
+	}
+	if status != http.StatusOK {
+		return nil, time.Time{}, is.unavailable("introspection", fmt.Errorf("status %d", status))
+	}
+	in, err := jsonObject(body)
+	if err != nil {
+		return nil, time.Time{}, is.unavailable("introspection", err)
+	}
+	if active, _ := in["active"].(bool); !active {
+		return nil, time.Time{}, &TokenError{Reason: "token is not active", Err: ErrInactive}
+	}
+	if ext, ok := in["ext"].(map[string]any); ok {
+		flat := make(map[string]any, len(in)+len(ext))
+		for k, v := range ext {
+			flat[k] = v
+		}
+		for k, v := range in {
+			if k != "ext" {
+				flat[k] = v
+			}
+		}
+		in = flat
+	}
+	exp, err := a.checkTimes(in, false)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return in, exp, nil
+}
+
+// jsonObject decodes an OP reply that must be one JSON object.
+func jsonObject(body []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("malformed JSON reply: %w", err)
+	}
+	if m == nil {
+		return nil, errors.New("reply is not a JSON object")
+	}
+	return m, nil
+}
+
+// finish checks that every sub present (token, introspection, userinfo) is the same
+// (OIDC Core 5.3.2) and merges the claims: userinfo > introspection > token claims. The
+// merged claims always carry iss (the vouching issuer) so that policies can rely on it.
+func finish(id *Identity) error {
+	sub := ""
+	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
+		v, ok := m["sub"]
+		if !ok {
+			continue
+		}
+		s, isStr := v.(string)
+		if !isStr || s == "" {
+			return invalid("malformed sub claim")
+		}
+		if sub != "" && s != sub {
+			return invalid("subject mismatch between token, introspection and userinfo")
+		}
+		sub = s
+	}
+	id.Subject = sub
+	merged := make(map[string]any, len(id.TokenClaims)+len(id.Introspection)+len(id.Userinfo)+1)
+	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
+		for k, v := range m {
+			merged[k] = v
+		}
+	}
+	if _, ok := id.TokenClaims["iss"]; ok {
+		merged["iss"] = id.TokenClaims["iss"]
+	} else {
+		merged["iss"] = id.Issuer
+	}
+	id.Claims = merged
+	return nil
+}
+
+func levelFor(err error) slog.Level {
+	if errors.Is(err, ErrUnavailable) {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
+}
