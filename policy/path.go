@@ -19,6 +19,8 @@ const maxPathLen = 64 << 10
 //   - percent-escapes are decoded exactly once ("/%61dmin" → "/admin",
 //     "/admin%2F" → "/admin/"), "+" is kept;
 //   - "\" is treated as "/" (some servers do);
+//   - ";parameters" are removed from every segment ("/admin;jsessionid=1" → "/admin",
+//     "/public/..;/admin" → "/admin"), as Tomcat, Jetty and Spring do;
 //   - "//" is merged, "." and ".." segments are resolved (never above "/"), and a
 //     trailing "/" is dropped, so "/admin/" and "/admin" select the same route.
 //
@@ -68,9 +70,32 @@ func NormalizePath(p string) (string, error) {
 			}
 		}
 	}
+	if strings.IndexByte(d, ';') >= 0 {
+		d = stripParams(d)
+	}
 	// path.Clean merges "//", resolves "." and ".." lexically (never above the root)
 	// and drops a trailing slash.
 	return path.Clean(d), nil
+}
+
+// stripParams removes ";parameters" from every segment ("/a;x=1/..;/b" → "/a/../b"), as
+// Tomcat, Jetty and Spring do before routing.
+func stripParams(d string) string {
+	var b strings.Builder
+	b.Grow(len(d))
+	skip := false
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; {
+		case c == '/':
+			skip = false
+			b.WriteByte(c)
+		case c == ';':
+			skip = true
+		case !skip:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func isHex(c byte) bool {

@@ -34,6 +34,12 @@ func TestNormalizePath(t *testing.T) {
 		{"/public\\..\\admin", "/admin"},
 		{"/public%5c..%5cadmin", "/admin"},
 		{"/caf%C3%A9", "/café"},
+		{"/admin;jsessionid=1", "/admin"},
+		{"/public/..;/admin", "/admin"},
+		{"/public/..%3B/admin", "/admin"},
+		{"/admin;x/y;z=1/", "/admin/y"},
+		{"/;x/admin", "/admin"},
+		{"/;", "/"},
 		{"/a%25b", "/a%b"},
 		{"/%25", "/%"},
 		{"", ""},
@@ -109,6 +115,8 @@ func TestSelectRoutes(t *testing.T) {
 		{"attack /healthz/../admin", Request{Method: "GET", Path: "/healthz/../admin"}, "admin", SourceRoute, false},
 		{"attack /healthz%2f..%2fadmin", Request{Method: "GET", Path: "/healthz%2f..%2fadmin"}, "admin", SourceRoute, false},
 		{"attack /./admin/.", Request{Method: "GET", Path: "/./admin/."}, "admin", SourceRoute, false},
+		{"attack matrix params", Request{Method: "GET", Path: "/healthz/..;/admin"}, "admin", SourceRoute, false},
+		{"attack jsessionid", Request{Method: "GET", Path: "/admin;jsessionid=x"}, "admin", SourceRoute, false},
 		{"attack backslash", Request{Method: "GET", Path: "/healthz\\..\\admin"}, "admin", SourceRoute, false},
 		{"api write", Request{Method: "POST", Host: "API.Example.org:8443", Path: "/v2/items/7"}, "api-write", SourceRoute, false},
 		{"api write wildcard host", Request{Method: "POST", Host: "eu.api.example.org.", Path: "/v1/items"}, "api-write", SourceRoute, false},
@@ -227,7 +235,7 @@ func TestNormalizeHost(t *testing.T) {
 func FuzzNormalizePath(f *testing.F) {
 	for _, s := range []string{
 		"/", "//admin", "/a/../admin", "/%61dmin", "/admin%2F", "/admin?x", "/a%zz", "/%2e%2e/%2e",
-		"/a\\b", "/%252F", "/caf%C3%A9", "/a/./b//../c/", "", "admin", "/%", "/#?",
+		"/a\\b", "/%252F", "/caf%C3%A9", "/a/./b//../c/", "", "admin", "/%", "/#?", "/p/..;/a", "/a;b/c;d",
 	} {
 		f.Add(s)
 	}
@@ -242,7 +250,7 @@ func FuzzNormalizePath(f *testing.F) {
 		if !strings.HasPrefix(n, "/") || !utf8.ValidString(n) {
 			t.Fatalf("%q → %q: not an absolute UTF-8 path", p, n)
 		}
-		if n != "/" && strings.HasSuffix(n, "/") || strings.Contains(n, "//") || strings.Contains(n, "\\") {
+		if n != "/" && strings.HasSuffix(n, "/") || strings.ContainsAny(n, "\\;") || strings.Contains(n, "//") {
 			t.Fatalf("%q → %q: not canonical", p, n)
 		}
 		for seg := range strings.SplitSeq(n, "/") {
