@@ -240,13 +240,27 @@ func (f *File) Validate() error {
 	if len(f.Issuers) == 0 && !f.allPublic() {
 		add("issuers", errors.New("at least one trusted issuer is required (config `issuers:`, --issuer or FLAAT_EXTAUTHZ_ISSUERS)"))
 	}
-	// authz.Config.Validate is called through an interface so that this package builds
-	// against every stage of package authz.
-	if v, ok := any(f.AuthzConfig()).(interface{ Validate() error }); ok {
-		add("", v.Validate())
+	// authz names its locations (issuers[i].…, verification.…) itself.
+	if err := f.AuthzConfig().Validate(); err != nil {
+		var ae *authz.ConfigError
+		if errors.As(err, &ae) {
+			for _, p := range ae.Problems {
+				add("", errors.New(p))
+			}
+		} else {
+			add("", err)
+		}
 	}
-	_, err := policy.New(f.Policy)
-	add("policy", err)
+	if _, err := policy.New(f.Policy); err != nil {
+		var pe *policy.ConfigError
+		if errors.As(err, &pe) {
+			for _, p := range pe.Problems {
+				add("policy", errors.New(p.String()))
+			}
+		} else {
+			add("policy", err)
+		}
+	}
 	add("", validateServer(&f.Server)) // envoy's messages name "server.<field>"
 	add("log", f.Log.validate())
 	add("log", f.validateDenials())

@@ -1,0 +1,123 @@
+// Package devswitch implements flaat's DISABLE_AUTHENTICATION_* development switches as
+// an authorizer that verifies nothing: it makes up an identity for every request and
+// evaluates the policy on it. It exists for compatibility with flaat and MUST NOT be
+// used anywhere but on a developer's machine; cmd/flaat-extauthz only builds it with
+// --allow-insecure-dev-switches, and logs a warning at start-up and every minute.
+package devswitch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+// Made-up identity values.
+const (
+	// Issuer is the iss of every made-up identity.
+	Issuer = "urn:flaat-extauthz:insecure-dev-switch"
+	// Subject is the sub of every made-up identity.
+	Subject = "insecure-dev-switch-user"
+)
+
+// GroupClaims are the claims that carry the groups of
+// DISABLE_AUTHENTICATION_AND_ASSUME_GROUPS, so that group requirements on any of these
+// common claim names see them.
+var GroupClaims = []string{"groups", "eduperson_entitlement", "entitlements"}
+
+// Authorizer answers every request with a made-up identity. It does not look at the
+// Authorization header at all.
+type Authorizer struct {
+	sw       config.DevSwitches
+	pol      *policy.Engine
+	clock    func() time.Time
+	decision func() // called once per decision (metric); may be nil
+}
+
+// New returns an Authorizer for the switches sw (which must be Enabled) and the policy
+// pol. onDecision, if non-nil, is called for every decision it makes up.
+func New(sw config.DevSwitches, pol *policy.Engine, clock func() time.Time, onDecision func()) *Authorizer {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Authorizer{sw: sw, pol: pol, clock: clock, decision: onDecision}
+}
+
+// Identity returns the made-up identity (Sources = authz.SourceInsecureDevSwitch). It
+// expires one hour after now.
+func (a *Authorizer) Identity() *authz.Identity {
+	claims := map[string]any{"sub": Subject, "iss": Issuer, "insecure_dev_switch": true}
+	if len(a.sw.AssumeGroups) > 0 {
+		for _, c := range GroupClaims {
+			gs := make([]any, len(a.sw.AssumeGroups))
+			for i, g := range a.sw.AssumeGroups {
+				gs[i] = g
+			}
+			claims[c] = gs
+		}
+	}
+	return &authz.Identity{
+		Issuer:  Issuer,
+		Subject: Subject,
+		Claims:  claims,
+		Expiry:  a.clock().Add(time.Hour),
+		Sources: authz.SourceInsecureDevSwitch,
+	}
+}
+
+// Authorize selects the route of r and evaluates its requirement on the made-up
+// identity. With AssumeValidGroups every requirement counts as met. A path that cannot
+// be normalised or an unknown context_extensions level is still denied.
+func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
+	if a.decision != nil {
+		a.decision()
+	}
+	sel, err := a.pol.Select(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
+	if err != nil {
+		return authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request cannot be matched to a policy", Err: err}
+	}
+	if sel.Public {
+		return authz.Decision{Outcome: authz.OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
+	}
+	id := a.Identity()
+	res := sel.Evaluate(id.Claims)
+	if !res.Allowed && a.sw.AssumeValidGroups {
+		res = policy.Result{Allowed: true, Reason: "INSECURE: " + config.EnvAssumeValidGroups + " assumes every requirement is met",
+			Details: append([]string{"assumed met (insecure dev switch): " + sel.Description}, res.Details...)}
+	}
+	if err := ctx.Err(); err != nil {
+		return authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "request cancelled", Err: err, Route: sel.Name}
+	}
+	d := authz.Decision{Identity: id, Route: sel.Name, Policy: res, Reason: res.Reason}
+	if res.Allowed {
+		d.Outcome = authz.OutcomeAllow
+	} else {
+		d.Outcome = authz.OutcomeForbidden
+		d.Err = errors.New("devswitch: policy not met by the made-up identity")
+	}
+	return d
+}
+
+// Warn logs the loud warning that the switches are on; call it at start-up and then
+// every minute (Nag).
+func Warn(log *slog.Logger, sw config.DevSwitches) {
+	log.Warn("INSECURE DEVELOPMENT SWITCHES ARE ON: tokens are NOT verified, every request gets a made-up identity; never use this in production",
+		"switches", sw.String())
+}
+
+// Nag calls Warn every interval until ctx is done. It uses tick to create the ticker
+// channel (time.Tick in production) so tests need not wait.
+func Nag(ctx context.Context, log *slog.Logger, sw config.DevSwitches, tick <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			Warn(log, sw)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+// Command flaat-extauthz is an Envoy external-authorization server that verifies OIDC
+// access tokens and evaluates flaat-style claim policies.
+//
+//	flaat-extauthz serve     run the ext_authz gRPC + HTTP server and the admin listener
+//	flaat-extauthz userinfo  show everything about a token (flaat-userinfo)
+//	flaat-extauthz check     explain the decision the server would make for one request
+//	flaat-extauthz validate  report every configuration problem at once
+//	flaat-extauthz demo      a local stack with a development OP, for a first look
+//	flaat-extauthz version   version, commit, Go version
+//
+// This package is wiring only: configuration is loaded and validated by
+// internal/config, tokens are verified by authz, policies evaluated by policy, and
+// requests answered by envoy.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by the subcommands. userinfo and check document their own meanings
+// of 1 and 2 (see their help); every command exits 3 on an unexpected error.
+const (
+	exitOK    = 0
+	exitFail  = 1 // serve/validate: bad configuration; check: deny; userinfo: no token
+	exitUsage = 2 // bad flags or arguments (userinfo: invalid token)
+	exitError = 3 // OP unreachable or other error
+)
+
+// exitErr carries an exit code through cobra. A nil err means: print nothing more.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e *exitErr) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitErr) Unwrap() error { return e.err }
+
+// exit returns an error that makes run return code; err (may be nil) is printed.
+func exit(code int, err error) error { return &exitErr{code: code, err: err} }
+
+// app is the process environment of one invocation. Tests fill it with buffers, a fake
+// environment and a signal channel; main uses the real ones.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
+	httpClient     *http.Client // nil: authz's default
+	// signals delivers SIGHUP/SIGTERM/SIGINT to serve and demo. nil: the process's.
+	signals <-chan os.Signal
+	// listening, when set, is called by serve/demo with the bound addresses once every
+	// listener is up (tests use it instead of fixed ports).
+	listening func(addrs map[string]string)
+	// reloaded, when set, is called after every reload attempt with its result.
+	reloaded func(ok bool)
+	// tick creates the dev-switch warning ticker; nil: time.Tick.
+	tick func(time.Duration) <-chan time.Time
+}
+
+func main() {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
+	os.Exit(a.run(context.Background(), os.Args[1:]))
+}
+
+// run executes the command line args and returns the exit code.
+func (a *app) run(ctx context.Context, args []string) int {
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(a.stderr, "flaat-extauthz:", ee.err)
+		}
+		return ee.code
+	}
+	// cobra's own errors (unknown command or flag, wrong arguments).
+	fmt.Fprintln(a.stderr, "flaat-extauthz:", err)
+	return exitUsage
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "flaat-extauthz",
+		Short: "Envoy ext_authz server for OIDC access tokens (flaat rebuilt)",
+		Long: `flaat-extauthz verifies OIDC access tokens (JWT signatures, userinfo, RFC 7662
+introspection) and evaluates flaat-style claim policies for Envoy, Istio, nginx and
+Traefik, speaking Envoy's ext_authz gRPC API and the HTTP auth-request form.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(a.serveCmd(), a.validateCmd(), a.versionCmd(), a.userinfoCmd(), a.checkCmd(), a.demoCmd())
+	return root
+}
+
+// signalChan returns the signal channel for serve/demo and a stop function.
+func (a *app) signalChan() (<-chan os.Signal, func()) {
+	if a.signals != nil {
+		return a.signals, func() {}
+	}
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// ticker returns a channel ticking every d, and its stop function.
+func (a *app) ticker(d time.Duration) (<-chan time.Time, func()) {
+	if a.tick != nil {
+		return a.tick(d), func() {}
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}

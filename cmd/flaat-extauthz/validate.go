@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+func (a *app) validateCmd() *cobra.Command {
+	var cf configFlags
+	var allowDev bool
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the configuration and report every problem at once",
+		Long: `validate loads the configuration exactly as serve would (file, environment, flags),
+checks every section and prints every problem at once. It contacts no OP.
+Exit status: 0 valid, 1 invalid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := cf.load(a.getenv)
+			if _, derr := config.DevSwitchesFromEnv(a.getenv, allowDev); derr != nil {
+				if err == nil {
+					err = derr
+				} else {
+					err = fmt.Errorf("%w\n%w", err, derr)
+				}
+			}
+			if err != nil {
+				return exit(exitFail, err)
+			}
+			fmt.Fprintf(a.stdout, "%s: valid (%d issuer(s), %d route(s))\n", cf.source(a.getenv), len(f.Issuers), len(f.Policy.Routes))
+			if pol, err := policy.New(f.Policy); err == nil {
+				for _, w := range pol.Warnings() {
+					fmt.Fprintln(a.stdout, "warning:", w)
+				}
+			}
+			return nil
+		},
+	}
+	cf.register(cmd.Flags(), false)
+	cmd.Flags().BoolVar(&allowDev, "allow-insecure-dev-switches", false,
+		"accept the DISABLE_AUTHENTICATION_* environment variables as serve would with this flag")
+	return cmd
+}
