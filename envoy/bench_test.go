@@ -62,7 +62,7 @@ func BenchmarkCheckResponseAllow(b *testing.B) {
 	d := allowAlice()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = s.checkResponse(&r, &d)
+		_ = s.snap.Load().checkResponse(&r, &d)
 	}
 }
 
@@ -72,7 +72,7 @@ func BenchmarkExtract(b *testing.B) {
 	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = s.requestFromCheck(req)
+		_ = s.snap.Load().requestFromCheck(req)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // empty fields and the authorizer denies. It reads attributes.request.http.headers
 // (lower-case keys, duplicates joined by Envoy) and, when that is empty, header_map
 // (raw headers, sent when Envoy's encode_raw_headers is on; values may be in raw_value).
-func (s *Server) requestFromCheck(req *authv3.CheckRequest) authz.Request {
+func (v *snapshot) requestFromCheck(req *authv3.CheckRequest) authz.Request {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	r := authz.Request{
@@ -31,8 +31,8 @@ func (s *Server) requestFromCheck(req *authv3.CheckRequest) authz.Request {
 		hm := h.GetHeaderMap()
 		get = func(name string) string { return headerMapValue(hm, name) }
 	}
-	if s.cfg.TokenHeader != "" {
-		r.Authorization = asBearer(get(s.cfg.TokenHeader))
+	if v.cfg.TokenHeader != "" {
+		r.Authorization = asBearer(get(v.cfg.TokenHeader))
 	}
 	if r.Authorization == "" {
 		r.Authorization = get("authorization")

@@ -41,7 +41,7 @@ func SetServing(h *health.Server, serving bool) {
 // are read here. extra options are appended (e.g. stats handlers). The caller runs
 // Serve on its listener and GracefulStop on shutdown.
 func NewGRPCServer(s *Server, h *health.Server, extra ...grpc.ServerOption) (*grpc.Server, error) {
-	cfg := s.cfg
+	cfg := s.listen
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             cfg.GRPC.KeepaliveMinTime.D(),

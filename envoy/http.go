@@ -24,24 +24,24 @@ func (s *Server) HTTPHandler() http.Handler { return httpHandler{s} }
 type httpHandler struct{ s *Server }
 
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	s := h.s
-	r, ok := s.requestFromHTTP(req)
+	v := h.s.snap.Load()
+	r, ok := v.requestFromHTTP(req)
 	if !ok {
 		http.NotFound(w, req)
 		return
 	}
-	d := s.decide(req.Context(), &r, TransportHTTP)
-	s.writeHTTP(w, &r, &d)
+	d := h.s.decide(req.Context(), v, &r, TransportHTTP)
+	v.writeHTTP(w, &r, &d)
 }
 
 // writeHTTP maps d to an HTTP response through the same table as Check.
-func (s *Server) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Decision) {
+func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Decision) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	row := ResponseFor(d.Outcome)
 	if d.Outcome != authz.OutcomeAllow {
 		desc := description(d)
-		if c := challenge(s.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
+		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
 			hdr.Set("WWW-Authenticate", c)
 		}
 		hdr.Set("Content-Type", "application/json")
@@ -51,9 +51,9 @@ func (s *Server) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Dec
 	}
 	var remove []string
 	if d.Public || d.Identity == nil {
-		remove = append(remove, s.allNames...)
+		remove = append(remove, v.allNames...)
 	} else {
-		s.identityHeaders(r, d.Identity, func(name, value string) {
+		v.identityHeaders(r, d.Identity, func(name, value string) {
 			if value == "" {
 				remove = append(remove, name)
 			} else {
@@ -61,10 +61,10 @@ func (s *Server) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Dec
 			}
 		})
 	}
-	if s.cfg.StripAuthorization {
+	if v.cfg.StripAuthorization {
 		remove = append(remove, "authorization")
-		if s.cfg.TokenHeader != "" {
-			remove = append(remove, s.cfg.TokenHeader)
+		if v.cfg.TokenHeader != "" {
+			remove = append(remove, v.cfg.TokenHeader)
 		}
 	}
 	if len(remove) > 0 {
@@ -75,12 +75,12 @@ func (s *Server) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Dec
 
 // requestFromHTTP extracts the original request; ok is false when the request path
 // is outside the configured prefix.
-func (s *Server) requestFromHTTP(req *http.Request) (authz.Request, bool) {
+func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 	raw := req.RequestURI
 	if raw == "" || raw[0] != '/' { // absolute-form or a synthetic request
 		raw = req.URL.RequestURI()
 	}
-	path, ok := stripPrefix(raw, s.cfg.PathPrefix)
+	path, ok := stripPrefix(raw, v.cfg.PathPrefix)
 	if !ok {
 		return authz.Request{}, false
 	}
@@ -90,7 +90,7 @@ func (s *Server) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 		Path:      path,
 		RequestID: req.Header.Get("X-Request-Id"),
 	}
-	if !s.cfg.IgnoreForwardedHeaders {
+	if !v.cfg.IgnoreForwardedHeaders {
 		if v := firstHeader(req.Header, "X-Original-Uri", "X-Forwarded-Uri"); v != "" {
 			r.Path = v
 		}
@@ -101,8 +101,8 @@ func (s *Server) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 			r.Host = v
 		}
 	}
-	if s.cfg.TokenHeader != "" {
-		r.Authorization = asBearer(joinValues(req.Header.Values(s.cfg.TokenHeader)))
+	if v.cfg.TokenHeader != "" {
+		r.Authorization = asBearer(joinValues(req.Header.Values(v.cfg.TokenHeader)))
 	}
 	if r.Authorization == "" {
 		r.Authorization = joinValues(req.Header.Values("Authorization"))

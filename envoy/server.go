@@ -52,20 +52,35 @@ const (
 )
 
 // Server answers ext_authz Check calls and HTTP auth requests. It is safe for
-// concurrent use; SetAuthorizer swaps the authorizer atomically while checks run.
-// It starts no goroutines and holds no connections, so it needs no Close.
+// concurrent use; SetAuthorizer and Reload swap the authorizer (and configuration)
+// atomically while checks run: each check uses one consistent snapshot from start to
+// end. It starts no goroutines and holds no connections, so it needs no Close.
 type Server struct {
-	cfg      Config
-	auth     atomic.Pointer[authorizerBox]
-	log      *slog.Logger
-	denyLvl  slog.Level
-	metrics  *Metrics
-	now      func() time.Time
-	allNames []string // every identity header name + access token header, for public routes
-	hdrCount int
+	listen  Config // as given to NewServer: listener, TLS and gRPC settings
+	snap    atomic.Pointer[snapshot]
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
 }
 
-type authorizerBox struct{ a Authorizer }
+// snapshot is what one check uses from start to end: the authorizer and the
+// response-shaping configuration, swapped together by Reload.
+type snapshot struct {
+	a        Authorizer
+	cfg      Config
+	denyLvl  slog.Level
+	allNames []string // every identity header name + access token header, for public routes
+}
+
+func newSnapshot(a Authorizer, cfg Config) *snapshot {
+	v := &snapshot{a: a, cfg: cfg}
+	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
+	for _, h := range cfg.Headers {
+		v.allNames = append(v.allNames, h.Name)
+	}
+	v.allNames = append(v.allNames, cfg.AccessTokenHeader)
+	return v
+}
 
 // Option configures a Server.
 type Option func(*Server)
@@ -101,26 +116,42 @@ func NewServer(a Authorizer, cfg Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: slog.Default(), now: time.Now, hdrCount: len(cfg.Headers)}
-	s.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
-	for _, h := range cfg.Headers {
-		s.allNames = append(s.allNames, h.Name)
-	}
-	s.allNames = append(s.allNames, cfg.AccessTokenHeader)
+	s := &Server{listen: cfg, log: slog.Default(), now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
-	s.SetAuthorizer(a)
+	s.snap.Store(newSnapshot(a, cfg))
 	return s, nil
 }
 
-// SetAuthorizer replaces the authorizer for all later checks (config reload). Checks
-// already running finish with the authorizer they started with. A nil a makes every
-// later check answer 503.
-func (s *Server) SetAuthorizer(a Authorizer) { s.auth.Store(&authorizerBox{a: a}) }
+// SetAuthorizer replaces the authorizer for all later checks (config reload), keeping
+// the configuration. Checks already running finish with the authorizer they started
+// with. A nil a makes every later check answer 503.
+func (s *Server) SetAuthorizer(a Authorizer) {
+	for {
+		old := s.snap.Load()
+		if s.snap.CompareAndSwap(old, &snapshot{a: a, cfg: old.cfg, denyLvl: old.denyLvl, allNames: old.allNames}) {
+			return
+		}
+	}
+}
 
-// Config returns the effective configuration (defaults applied).
-func (s *Server) Config() Config { return s.cfg }
+// Reload validates cfg and then replaces the authorizer and the configuration together
+// for all later checks; checks already running finish with what they started with. On
+// a validation error nothing changes. Identity headers, token header, realm, metadata
+// claims, strip/forward switches, path prefix and log level take effect at once; the
+// listener, TLS, gRPC, shutdown and readiness settings are read only when the
+// listeners start (NewGRPCServer, the caller's HTTP server) and need a restart.
+func (s *Server) Reload(a Authorizer, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.snap.Store(newSnapshot(a, cfg.withDefaults()))
+	return nil
+}
+
+// Config returns the configuration in effect (defaults applied).
+func (s *Server) Config() Config { return s.snap.Load().cfg }
 
 // Check implements envoy.service.auth.v3.Authorization/Check. It always returns a
 // CheckResponse and a nil error.
@@ -129,17 +160,18 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		if p := recover(); p != nil { // a bug in this package: still deny, never a gRPC error
 			s.log.LogAttrs(ctx, slog.LevelError, "envoy: panic while building check response",
 				slog.String("panic", fmt.Sprint(p)))
-			resp, err = s.denied(&authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error"}, false), nil
+			resp, err = s.snap.Load().denied(&authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error"}, false), nil
 		}
 	}()
-	r := s.requestFromCheck(req)
-	d := s.decide(ctx, &r, TransportGRPC)
-	return s.checkResponse(&r, &d), nil
+	v := s.snap.Load()
+	r := v.requestFromCheck(req)
+	d := s.decide(ctx, v, &r, TransportGRPC)
+	return v.checkResponse(&r, &d), nil
 }
 
 // decide asks the current authorizer, turning panics, cancelled contexts and unknown
 // outcomes into denials, and records metrics and the log line.
-func (s *Server) decide(ctx context.Context, r *authz.Request, transport string) (d authz.Decision) {
+func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, transport string) (d authz.Decision) {
 	start := s.now()
 	s.metrics.begin()
 	defer func() {
@@ -149,14 +181,13 @@ func (s *Server) decide(ctx context.Context, r *authz.Request, transport string)
 				Err: fmt.Errorf("envoy: authorizer panic: %v", p)}
 		}
 		s.metrics.end(transport, d.Route, d.Outcome, s.now().Sub(start))
-		s.logDecision(ctx, r, &d, transport)
+		s.logDecision(ctx, v.denyLvl, r, &d, transport)
 	}()
-	box := s.auth.Load()
-	if box == nil || box.a == nil {
+	if v.a == nil {
 		return authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "not ready",
 			Err: fmt.Errorf("envoy: no authorizer configured")}
 	}
-	d = box.a.Authorize(ctx, *r)
+	d = v.a.Authorize(ctx, *r)
 	if d.Outcome < authz.OutcomeAllow || d.Outcome > authz.OutcomeUnavailable {
 		d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error", Route: d.Route,
 			Err: fmt.Errorf("envoy: authorizer returned unknown outcome %d", int(d.Outcome))}
@@ -172,14 +203,14 @@ func (s *Server) decide(ctx context.Context, r *authz.Request, transport string)
 
 // logDecision writes one line: allows at debug, denials at the configured level, OP
 // outages at warn. Nothing is formatted when the level is off. Never logs the token.
-func (s *Server) logDecision(ctx context.Context, r *authz.Request, d *authz.Decision, transport string) {
+func (s *Server) logDecision(ctx context.Context, denyLvl slog.Level, r *authz.Request, d *authz.Decision, transport string) {
 	lvl := slog.LevelDebug
 	switch d.Outcome {
 	case authz.OutcomeAllow:
 	case authz.OutcomeUnavailable:
 		lvl = slog.LevelWarn
 	default:
-		lvl = s.denyLvl
+		lvl = denyLvl
 	}
 	if !s.log.Enabled(ctx, lvl) {
 		return
@@ -226,33 +257,33 @@ func headerOption(name, value string) *corev3.HeaderValueOption {
 }
 
 // checkResponse maps d to a CheckResponse through the table.
-func (s *Server) checkResponse(r *authz.Request, d *authz.Decision) *authv3.CheckResponse {
+func (v *snapshot) checkResponse(r *authz.Request, d *authz.Decision) *authv3.CheckResponse {
 	if d.Outcome != authz.OutcomeAllow {
-		return s.denied(d, r.Authorization != "")
+		return v.denied(d, r.Authorization != "")
 	}
 	ok := &authv3.OkHttpResponse{}
 	resp := &authv3.CheckResponse{
 		Status:       &rpcstatus.Status{},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 	}
-	remove := make([]string, 0, len(s.allNames)+2)
+	remove := make([]string, 0, len(v.allNames)+2)
 	if d.Public || d.Identity == nil {
-		remove = append(remove, s.allNames...)
+		remove = append(remove, v.allNames...)
 	} else {
-		ok.Headers = make([]*corev3.HeaderValueOption, 0, s.hdrCount+1)
-		s.identityHeaders(r, d.Identity, func(name, value string) {
+		ok.Headers = make([]*corev3.HeaderValueOption, 0, len(v.cfg.Headers)+1)
+		v.identityHeaders(r, d.Identity, func(name, value string) {
 			if value == "" {
 				remove = append(remove, name)
 			} else {
 				ok.Headers = append(ok.Headers, headerOption(name, value))
 			}
 		})
-		resp.DynamicMetadata = s.metadata(d.Identity)
+		resp.DynamicMetadata = v.metadata(d.Identity)
 	}
-	if s.cfg.StripAuthorization {
+	if v.cfg.StripAuthorization {
 		remove = append(remove, "authorization")
-		if s.cfg.TokenHeader != "" {
-			remove = append(remove, s.cfg.TokenHeader)
+		if v.cfg.TokenHeader != "" {
+			remove = append(remove, v.cfg.TokenHeader)
 		}
 	}
 	ok.HeadersToRemove = remove
@@ -261,23 +292,23 @@ func (s *Server) checkResponse(r *authz.Request, d *authz.Decision) *authv3.Chec
 
 // identityHeaders calls fn for every identity header and the access-token header with
 // its value, "" meaning "absent: remove it".
-func (s *Server) identityHeaders(r *authz.Request, id *authz.Identity, fn func(name, value string)) {
-	for _, h := range s.cfg.Headers {
+func (v *snapshot) identityHeaders(r *authz.Request, id *authz.Identity, fn func(name, value string)) {
+	for _, h := range v.cfg.Headers {
 		fn(h.Name, claimHeaderValue(id.Claims, h.Claim))
 	}
 	tok := ""
-	if s.cfg.ForwardAccessToken {
+	if v.cfg.ForwardAccessToken {
 		tok = bearerToken(r.Authorization)
 	}
-	fn(s.cfg.AccessTokenHeader, tok)
+	fn(v.cfg.AccessTokenHeader, tok)
 }
 
 // denied builds the CheckResponse for a denial.
-func (s *Server) denied(d *authz.Decision, tokenSent bool) *authv3.CheckResponse {
+func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckResponse {
 	row := ResponseFor(d.Outcome)
 	desc := description(d)
 	hs := make([]*corev3.HeaderValueOption, 0, 3)
-	if c := challenge(s.cfg.Realm, row, tokenSent, desc, d.Policy.Scopes); c != "" {
+	if c := challenge(v.cfg.Realm, row, tokenSent, desc, d.Policy.Scopes); c != "" {
 		hs = append(hs, headerOption("www-authenticate", c))
 	}
 	hs = append(hs, headerOption("content-type", "application/json"), headerOption("cache-control", "no-store"))
@@ -293,18 +324,18 @@ func (s *Server) denied(d *authz.Decision, tokenSent bool) *authv3.CheckResponse
 
 // metadata is the dynamic metadata of an allow: sub, iss, groups and the configured
 // claims. Envoy files it under its ext_authz filter namespace.
-func (s *Server) metadata(id *authz.Identity) *structpb.Struct {
-	f := make(map[string]*structpb.Value, 3+len(s.cfg.MetadataClaims))
+func (v *snapshot) metadata(id *authz.Identity) *structpb.Struct {
+	f := make(map[string]*structpb.Value, 3+len(v.cfg.MetadataClaims))
 	if id.Subject != "" {
 		f["sub"] = structpb.NewStringValue(id.Subject)
 	}
 	if id.Issuer != "" {
 		f["iss"] = structpb.NewStringValue(id.Issuer)
 	}
-	if vs, ok := policy.ClaimValues(id.Claims, s.cfg.GroupsClaim); ok {
+	if vs, ok := policy.ClaimValues(id.Claims, v.cfg.GroupsClaim); ok {
 		f["groups"] = stringList(vs)
 	}
-	for _, name := range s.cfg.MetadataClaims {
+	for _, name := range v.cfg.MetadataClaims {
 		if v, ok := metadataValue(id.Claims, name); ok {
 			f[name] = v
 		}

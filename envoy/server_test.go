@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -634,5 +635,52 @@ func TestNewServerRejectsInvalidConfig(t *testing.T) {
 	_, err := NewServer(nil, Config{Realm: `a"b`})
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestReload(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	old := AuthorizerFunc(func(ctx context.Context, r authz.Request) authz.Decision {
+		close(started)
+		<-release
+		return allowAlice()
+	})
+	s, _ := newTestServer(t, old, Config{Headers: []HeaderConfig{{Name: "x-old", Claim: "sub"}}})
+	done := make(chan *authv3.CheckResponse)
+	go func() {
+		resp, _ := s.Check(context.Background(), checkRequest(nil))
+		done <- resp
+	}()
+	<-started
+
+	// Invalid: refused, nothing changes.
+	err := s.Reload(&fakeAuthorizer{d: authz.Decision{Outcome: authz.OutcomeForbidden}}, Config{Realm: "bad\"realm"})
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("invalid reload: %v", err)
+	}
+	if s.Config().Headers[0].Name != "x-old" {
+		t.Fatal("invalid reload changed the config")
+	}
+
+	// Valid: later checks use the new authorizer and headers at once.
+	if err := s.Reload(&fakeAuthorizer{d: allowAlice()}, Config{Headers: []HeaderConfig{{Name: "x-new", Claim: "email"}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := s.Check(context.Background(), checkRequest(nil))
+	if got := headerMap(resp)["x-new"].GetHeader().GetValue(); got != "alice@example.org" {
+		t.Errorf("after reload x-new = %q (%v)", got, resp)
+	}
+	rec := httptest.NewRecorder()
+	s.HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Header().Get("X-New") != "alice@example.org" {
+		t.Errorf("HTTP handler after reload: %v", rec.Header())
+	}
+
+	// The in-flight check finishes with the config it started with.
+	close(release)
+	r := <-done
+	if got := headerMap(r)["x-old"].GetHeader().GetValue(); got != "alice" || headerMap(r)["x-new"] != nil {
+		t.Errorf("in-flight check: %v", r.GetOkResponse())
 	}
 }
