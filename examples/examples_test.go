@@ -1,0 +1,801 @@
+package examples
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+)
+
+// The admin listener's probe paths (cmd/flaat-extauthz serves them on server.admin_listen).
+const (
+	readyPath   = "/readyz"
+	healthPath  = "/healthz"
+	metricsPath = "/metrics"
+)
+
+// defaultPort returns the port of one of envoy's default listen addresses.
+func defaultPort(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// loadFlaatConfig parses and validates a flaat-extauthz config with the server's loader.
+func loadFlaatConfig(t *testing.T, name string, data []byte) *config.File {
+	t.Helper()
+	f, err := config.Parse(data)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return f
+}
+
+func listenPort(t *testing.T, name, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%s: listen address %q: %v", name, addr, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatalf("%s: listen port %q: %v", name, p, err)
+	}
+	return n
+}
+
+// --- Envoy ---
+
+// loadBootstrap decodes envoy.yaml strictly (unknown fields and unresolvable @type are
+// errors) and runs go-control-plane's generated validation on it and on every Any inside.
+func loadBootstrap(t *testing.T, path string) *bootstrapv3.Bootstrap {
+	t.Helper()
+	js, err := yaml.YAMLToJSON(read(t, path))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var bs bootstrapv3.Bootstrap
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(js, &bs); err != nil {
+		t.Fatalf("%s: not a valid Envoy v3 bootstrap: %v", path, err)
+	}
+	if err := validateDeep(&bs); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &bs
+}
+
+// validateDeep runs ValidateAll on m and, recursively, on the message inside every Any.
+func validateDeep(m proto.Message) error {
+	var errs []error
+	if v, ok := m.(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.ProtoReflect().Descriptor().FullName(), err))
+		}
+	}
+	walkAnys(m.ProtoReflect(), func(a *anypb.Any) {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.GetTypeUrl(), err))
+			return
+		}
+		if err := validateDeep(inner); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// walkAnys calls f for every google.protobuf.Any directly or indirectly inside m (but not
+// inside other Anys: validateDeep recurses into those itself).
+func walkAnys(m protoreflect.Message, f func(*anypb.Any)) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		visit := func(v protoreflect.Value) {
+			msg := v.Message()
+			if a, ok := msg.Interface().(*anypb.Any); ok {
+				f(a)
+				return
+			}
+			walkAnys(msg, f)
+		}
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				visit(l.Get(i))
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				visit(mv)
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			visit(v)
+		}
+		return true
+	})
+}
+
+// extAuthzFilter finds the ext_authz filter and the listener's HCM in bs.
+func extAuthzFilter(t *testing.T, bs *bootstrapv3.Bootstrap) (*extauthzv3.ExtAuthz, *hcmv3.HttpConnectionManager) {
+	t.Helper()
+	for _, l := range bs.GetStaticResources().GetListeners() {
+		for _, fc := range l.GetFilterChains() {
+			for _, nf := range fc.GetFilters() {
+				var hcm hcmv3.HttpConnectionManager
+				if nf.GetTypedConfig().UnmarshalTo(&hcm) != nil {
+					continue
+				}
+				for _, hf := range hcm.GetHttpFilters() {
+					var ea extauthzv3.ExtAuthz
+					if hf.GetTypedConfig().UnmarshalTo(&ea) == nil {
+						return &ea, &hcm
+					}
+				}
+			}
+		}
+	}
+	t.Fatal("no ext_authz HTTP filter in any listener")
+	return nil, nil
+}
+
+func cluster(bs *bootstrapv3.Bootstrap, name string) *clusterv3.Cluster {
+	for _, c := range bs.GetStaticResources().GetClusters() {
+		if c.GetName() == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// TestEnvoyBootstrap: the compose demo's envoy.yaml is a valid bootstrap whose ext_authz
+// filter fails closed, has a timeout, and points over gRPC (HTTP/2) at flaat-extauthz's
+// gRPC port, with the router last.
+func TestEnvoyBootstrap(t *testing.T) {
+	bs := loadBootstrap(t, filepath.Join("docker-compose", "envoy.yaml"))
+	ea, hcm := extAuthzFilter(t, bs)
+
+	if ea.GetFailureModeAllow() {
+		t.Error("ext_authz failure_mode_allow must be false (fail closed)")
+	}
+	gs := ea.GetGrpcService()
+	if gs == nil {
+		t.Fatal("ext_authz must use grpc_service")
+	}
+	timeout := gs.GetTimeout().AsDuration()
+	if timeout <= 200*time.Millisecond {
+		t.Errorf("ext_authz timeout %s: set it above Envoy's 200ms default and flaat-extauthz's OP timeout", timeout)
+	}
+	cfg := loadFlaatConfig(t, "docker-compose/flaat-extauthz.yaml", read(t, filepath.Join("docker-compose", "flaat-extauthz.yaml")))
+	if ht := cfg.Verification.HTTPTimeout.D(); ht != 0 && timeout <= ht {
+		t.Errorf("ext_authz timeout %s must exceed verification.http_timeout %s", timeout, ht)
+	}
+
+	name := gs.GetEnvoyGrpc().GetClusterName()
+	c := cluster(bs, name)
+	if c == nil {
+		t.Fatalf("ext_authz cluster %q is not defined", name)
+	}
+	if _, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; !ok {
+		t.Errorf("cluster %s must enable HTTP/2 (gRPC)", name)
+	}
+	grpcPort := listenPort(t, "server.grpc_listen", cfg.Server.GRPCListen)
+	if want := defaultPort(t, envoy.DefaultGRPCListen); grpcPort != want {
+		t.Errorf("demo grpc_listen port %d differs from the server default %d", grpcPort, want)
+	}
+	for _, e := range c.GetLoadAssignment().GetEndpoints() {
+		for _, le := range e.GetLbEndpoints() {
+			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
+			if int(sa.GetPortValue()) != grpcPort || sa.GetAddress() != "flaat-extauthz" {
+				t.Errorf("cluster %s endpoint %s:%d, want flaat-extauthz:%d", name, sa.GetAddress(), sa.GetPortValue(), grpcPort)
+			}
+		}
+	}
+
+	filters := hcm.GetHttpFilters()
+	if last := filters[len(filters)-1].GetName(); last != "envoy.filters.http.router" {
+		t.Errorf("the last HTTP filter is %s, want the router", last)
+	}
+	// Per-route context_extensions must name access levels that exist.
+	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			a, ok := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]
+			if !ok {
+				continue
+			}
+			var per extauthzv3.ExtAuthzPerRoute
+			if err := a.UnmarshalTo(&per); err != nil {
+				t.Fatalf("route %v: %v", r.GetMatch(), err)
+			}
+			if lvl, ok := per.GetCheckSettings().GetContextExtensions()["flaat_policy"]; ok {
+				if _, found := cfg.Policy.AccessLevels[lvl]; !found {
+					t.Errorf("route %v selects access level %q that flaat-extauthz.yaml does not define", r.GetMatch(), lvl)
+				}
+			}
+		}
+	}
+}
+
+// TestEnvoyBootstrapRejectsTypos proves the strict decoding above can fail.
+func TestEnvoyBootstrapRejectsTypos(t *testing.T) {
+	good := string(read(t, filepath.Join("docker-compose", "envoy.yaml")))
+	tests := []struct{ name, old, new string }{
+		{"unknown field", "failure_mode_allow: false", "failure_mode_alow: false"},
+		{"unknown @type", "ext_authz.v3.ExtAuthz\n", "ext_authz.v3.ExtAuthzz\n"},
+		{"invalid value inside an Any", "cluster_name: flaat_extauthz }", "cluster_name: \"\" }"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(good, tc.old) {
+				t.Fatalf("envoy.yaml no longer contains %q", tc.old)
+			}
+			js, err := yaml.YAMLToJSON([]byte(strings.Replace(good, tc.old, tc.new, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bs bootstrapv3.Bootstrap
+			err = protojson.Unmarshal(js, &bs)
+			if err == nil {
+				err = validateDeep(&bs)
+			}
+			if err == nil {
+				t.Fatal("the broken bootstrap was accepted")
+			}
+		})
+	}
+}
+
+// --- docker-compose ---
+
+type composeFile struct {
+	Services map[string]struct {
+		Image string `json:"image"`
+		Build *struct {
+			Context    string `json:"context"`
+			Dockerfile string `json:"dockerfile"`
+		} `json:"build"`
+		Command []string `json:"command"`
+		Volumes []string `json:"volumes"`
+		User    string   `json:"user"`
+	} `json:"services"`
+}
+
+// TestComposeFile: services, mounted files and the build of flaat-extauthz fit together.
+// (`docker-compose config -q` runs in the e2e suite, where the tool is installed.)
+func TestComposeFile(t *testing.T) {
+	var cf composeFile
+	if err := yaml.Unmarshal(read(t, filepath.Join("docker-compose", "docker-compose.yml")), &cf); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"keycloak", "flaat-extauthz", "envoy", "echo"} {
+		if _, ok := cf.Services[name]; !ok {
+			t.Errorf("service %s missing", name)
+		}
+	}
+	fx := cf.Services["flaat-extauthz"]
+	if fx.Build == nil {
+		t.Fatal("flaat-extauthz must be built from the repository's Dockerfile")
+	}
+	if _, err := os.Stat(filepath.Join("docker-compose", fx.Build.Context, fx.Build.Dockerfile)); err != nil {
+		t.Errorf("build: %v", err)
+	}
+	if fx.User == "" || strings.HasPrefix(fx.User, "0") || strings.HasPrefix(fx.User, "root") {
+		t.Errorf("flaat-extauthz runs as %q, want a non-root user", fx.User)
+	}
+	for name, svc := range cf.Services {
+		for _, v := range svc.Volumes {
+			src := strings.SplitN(v, ":", 2)[0]
+			if strings.HasPrefix(src, ".") {
+				if _, err := os.Stat(filepath.Join("docker-compose", src)); err != nil {
+					t.Errorf("service %s mounts %s: %v", name, src, err)
+				}
+			}
+		}
+	}
+	// The envoy cluster for the echo service must name the compose service.
+	bs := loadBootstrap(t, filepath.Join("docker-compose", "envoy.yaml"))
+	for _, c := range bs.GetStaticResources().GetClusters() {
+		for _, e := range c.GetLoadAssignment().GetEndpoints() {
+			for _, le := range e.GetLbEndpoints() {
+				host := le.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()
+				if _, ok := cf.Services[host]; !ok {
+					t.Errorf("envoy cluster %s points at %s, which is no compose service", c.GetName(), host)
+				}
+			}
+		}
+	}
+}
+
+// TestKeycloakRealm: the realm JSON parses and has two users, the groups mapper and a client.
+func TestKeycloakRealm(t *testing.T) {
+	var realm struct {
+		Realm  string `json:"realm"`
+		Groups []struct {
+			Name string `json:"name"`
+		} `json:"groups"`
+		Users []struct {
+			Username string   `json:"username"`
+			Groups   []string `json:"groups"`
+		} `json:"users"`
+		Clients []struct {
+			ClientID                  string `json:"clientId"`
+			DirectAccessGrantsEnabled bool   `json:"directAccessGrantsEnabled"`
+			ProtocolMappers           []struct {
+				ProtocolMapper string            `json:"protocolMapper"`
+				Config         map[string]string `json:"config"`
+			} `json:"protocolMappers"`
+		} `json:"clients"`
+	}
+	data := read(t, filepath.Join("docker-compose", "keycloak", "demo-realm.json"))
+	if err := json.Unmarshal(data, &realm); err != nil {
+		t.Fatalf("realm JSON: %v", err)
+	}
+	if len(realm.Users) != 2 {
+		t.Errorf("%d users, want 2 (one admin, one user)", len(realm.Users))
+	}
+	if len(realm.Clients) != 1 {
+		t.Fatalf("%d clients, want 1", len(realm.Clients))
+	}
+	mappers := map[string]map[string]string{}
+	for _, m := range realm.Clients[0].ProtocolMappers {
+		mappers[m.ProtocolMapper] = m.Config
+	}
+	if g := mappers["oidc-group-membership-mapper"]; g["claim.name"] != "groups" || g["access.token.claim"] != "true" || g["full.path"] != "false" {
+		t.Errorf("groups mapper %v: want claim groups in the access token, short names", g)
+	}
+
+	// The demo config's audience and admin group must match the realm.
+	cfg := loadFlaatConfig(t, "flaat-extauthz.yaml", read(t, filepath.Join("docker-compose", "flaat-extauthz.yaml")))
+	aud := mappers["oidc-audience-mapper"]["included.custom.audience"]
+	if iss := cfg.Issuers[0]; len(iss.Audiences) > 0 && (len(iss.Audiences) != 1 || iss.Audiences[0] != aud) {
+		t.Errorf("config audiences %v, realm audience mapper adds %q", iss.Audiences, aud)
+	}
+	if !strings.HasSuffix(cfg.Issuers[0].Issuer, "/realms/"+realm.Realm) {
+		t.Errorf("config issuer %s is not the realm %s", cfg.Issuers[0].Issuer, realm.Realm)
+	}
+	admins := 0
+	for _, u := range realm.Users {
+		for _, g := range u.Groups {
+			if g == "/admins" {
+				admins++
+			}
+		}
+	}
+	if admins != 1 {
+		t.Errorf("%d users in /admins, want exactly 1 (so the README can show 200 and 403)", admins)
+	}
+}
+
+// --- Kubernetes and Istio ---
+
+// manifest is the part of a Kubernetes object the tests look at.
+type manifest struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Data map[string]string `json:"data"`
+	Spec json.RawMessage   `json:"spec"`
+}
+
+var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+// loadManifests parses every YAML document of every .yaml file in dir.
+func loadManifests(t *testing.T, dir string) []manifest {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s: %v", dir, err)
+	}
+	var out []manifest
+	for _, f := range files {
+		for i, doc := range docSeparator.Split(string(read(t, f)), -1) {
+			js, err := yaml.YAMLToJSON([]byte(doc))
+			if err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			if s := strings.TrimSpace(string(js)); s == "null" || s == "" {
+				continue
+			}
+			var m manifest
+			if err := json.Unmarshal(js, &m); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			if m.APIVersion == "" || m.Kind == "" || m.Metadata.Name == "" {
+				t.Fatalf("%s document %d: apiVersion, kind and metadata.name are required", f, i)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func find(t *testing.T, ms []manifest, kind string) manifest {
+	t.Helper()
+	for _, m := range ms {
+		if m.Kind == kind {
+			return m
+		}
+	}
+	t.Fatalf("no %s manifest", kind)
+	return manifest{}
+}
+
+type probe struct {
+	HTTPGet *struct {
+		Path string `json:"path"`
+		Port any    `json:"port"` // number or port name
+	} `json:"httpGet"`
+}
+
+type deploymentSpec struct {
+	Replicas *int `json:"replicas"`
+	Selector struct {
+		MatchLabels map[string]string `json:"matchLabels"`
+	} `json:"selector"`
+	Template struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Spec struct {
+			SecurityContext struct {
+				RunAsNonRoot *bool `json:"runAsNonRoot"`
+				RunAsUser    *int  `json:"runAsUser"`
+			} `json:"securityContext"`
+			Containers []struct {
+				Name  string   `json:"name"`
+				Args  []string `json:"args"`
+				Ports []struct {
+					Name          string `json:"name"`
+					ContainerPort int    `json:"containerPort"`
+				} `json:"ports"`
+				ReadinessProbe *probe `json:"readinessProbe"`
+				LivenessProbe  *probe `json:"livenessProbe"`
+				Resources      struct {
+					Requests map[string]string `json:"requests"`
+				} `json:"resources"`
+				SecurityContext struct {
+					RunAsNonRoot             *bool `json:"runAsNonRoot"`
+					ReadOnlyRootFilesystem   *bool `json:"readOnlyRootFilesystem"`
+					AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+				} `json:"securityContext"`
+				VolumeMounts []struct {
+					MountPath string `json:"mountPath"`
+				} `json:"volumeMounts"`
+			} `json:"containers"`
+		} `json:"spec"`
+	} `json:"template"`
+}
+
+type serviceSpec struct {
+	Selector map[string]string `json:"selector"`
+	Ports    []struct {
+		Name       string `json:"name"`
+		Port       int    `json:"port"`
+		TargetPort any    `json:"targetPort"`
+	} `json:"ports"`
+}
+
+func unmarshalSpec(t *testing.T, m manifest, dst any) {
+	t.Helper()
+	if err := json.Unmarshal(m.Spec, dst); err != nil {
+		t.Fatalf("%s %s spec: %v", m.Kind, m.Metadata.Name, err)
+	}
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// TestKubernetesManifests: Deployment, Service, ConfigMap and PDB agree with each other
+// and with the server's defaults (ports 9001/9002/9090, /readyz, /healthz).
+func TestKubernetesManifests(t *testing.T) {
+	ms := loadManifests(t, "kubernetes")
+	cm, dep, svc, pdb := find(t, ms, "ConfigMap"), find(t, ms, "Deployment"), find(t, ms, "Service"), find(t, ms, "PodDisruptionBudget")
+
+	cfgYAML, ok := cm.Data["config.yaml"]
+	if !ok {
+		t.Fatal("ConfigMap has no config.yaml")
+	}
+	cfg := loadFlaatConfig(t, "ConfigMap config.yaml", []byte(cfgYAML))
+	want := map[string]int{
+		"grpc":  defaultPort(t, envoy.DefaultGRPCListen),
+		"http":  defaultPort(t, envoy.DefaultHTTPListen),
+		"admin": defaultPort(t, envoy.DefaultAdminListen),
+	}
+	for name, addr := range map[string]string{"grpc": cfg.Server.GRPCListen, "http": cfg.Server.HTTPListen, "admin": cfg.Server.AdminListen} {
+		if addr == "" {
+			continue // the default
+		}
+		if p := listenPort(t, name, addr); p != want[name] {
+			t.Errorf("ConfigMap %s listen port %d, server default %d", name, p, want[name])
+		}
+	}
+
+	var d deploymentSpec
+	unmarshalSpec(t, dep, &d)
+	if d.Replicas == nil || *d.Replicas != 2 {
+		t.Errorf("replicas %v, want 2", d.Replicas)
+	}
+	for k, v := range d.Selector.MatchLabels {
+		if d.Template.Metadata.Labels[k] != v {
+			t.Errorf("selector label %s=%s not on the pod template", k, v)
+		}
+	}
+	if len(d.Template.Spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(d.Template.Spec.Containers))
+	}
+	c := d.Template.Spec.Containers[0]
+	ports := map[string]int{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	for name, p := range want {
+		if ports[name] != p {
+			t.Errorf("container port %s = %d, want %d", name, ports[name], p)
+		}
+	}
+	probePort := func(p *probe) int {
+		switch v := p.HTTPGet.Port.(type) {
+		case float64:
+			return int(v)
+		case string:
+			return ports[v]
+		}
+		return 0
+	}
+	for _, pc := range []struct {
+		name string
+		p    *probe
+		path string
+	}{{"readinessProbe", c.ReadinessProbe, readyPath}, {"livenessProbe", c.LivenessProbe, healthPath}} {
+		if pc.p == nil || pc.p.HTTPGet == nil {
+			t.Errorf("%s: want an httpGet probe", pc.name)
+			continue
+		}
+		if pc.p.HTTPGet.Path != pc.path || probePort(pc.p) != want["admin"] {
+			t.Errorf("%s: GET %v%s, want port %d path %s", pc.name, pc.p.HTTPGet.Port, pc.p.HTTPGet.Path, want["admin"], pc.path)
+		}
+	}
+	if len(c.Resources.Requests) == 0 || c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" {
+		t.Errorf("resource requests %v: want cpu and memory", c.Resources.Requests)
+	}
+	if !isTrue(c.SecurityContext.ReadOnlyRootFilesystem) {
+		t.Error("readOnlyRootFilesystem must be true")
+	}
+	if !isTrue(c.SecurityContext.RunAsNonRoot) && !isTrue(d.Template.Spec.SecurityContext.RunAsNonRoot) {
+		t.Error("runAsNonRoot must be true")
+	}
+	if u := d.Template.Spec.SecurityContext.RunAsUser; u != nil && *u == 0 {
+		t.Error("runAsUser must not be 0")
+	}
+	if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+		t.Error("allowPrivilegeEscalation must be false")
+	}
+	// The container reads the ConfigMap's file.
+	cfgArg := ""
+	for i, a := range c.Args {
+		if a == "--config" && i+1 < len(c.Args) {
+			cfgArg = c.Args[i+1]
+		}
+	}
+	mounted := false
+	for _, vm := range c.VolumeMounts {
+		if cfgArg == filepath.Join(vm.MountPath, "config.yaml") {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("--config %q is not config.yaml in a mounted volume", cfgArg)
+	}
+
+	var s serviceSpec
+	unmarshalSpec(t, svc, &s)
+	for k, v := range s.Selector {
+		if d.Template.Metadata.Labels[k] != v {
+			t.Errorf("Service selector %s=%s does not select the pods", k, v)
+		}
+	}
+	svcPorts := map[string]int{}
+	for _, p := range s.Ports {
+		target := 0
+		switch v := p.TargetPort.(type) {
+		case float64:
+			target = int(v)
+		case string:
+			target = ports[v]
+		}
+		if target != p.Port {
+			t.Errorf("Service port %s: %d → %v (container %d): keep them equal", p.Name, p.Port, p.TargetPort, target)
+		}
+		svcPorts[p.Name] = p.Port
+	}
+	if svcPorts["grpc"] != want["grpc"] || svcPorts["http"] != want["http"] {
+		t.Errorf("Service ports %v, want grpc %d and http %d", svcPorts, want["grpc"], want["http"])
+	}
+	if _, ok := svcPorts["admin"]; ok {
+		t.Error("the Service must not expose the admin port to clients")
+	}
+
+	var p struct {
+		MinAvailable any `json:"minAvailable"`
+		Selector     struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+	}
+	unmarshalSpec(t, pdb, &p)
+	if p.MinAvailable == nil {
+		t.Error("PDB needs minAvailable")
+	}
+	for k, v := range p.Selector.MatchLabels {
+		if d.Template.Metadata.Labels[k] != v {
+			t.Errorf("PDB selector %s=%s does not select the pods", k, v)
+		}
+	}
+	if len(p.Selector.MatchLabels) == 0 {
+		t.Error("PDB selector is empty")
+	}
+}
+
+// TestIstio: the extension provider points at the Kubernetes Service's gRPC port with a
+// timeout above flaat-extauthz's OP timeout and fails closed; the AuthorizationPolicy is
+// CUSTOM with that provider.
+func TestIstio(t *testing.T) {
+	k8s := loadManifests(t, "kubernetes")
+	svc := find(t, k8s, "Service")
+	var s serviceSpec
+	unmarshalSpec(t, svc, &s)
+	cfg := loadFlaatConfig(t, "ConfigMap config.yaml", []byte(find(t, k8s, "ConfigMap").Data["config.yaml"]))
+
+	ms := loadManifests(t, "istio")
+	var mesh struct {
+		MeshConfig struct {
+			ExtensionProviders []struct {
+				Name              string `json:"name"`
+				EnvoyExtAuthzGrpc *struct {
+					Service  string `json:"service"`
+					Port     int    `json:"port"`
+					Timeout  string `json:"timeout"`
+					FailOpen *bool  `json:"failOpen"`
+				} `json:"envoyExtAuthzGrpc"`
+			} `json:"extensionProviders"`
+		} `json:"meshConfig"`
+	}
+	unmarshalSpec(t, find(t, ms, "IstioOperator"), &mesh)
+	if len(mesh.MeshConfig.ExtensionProviders) != 1 || mesh.MeshConfig.ExtensionProviders[0].EnvoyExtAuthzGrpc == nil {
+		t.Fatalf("want one envoyExtAuthzGrpc extension provider, got %+v", mesh.MeshConfig.ExtensionProviders)
+	}
+	prov := mesh.MeshConfig.ExtensionProviders[0]
+	g := prov.EnvoyExtAuthzGrpc
+	if want := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Metadata.Name, svc.Metadata.Namespace); g.Service != want {
+		t.Errorf("provider service %q, want %q", g.Service, want)
+	}
+	grpcSvcPort := 0
+	for _, p := range s.Ports {
+		if p.Name == "grpc" {
+			grpcSvcPort = p.Port
+		}
+	}
+	if g.Port != grpcSvcPort || g.Port != defaultPort(t, envoy.DefaultGRPCListen) {
+		t.Errorf("provider port %d, Service grpc port %d, server default %s", g.Port, grpcSvcPort, envoy.DefaultGRPCListen)
+	}
+	timeout, err := time.ParseDuration(g.Timeout)
+	if err != nil {
+		t.Fatalf("provider timeout %q: %v", g.Timeout, err)
+	}
+	if ht := cfg.Verification.HTTPTimeout.D(); timeout <= ht || timeout > time.Minute {
+		t.Errorf("provider timeout %s: want above verification.http_timeout %s and far below Istio's 600s default", timeout, ht)
+	}
+	if g.FailOpen == nil || *g.FailOpen {
+		t.Error("failOpen must be stated and false")
+	}
+
+	var ap struct {
+		Action   string `json:"action"`
+		Provider struct {
+			Name string `json:"name"`
+		} `json:"provider"`
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+	}
+	unmarshalSpec(t, find(t, ms, "AuthorizationPolicy"), &ap)
+	if ap.Action != "CUSTOM" || ap.Provider.Name != prov.Name {
+		t.Errorf("AuthorizationPolicy action %q provider %q, want CUSTOM %q", ap.Action, ap.Provider.Name, prov.Name)
+	}
+	if len(ap.Selector.MatchLabels) == 0 {
+		t.Error("AuthorizationPolicy must select a workload")
+	}
+}
+
+// TestDockerfile: multi-stage, static (CGO off), distroless or scratch, non-root, Go
+// version of the build stage matching go.mod.
+func TestDockerfile(t *testing.T) {
+	df := string(read(t, filepath.Join("..", "Dockerfile")))
+	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	if len(froms) < 2 {
+		t.Fatalf("want a multi-stage build, got %d FROM lines", len(froms))
+	}
+	final := froms[len(froms)-1][1]
+	if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
+		t.Errorf("final image %s: want distroless/static or scratch", final)
+	}
+	if !strings.Contains(df, "CGO_ENABLED=0") || !strings.Contains(df, "./cmd/flaat-extauthz") {
+		t.Error("the build stage must build ./cmd/flaat-extauthz with CGO_ENABLED=0")
+	}
+	users := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	if len(users) == 0 || strings.HasPrefix(users[len(users)-1][1], "0") || strings.HasPrefix(users[len(users)-1][1], "root") {
+		t.Errorf("final USER %v: want a non-root user", users)
+	}
+	gomod := string(read(t, filepath.Join("..", "go.mod")))
+	goVer := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(gomod)
+	if goVer == nil || !strings.Contains(froms[0][1], "golang:"+goVer[1]) {
+		t.Errorf("build image %s does not match go.mod's go %v", froms[0][1], goVer)
+	}
+	for _, port := range []string{envoy.DefaultGRPCListen, envoy.DefaultHTTPListen, envoy.DefaultAdminListen} {
+		if !regexp.MustCompile(`(?m)^EXPOSE .*\b` + strings.TrimPrefix(port, ":") + `\b`).MatchString(df) {
+			t.Errorf("Dockerfile does not EXPOSE %s", port)
+		}
+	}
+}
+
+// TestNginxExample: the nginx snippet (run for real by the e2e suite) points at the
+// server's default HTTP port and sets the headers the HTTP mode reads.
+func TestNginxExample(t *testing.T) {
+	conf := string(read(t, filepath.Join("nginx", "flaat-extauthz.conf")))
+	if want := "server 127.0.0.1" + envoy.DefaultHTTPListen + ";"; !strings.Contains(conf, want) {
+		t.Errorf("nginx upstream flaat_extauthz: want %q", want)
+	}
+	for _, h := range []string{
+		`proxy_set_header\s+X-Original-URI\s+\$request_uri;`,
+		`proxy_set_header\s+X-Original-Method\s+\$request_method;`,
+		`auth_request\s+/`,
+		`proxy_set_header\s+X-Auth-Request-User\s+\$flaat_user;`,
+		`auth_request_set\s+\$flaat_user\s+\$upstream_http_x_auth_request_user;`,
+	} {
+		if !regexp.MustCompile(h).MatchString(conf) {
+			t.Errorf("nginx snippet lacks %s", h)
+		}
+	}
+}
