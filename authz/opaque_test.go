@@ -1,0 +1,366 @@
+package authz_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+)
+
+func TestOpaqueSearch(t *testing.T) {
+	ctx := context.Background()
+	t.Run("found at 2nd of 3 OPs with the 1st down", func(t *testing.T) {
+		clk := newClock()
+		op1, op2, op3 := newOP(t, clk), newOP(t, clk), newOP(t, clk)
+		a := newAuthz(t, clk, noCache(op1.IssuerConfig(), op2.IssuerConfig(), op3.IssuerConfig()), nil)
+		op1.Down()
+		tok := op2.MintOpaque(map[string]any{"email": "alice@example.org"})
+		id, err := a.Verify(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Issuer != op2.Issuer() || id.Subject != optest.DefaultSubject || id.Claims["email"] != "alice@example.org" ||
+			id.Claims["iss"] != op2.Issuer() || id.Sources != authz.SourceUserinfo|authz.SourceIntrospection || id.Expiry.IsZero() {
+			t.Fatalf("identity %+v", id)
+		}
+		if op2.Count(optest.Userinfo) != 1 || op2.Count(optest.Introspection) != 1 {
+			t.Fatalf("op2: %s", op2.SortedCounts())
+		}
+		if op1.Count(optest.Userinfo) != 0 || op1.Count(optest.Discovery) != 1 {
+			t.Fatalf("op1 (down): %s", op1.SortedCounts())
+		}
+	})
+	t.Run("first OP closed, token at the third", func(t *testing.T) {
+		clk := newClock()
+		op1, op2, op3 := newOP(t, clk), newOP(t, clk), newOP(t, clk)
+		a := newAuthz(t, clk, noCache(op1.IssuerConfig(), op2.IssuerConfig(), op3.IssuerConfig()), nil)
+		op1.Close()
+		id, err := a.Verify(ctx, op3.MintOpaque(nil))
+		if err != nil || id.Issuer != op3.Issuer() {
+			t.Fatalf("%v %+v", err, id)
+		}
+	})
+
+	cases := []struct {
+		name  string
+		setup func(op1, op2 *optest.OP) (authz.Config, string)
+		want  string
+		check func(t *testing.T, id *authz.Identity, op1, op2 *optest.OP)
+	}{
+		{name: "unknown everywhere", want: "invalid",
+			setup: func(op1, op2 *optest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig(), op2.IssuerConfig()), "not-a-known-token"
+			},
+			check: func(t *testing.T, _ *authz.Identity, op1, op2 *optest.OP) {
+				if op1.Count(optest.Userinfo) != 1 || op2.Count(optest.Userinfo) != 1 {
+					t.Fatalf("every candidate must be asked once: %s / %s", op1.SortedCounts(), op2.SortedCounts())
+				}
+			}},
+		{name: "userinfo 500 is unavailable, not invalid", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{Status: 500})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "one OP broken, the other says no: unavailable", want: "unavailable",
+			setup: func(op1, op2 *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{Status: 502})
+				return noCache(op1.IssuerConfig(), op2.IssuerConfig()), "unknown-token"
+			}},
+		{name: "userinfo 403", want: "invalid",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{Status: 403})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "userinfo 404 is unavailable", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{Status: 404})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "userinfo malformed JSON", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{MalformedJSON: true})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "userinfo HTML", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{HTML: true})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "userinfo huge body", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{HugeBody: 2 << 20})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "userinfo without sub", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(map[string]any{"sub": nil, "name": "x"})
+			}},
+		{name: "userinfo timeout", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Userinfo, optest.Fault{Hang: true})
+				cfg := noCache(op1.IssuerConfig())
+				cfg.HTTPTimeout = authz.Duration(50 * time.Millisecond)
+				return cfg, op1.MintOpaque(nil)
+			}},
+		{name: "revoked", want: "invalid",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				tok := op1.MintOpaque(nil)
+				op1.Revoke(tok)
+				return noCache(op1.IssuerConfig()), tok
+			}},
+		{name: "introspection active:false", want: "inactive",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, optest.WithIntrospection(map[string]any{"active": false}))
+			}},
+		{name: "introspection active:\"true\" (string)", want: "inactive",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, optest.WithIntrospection(map[string]any{"active": "true"}))
+			}},
+		{name: "introspection exp in the past", want: "expired",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, optest.WithIntrospection(map[string]any{"exp": time.Now().Add(-time.Hour).Unix() - 1e9}))
+			}},
+		{name: "introspection 500", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Introspection, optest.Fault{Status: 500})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "introspection with wrong client secret", want: "unavailable",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				ic := op1.IssuerConfig()
+				ic.ClientSecret = "wrong"
+				return noCache(ic), op1.MintOpaque(nil)
+			}},
+		{name: "introspection sub differs from userinfo", want: "invalid",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				op1.SetFault(optest.Introspection, optest.Fault{WrongSub: true})
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
+			}},
+		{name: "introspection ext claims merged, userinfo wins", want: "ok",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(map[string]any{"name": "from userinfo"},
+					optest.WithIntrospectionExt(map[string]any{"groups": []any{"ops"}, "name": "from introspection"}))
+			},
+			check: func(t *testing.T, id *authz.Identity, _, _ *optest.OP) {
+				g, _ := id.Claims["groups"].([]any)
+				if len(g) != 1 || g[0] != "ops" || id.Claims["name"] != "from userinfo" || id.Introspection["groups"] == nil {
+					t.Fatalf("claims %v", id.Claims)
+				}
+			}},
+		{name: "no introspection without client credentials", want: "ok",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(authz.IssuerConfig{Issuer: op1.Issuer()}), op1.MintOpaque(nil)
+			},
+			check: func(t *testing.T, id *authz.Identity, op1, _ *optest.OP) {
+				if op1.Count(optest.Introspection) != 0 || id.Sources != authz.SourceUserinfo || !id.Expiry.IsZero() {
+					t.Fatalf("%s %+v", op1.SortedCounts(), id)
+				}
+			}},
+		{name: "userinfo never: found by introspection", want: "ok",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				return noCache(never(op1.IssuerConfig())), op1.MintOpaque(nil, optest.WithIntrospectionExt(map[string]any{"groups": []any{"g"}}))
+			},
+			check: func(t *testing.T, id *authz.Identity, op1, _ *optest.OP) {
+				if op1.Count(optest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims["groups"] == nil || id.Subject != optest.DefaultSubject {
+					t.Fatalf("%s %+v", op1.SortedCounts(), id)
+				}
+			}},
+		{name: "userinfo never, introspection says inactive", want: "invalid",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				tok := op1.MintOpaque(nil)
+				op1.Revoke(tok)
+				return noCache(never(op1.IssuerConfig())), tok
+			}},
+		{name: "op_hint skips non-matching OPs", want: "ok",
+			setup: func(op1, op2 *optest.OP) (authz.Config, string) {
+				cfg := noCache(op1.IssuerConfig(), op2.IssuerConfig())
+				cfg.OPHint = "^" + op2.Issuer() + "$"
+				return cfg, op2.MintOpaque(nil)
+			},
+			check: func(t *testing.T, _ *authz.Identity, op1, _ *optest.OP) {
+				if op1.Total() != 0 {
+					t.Fatalf("op_hint ignored: %s", op1.SortedCounts())
+				}
+			}},
+		{name: "issues_jwt skips the OP", want: "invalid",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+				ic := op1.IssuerConfig()
+				ic.IssuesJWT = true
+				return noCache(ic), op1.MintOpaque(nil)
+			},
+			check: func(t *testing.T, _ *authz.Identity, op1, _ *optest.OP) {
+				if op1.Total() != 0 {
+					t.Fatalf("issues_jwt OP asked: %s", op1.SortedCounts())
+				}
+			}},
+		{name: "no candidates", want: "invalid",
+			setup: func(_, _ *optest.OP) (authz.Config, string) { return noCache(), "opaque-token" }},
+		{name: "a token that is not JWS is opaque", want: "invalid",
+			setup: func(op1, _ *optest.OP) (authz.Config, string) { return noCache(op1.IssuerConfig()), "a.b.c" }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newClock()
+			op1, op2 := newOP(t, clk), newOP(t, clk)
+			cfg, tok := c.setup(op1, op2)
+			a := newAuthz(t, clk, cfg, nil)
+			id, err := a.Verify(ctx, tok)
+			if got := errKind(err); got != c.want {
+				t.Fatalf("got %s (%v), want %s", got, err, c.want)
+			}
+			if c.check != nil {
+				c.check(t, id, op1, op2)
+			}
+		})
+	}
+}
+
+func TestJWTUserinfoAndIntrospection(t *testing.T) {
+	ctx := context.Background()
+	mode := func(op *optest.OP, userinfo, introspect string) authz.Config {
+		ic := op.IssuerConfig()
+		ic.Userinfo, ic.Introspect = userinfo, introspect
+		return noCache(ic)
+	}
+	cases := []struct {
+		name     string
+		userinfo string
+		intro    string
+		fault    map[optest.Endpoint]optest.Fault
+		mint     func(op *optest.OP) string
+		want     string
+		sources  authz.Source
+		claim    string // expected value of claim "name"
+	}{
+		{name: "optional (default), 200 merged", mint: func(op *optest.OP) string {
+			return op.MintJWT(map[string]any{"name": "token"}, optest.WithUserinfo(map[string]any{"sub": optest.DefaultSubject, "name": "userinfo"}))
+		}, want: "ok", sources: authz.SourceJWT | authz.SourceUserinfo, claim: "userinfo"},
+		{name: "optional, userinfo 500: token claims alone", fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 500}},
+			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"name": "token"}) }, want: "ok", sources: authz.SourceJWT, claim: "token"},
+		{name: "optional, userinfo 401: token claims alone", userinfo: authz.UserinfoOptional, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 401}},
+			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"name": "token"}) }, want: "ok", sources: authz.SourceJWT, claim: "token"},
+		{name: "optional, sub mismatch denies", fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {WrongSub: true}},
+			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "required, sub mismatch denies", userinfo: authz.UserinfoRequired, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {WrongSub: true}},
+			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "required, userinfo 500", userinfo: authz.UserinfoRequired, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 500}},
+			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "unavailable"},
+		{name: "required, userinfo 401", userinfo: authz.UserinfoRequired, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 401}},
+			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "required, 200", userinfo: authz.UserinfoRequired,
+			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"name": "n"}) }, want: "ok", sources: authz.SourceJWT | authz.SourceUserinfo, claim: "n"},
+		{name: "token sub not a string", userinfo: authz.UserinfoNever,
+			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"sub": 42}) }, want: "invalid"},
+		{name: "introspect always, active", userinfo: authz.UserinfoNever, intro: authz.IntrospectAlways,
+			mint: func(op *optest.OP) string {
+				return op.MintJWT(nil, optest.WithIntrospectionExt(map[string]any{"name": "ext"}))
+			}, want: "ok", sources: authz.SourceJWT | authz.SourceIntrospection, claim: "ext"},
+		{name: "introspect always, revoked", userinfo: authz.UserinfoNever, intro: authz.IntrospectAlways,
+			mint: func(op *optest.OP) string {
+				tok := op.MintJWT(nil)
+				op.Revoke(tok)
+				return tok
+			}, want: "inactive"},
+		{name: "introspect opaque: JWT not introspected", userinfo: authz.UserinfoNever, intro: authz.IntrospectOpaque,
+			mint: func(op *optest.OP) string {
+				tok := op.MintJWT(nil)
+				op.Revoke(tok)
+				return tok
+			}, want: "ok", sources: authz.SourceJWT},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newClock()
+			op := newOP(t, clk)
+			a := newAuthz(t, clk, mode(op, c.userinfo, c.intro), nil)
+			for e, f := range c.fault {
+				op.SetFault(e, f)
+			}
+			id, err := a.Verify(ctx, c.mint(op))
+			if got := errKind(err); got != c.want {
+				t.Fatalf("got %s (%v), want %s", got, err, c.want)
+			}
+			if err != nil {
+				return
+			}
+			if id.Sources != c.sources {
+				t.Errorf("sources %b, want %b", id.Sources, c.sources)
+			}
+			if c.claim != "" && id.Claims["name"] != c.claim {
+				t.Errorf("name = %v, want %q", id.Claims["name"], c.claim)
+			}
+			if c.userinfo == authz.UserinfoNever && op.Count(optest.Userinfo) != 0 {
+				t.Errorf("userinfo called in mode never")
+			}
+		})
+	}
+}
+
+func TestRedirectToAnotherHostNotFollowed(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	evil := newOP(t, clk)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, evil.URL(optest.Discovery), http.StatusFound)
+	}))
+	defer redirector.Close()
+	ic := never(op.IssuerConfig())
+	ic.DiscoveryURL = redirector.URL + "/.well-known/openid-configuration"
+	for _, withClient := range []bool{false, true} {
+		var opts []authz.Option
+		if withClient {
+			opts = append(opts, authz.WithHTTPClient(&http.Client{}))
+		}
+		a := newAuthz(t, clk, noCache(ic), nil, opts...)
+		if _, err := a.Verify(context.Background(), op.MintJWT(nil)); errKind(err) != "unavailable" {
+			t.Fatalf("client %v: %v", withClient, err)
+		}
+		if evil.Total() != 0 {
+			t.Fatalf("redirect to another host followed: %s", evil.SortedCounts())
+		}
+	}
+}
+
+func TestReady(t *testing.T) {
+	clk := newClock()
+	op1, op2 := newOP(t, clk), newOP(t, clk)
+	a := newAuthz(t, clk, noCache(op1.IssuerConfig(), op2.IssuerConfig()), nil)
+	if op1.Total()+op2.Total() != 0 {
+		t.Fatal("New made network requests")
+	}
+	op2.SetFault(optest.JWKS, optest.Fault{Status: 503})
+	err := a.Ready(context.Background())
+	if err == nil || errKind(err) != "unavailable" {
+		t.Fatalf("Ready with a broken OP: %v", err)
+	}
+	op2.ClearFaults()
+	clk.Advance(2 * time.Second)
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	op1.ResetCounts()
+	if err := a.Ready(context.Background()); err != nil || op1.Total() != 0 {
+		t.Fatalf("Ready once ready: %v, %s", err, op1.SortedCounts())
+	}
+}
+
+func TestCancelledContextIsUnavailable(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil)
+	op.SetFault(optest.Discovery, optest.Fault{Hang: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := a.Verify(ctx, op.MintOpaque(nil)); errKind(err) != "unavailable" {
+		t.Fatalf("opaque: got %v", err)
+	}
+	a.Close()
+	a.Close() // idempotent
+}
