@@ -81,9 +81,16 @@ var build struct {
 	err  error
 }
 
-// flaatBinary builds ./cmd/flaat-extauthz from this tree once and returns its path.
+// binaryEnv names a prebuilt flaat-extauthz binary to test instead of building one.
+const binaryEnv = "FLAAT_E2E_BINARY"
+
+// flaatBinary builds ./cmd/flaat-extauthz from this tree once and returns its path
+// (or returns $FLAAT_E2E_BINARY when set).
 func flaatBinary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv(binaryEnv); p != "" {
+		return p
+	}
 	build.once.Do(func() {
 		build.dir, build.err = os.MkdirTemp("", "flaat-e2e-bin-")
 		if build.err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
 )
 
 // TestOPOutage stops the OP mid-test: identities already in the cache keep working,
@@ -125,6 +127,12 @@ func TestLogsNeverContainTokens(t *testing.T) {
 	// below would prove nothing.
 	if lines := strings.Count(log, "\n"); lines < len(toks)*2 {
 		t.Fatalf("only %d log lines for %d checks: is debug logging on?\n%s", lines, len(toks)*4, tail(log, 4000))
+	}
+	// Correlation works through the hash instead: every token's authz.TokenHash occurs.
+	for _, tok := range toks {
+		if h := authz.TokenHash(tok); !strings.Contains(log, h) {
+			t.Errorf("the log never mentions token hash %s (of %.8s…)", h, tok)
+		}
 	}
 	assertNoTokens(t, "the debug log", log)
 }
