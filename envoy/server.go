@@ -106,8 +106,12 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// Compile-time guard: Server is an ext_authz v3 gRPC service.
-var _ authv3.AuthorizationServer = (*Server)(nil)
+// Compile-time guards: Server is an ext_authz v3 gRPC service, and the real
+// authorizer fits the interface.
+var (
+	_ authv3.AuthorizationServer = (*Server)(nil)
+	_ Authorizer                 = (*authz.Authorizer)(nil)
+)
 
 // NewServer validates cfg (defaults applied to zero fields) and returns a Server that
 // asks a. A nil a is allowed: every check is then answered 503 until SetAuthorizer.
@@ -419,14 +423,15 @@ func headerSafe(v string) string {
 	return v
 }
 
-// bearerToken returns the credential of "Bearer <token>" (the scheme was checked by
-// the authorizer before it allowed), "" when there is none.
+// bearerToken returns the token of an Authorization value the authorizer has already
+// accepted, "" when there is none. The size limit was enforced by the authorizer with
+// its own configuration, so none is applied here.
 func bearerToken(authorization string) string {
-	_, tok, ok := strings.Cut(strings.TrimSpace(authorization), " ")
-	if !ok {
+	tok, err := authz.ParseBearer(authorization, 1<<24)
+	if err != nil {
 		return ""
 	}
-	return headerSafe(tok)
+	return tok
 }
 
 // parseLevel maps a deny_log_level name to a slog level.
