@@ -161,10 +161,10 @@ func (s *Server) Config() Config { return s.snap.Load().cfg }
 // CheckResponse and a nil error.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	defer func() {
-		if p := recover(); p != nil { // a bug in this package: still deny, never a gRPC error
-			s.log.LogAttrs(ctx, slog.LevelError, "envoy: panic while building check response",
-				slog.String("panic", fmt.Sprint(p)))
+		if p := recover(); p != nil { // a bug here or in the log sink: still deny, never a gRPC error
 			resp, err = s.snap.Load().denied(&authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error"}, false), nil
+			defer func() { _ = recover() }() // the logger may be what panicked
+			s.log.LogAttrs(ctx, slog.LevelError, "envoy: panic while answering a check", slog.String("panic", fmt.Sprint(p)))
 		}
 	}()
 	v := s.snap.Load()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -682,5 +683,25 @@ func TestReload(t *testing.T) {
 	r := <-done
 	if got := headerMap(r)["x-old"].GetHeader().GetValue(); got != "alice" || headerMap(r)["x-new"] != nil {
 		t.Errorf("in-flight check: %v", r.GetOkResponse())
+	}
+}
+
+// panicHandler is a slog handler that panics: a failure outside the authorizer.
+type panicHandler struct{ countingHandler }
+
+func (panicHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (panicHandler) Handle(context.Context, slog.Record) error { panic("log sink broke") }
+
+func TestCheckRecoversOwnPanics(t *testing.T) {
+	s, err := NewServer(&fakeAuthorizer{d: allowAlice()}, Config{}, WithLogger(slog.New(&panicHandler{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Check(context.Background(), checkRequest(map[string]string{"authorization": "Bearer t"}))
+	if err != nil {
+		t.Fatalf("gRPC error %v", err)
+	}
+	if p := denied(t, resp); p.status != 503 || p.code != codes.Unavailable {
+		t.Errorf("got %+v", p)
 	}
 }
