@@ -689,7 +689,7 @@ func TestReload(t *testing.T) {
 // panicHandler is a slog handler that panics: a failure outside the authorizer.
 type panicHandler struct{ countingHandler }
 
-func (panicHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (panicHandler) Enabled(context.Context, slog.Level) bool  { return true }
 func (panicHandler) Handle(context.Context, slog.Record) error { panic("log sink broke") }
 
 func TestCheckRecoversOwnPanics(t *testing.T) {
