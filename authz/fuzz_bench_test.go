@@ -1,0 +1,118 @@
+package authz_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+)
+
+// FuzzVerifyJWT feeds arbitrary tokens to Verify against a fake OP whose JWKS is warm.
+// Properties: no panic; every error is a credential error or an *UnavailableError; a
+// token is only ever accepted if its payload is one the OP signed (the fuzzer cannot forge
+// a signature, so an accepted foreign payload is a verification bug).
+func FuzzVerifyJWT(f *testing.F) {
+	clk := newClock()
+	op := optest.New(f, optest.WithClock(clk.Now))
+	ic := never(op.IssuerConfig())
+	ic.Introspect = authz.IntrospectNever // opaque tokens then need no network either
+	a := newAuthz(f, clk, noCache(ic), nil)
+	if err := a.Ready(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	signed := map[string]bool{}
+	add := func(tok string) {
+		signed[strings.Split(tok, ".")[1]] = true
+		f.Add(tok)
+	}
+	add(op.MintJWT(map[string]any{"groups": []string{"a"}}))
+	add(op.MintJWT(nil, optest.WithAlg("ES256")))
+	add(op.MintJWT(nil, optest.WithAlg("EdDSA")))
+	add(op.MintJWT(nil, optest.WithAlg("PS384"), optest.WithoutKid()))
+	for _, s := range []string{
+		op.MintJWT(nil, optest.WithAlg("none")),
+		op.MintJWT(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(op.RSAPublicKeyPEM())),
+		op.MintJWT(nil, optest.WithKid("unknown")),
+		op.MintJWT(nil, optest.WithHeader("crit", []string{"x"})),
+		"eyJhbGciOiJSUzI1NiJ9.e30.", "a.b.c", "...", "eyJ9.eyJ9.eyJ9", "opaque-token",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, err := a.Verify(context.Background(), tok)
+		if err != nil {
+			if id != nil {
+				t.Fatal("identity returned with an error")
+			}
+			if !authz.IsCredentialError(err) && !errors.Is(err, authz.ErrUnavailable) {
+				t.Fatalf("error of no known class: %v", err)
+			}
+			return
+		}
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 || !signed[parts[1]] {
+			t.Fatalf("accepted a payload the OP never signed: %q", tok)
+		}
+		if id.Issuer != op.Issuer() || id.Claims == nil {
+			t.Fatalf("identity %+v", id)
+		}
+	})
+}
+
+// BenchmarkVerify measures Verify with a warm JWKS: "cold" has the identity cache
+// disabled (every call parses and verifies the JWT), "cached" is the warm-cache path the
+// second request with the same token takes. Userinfo is off so that no HTTP request is
+// made in either.
+func BenchmarkVerify(b *testing.B) {
+	clk := newClock()
+	op := optest.New(b, optest.WithClock(clk.Now))
+	ic := never(op.IssuerConfig())
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		tok := op.MintJWT(map[string]any{"groups": []string{"a", "b"}, "email": "alice@example.org"}, optest.WithAlg(alg))
+		for _, mode := range []string{"cold", "cached"} {
+			cfg := authz.Config{Issuers: []authz.IssuerConfig{ic}}
+			cfg.Cache.Disabled = mode == "cold"
+			a := newAuthz(b, clk, cfg, nil)
+			ctx := context.Background()
+			if _, err := a.Verify(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+			b.Run(alg+"/"+mode, func(b *testing.B) {
+				b.ReportAllocs()
+				before := op.Total()
+				for b.Loop() {
+					if _, err := a.Verify(ctx, tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if op.Total() != before {
+					b.Fatalf("%d HTTP requests during the benchmark", op.Total()-before)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkAuthorizeCachedParallel is the request path of a busy server: route
+// selection, cache hit and policy evaluation from many goroutines.
+func BenchmarkAuthorizeCachedParallel(b *testing.B) {
+	clk := newClock()
+	op := optest.New(b, optest.WithClock(clk.Now))
+	a := newAuthz(b, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, testPolicy(b))
+	req := authz.Request{Method: "GET", Path: "/api/x", Authorization: "Bearer " + op.MintJWT(nil)}
+	if d := a.Authorize(context.Background(), req); d.Outcome != authz.OutcomeAllow {
+		b.Fatal(d)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if d := a.Authorize(context.Background(), req); d.Outcome != authz.OutcomeAllow {
+				b.Error(d.Reason)
+				return
+			}
+		}
+	})
+}
