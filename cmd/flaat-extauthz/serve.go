@@ -202,11 +202,11 @@ func (s *server) run(ctx context.Context) error {
 	} else {
 		go s.readinessLoop(runCtx)
 	}
-	if s.a.listening != nil {
-		s.a.listening(addrs)
-	}
 	if s.banner != nil {
 		s.banner(addrs)
+	}
+	if s.a.listening != nil {
+		s.a.listening(addrs)
 	}
 
 	sigs, stopSignals := s.a.signalChan()
