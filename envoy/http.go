@@ -1,7 +1,9 @@
 package envoy
 
 import (
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -25,17 +27,33 @@ type httpHandler struct{ s *Server }
 
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	v := h.s.snap.Load()
+	committed := false // set just before WriteHeader
+	defer func() {
+		// net/http would turn a panic into a dropped connection, which Envoy counts as an
+		// error (failure_mode_allow), and returning normally before WriteHeader would send
+		// an implicit 200. Answer 503 instead, unless a status was already sent.
+		if p := recover(); p != nil {
+			if !committed {
+				clear(w.Header()) // drop identity headers set before the panic
+				d := authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error"}
+				v.writeHTTP(w, &authz.Request{}, &d, &committed)
+			}
+			defer func() { _ = recover() }() // the logger may be what panicked
+			h.s.log.LogAttrs(req.Context(), slog.LevelError, "envoy: panic while answering a check", slog.String("panic", fmt.Sprint(p)))
+		}
+	}()
 	r, ok := v.requestFromHTTP(req)
 	if !ok {
 		http.NotFound(w, req)
 		return
 	}
 	d := h.s.decide(req.Context(), v, &r, TransportHTTP)
-	v.writeHTTP(w, &r, &d)
+	v.writeHTTP(w, &r, &d, &committed)
 }
 
-// writeHTTP maps d to an HTTP response through the same table as Check.
-func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Decision) {
+// writeHTTP maps d to an HTTP response through the same table as Check. It sets
+// *committed right before the status is written.
+func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Decision, committed *bool) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	row := ResponseFor(d.Outcome)
@@ -45,6 +63,7 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 			hdr.Set("WWW-Authenticate", c)
 		}
 		hdr.Set("Content-Type", "application/json")
+		*committed = true
 		w.WriteHeader(row.HTTPStatus)
 		_, _ = io.WriteString(w, jsonBody(row.Error, desc))
 		return
@@ -70,6 +89,7 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 	if len(remove) > 0 {
 		hdr.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ", "))
 	}
+	*committed = true
 	w.WriteHeader(http.StatusOK)
 }
 

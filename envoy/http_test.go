@@ -3,6 +3,7 @@ package envoy
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -219,5 +220,41 @@ func TestHTTPMetricsTransport(t *testing.T) {
 	}
 	if n, _ := histogram(t, m.duration.WithLabelValues(TransportGRPC)); n != 0 {
 		t.Errorf("grpc latency count %d", n)
+	}
+}
+
+func TestHTTPRecoversPanics(t *testing.T) {
+	s, err := NewServer(&fakeAuthorizer{d: allowAlice()}, Config{}, WithLogger(slog.New(&panicHandler{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	s.HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("X-Auth-Request-User") != "" {
+		t.Errorf("got %d %v", rec.Code, rec.Header())
+	}
+}
+
+// panicOnceWriter panics on its first Header() call, i.e. inside writeHTTP before any
+// status was written.
+type panicOnceWriter struct {
+	*httptest.ResponseRecorder
+	n int
+}
+
+func (p *panicOnceWriter) Header() http.Header {
+	if p.n++; p.n == 1 {
+		p.ResponseRecorder.Header().Set("X-Auth-Request-User", "half-built")
+		panic("writer broke")
+	}
+	return p.ResponseRecorder.Header()
+}
+
+func TestHTTPPanicBeforeStatusIsNeverAnImplicit200(t *testing.T) {
+	s, _ := newTestServer(t, &fakeAuthorizer{d: allowAlice()}, Config{})
+	w := &panicOnceWriter{ResponseRecorder: httptest.NewRecorder()}
+	s.HTTPHandler().ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	if w.Code != http.StatusServiceUnavailable || w.ResponseRecorder.Header().Get("X-Auth-Request-User") != "" {
+		t.Errorf("got %d %v", w.Code, w.ResponseRecorder.Header())
 	}
 }
