@@ -1,0 +1,98 @@
+package devswitch
+
+import (
+	"bytes"
+	"encoding/json"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+func engine(t *testing.T) *policy.Engine {
+	t.Helper()
+	var cfg policy.Config
+	y := `{"routes":[
+	  {"name":"public","path":{"exact":"/health"},"public":true},
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}},
+	  {"name":"ent","path":{"prefix":"/ent"},"require":{"groups":{"claim":"eduperson_entitlement","values":["admins"]}}}
+	],"default":{"authenticated":true}}`
+	if err := jsonUnmarshal(y, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	e, err := policy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestAuthorize(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	pol := engine(t)
+	tests := []struct {
+		name string
+		sw   config.DevSwitches
+		path string
+		want authz.Outcome
+	}{
+		{"user: authenticated route", config.DevSwitches{AssumeUser: true}, "/x", authz.OutcomeAllow},
+		{"user: group route denied", config.DevSwitches{AssumeUser: true}, "/admin", authz.OutcomeForbidden},
+		{"groups: member", config.DevSwitches{AssumeGroups: []string{"admins"}}, "/admin", authz.OutcomeAllow},
+		{"groups: also in entitlement claim", config.DevSwitches{AssumeGroups: []string{"admins"}}, "/ent", authz.OutcomeAllow},
+		{"groups: not member", config.DevSwitches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
+		{"valid groups: everything", config.DevSwitches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
+		{"public route", config.DevSwitches{AssumeUser: true}, "/health", authz.OutcomeAllow},
+		{"bad path still denied", config.DevSwitches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			a := New(tc.sw, pol, func() time.Time { return now }, func() { n++ })
+			d := a.Authorize(context.Background(), authz.Request{Method: "GET", Path: tc.path, Authorization: "Bearer ignored"})
+			if d.Outcome != tc.want {
+				t.Fatalf("outcome %v (%s), want %v", d.Outcome, d.Reason, tc.want)
+			}
+			if n != 1 {
+				t.Errorf("decision hook called %d times", n)
+			}
+			if d.Identity != nil {
+				if d.Identity.Sources != authz.SourceInsecureDevSwitch || d.Identity.Subject != Subject || !d.Identity.Expiry.Equal(now.Add(time.Hour)) {
+					t.Errorf("identity = %+v", d.Identity)
+				}
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d := New(config.DevSwitches{AssumeUser: true}, pol, nil, nil).Authorize(ctx, authz.Request{Path: "/x"}); d.Outcome != authz.OutcomeUnavailable {
+		t.Errorf("cancelled ctx: %v, want unavailable (never allow a decision nobody waits for)", d.Outcome)
+	}
+}
+
+func TestNag(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	tick := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	sw := config.DevSwitches{AssumeUser: true}
+	go func() { Nag(ctx, log, sw, tick); close(done) }()
+	tick <- time.Now()
+	tick <- time.Now()
+	cancel()
+	<-done
+	if n := strings.Count(buf.String(), "INSECURE DEVELOPMENT SWITCHES ARE ON"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), config.EnvAssumeUser+"=YES") {
+		t.Error("warning does not name the switch")
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
