@@ -174,7 +174,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		a.cache = c
 	}
 	a.baseCtx, a.cancel = context.WithCancel(context.Background())
-	a.jwks = jwk.NewCache(a.baseCtx, jwk.WithErrSink(errSink{a}))
+	a.jwks = jwk.NewCache(a.baseCtx, jwk.WithErrSink(errSink{a}), jwk.WithRefreshWindow(jwksRefreshWindow))
 	return a, nil
 }
 

@@ -29,6 +29,14 @@ import (
 // the next attempt, so that a flood of requests does not hammer an OP that is down.
 const failBackoff = time.Second
 
+// jwksBackgroundRefresh is how often the jwk.Cache refreshes a JWKS in the background,
+// whatever the OP's cache headers say: keys the OP withdrew stop being trusted within
+// about this long (plus jwksRefreshWindow).
+const (
+	jwksBackgroundRefresh = 15 * time.Minute
+	jwksRefreshWindow     = time.Minute
+)
+
 // issuer is the runtime state of one trusted OP.
 type issuer struct {
 	a            *Authorizer
@@ -383,6 +391,7 @@ func (is *issuer) refreshJWKS(jwksURI string) error {
 		err = a.jwks.Register(jwksURI,
 			jwk.WithHTTPClient(jwksFetcher{a: a, issuer: is.id}),
 			jwk.WithIgnoreParseError(true),
+			jwk.WithRefreshInterval(jwksBackgroundRefresh),
 			jwk.WithPostFetcher(jwk.PostFetchFunc(a.postFetch)),
 		)
 	}
