@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -363,4 +364,31 @@ func TestCancelledContextIsUnavailable(t *testing.T) {
 	}
 	a.Close()
 	a.Close() // idempotent
+}
+
+func TestVerifyRejectsBeforeParsing(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}, nil)
+	jwt := op.MintJWT(map[string]any{"pad": strings.Repeat("x", 9000)})
+	for name, tok := range map[string]string{
+		"oversized JWT":      jwt,
+		"oversized opaque":   strings.Repeat("a", authz.DefaultMaxTokenSize+1),
+		"non-ASCII":          "t\u00f6ken",
+		"NUL":                "tok\x00en",
+		"space (two tokens)": "tok en",
+		"CRLF":               "tok\r\nen",
+		"empty":              "",
+	} {
+		_, err := a.Verify(context.Background(), tok)
+		if k := errKind(err); k != "malformed" && !(tok == "" && k == "notoken") {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	if op.Total() != 0 {
+		t.Fatalf("requests reached the OP: %s", op.SortedCounts())
+	}
+	if s := a.CacheStats(); s.Loads != 0 {
+		t.Fatalf("rejected tokens reached the cache: %+v", s)
+	}
 }

@@ -49,6 +49,7 @@ type ConfigError struct {
 	Problems []string
 }
 
+// Error lists the problems, one per line.
 func (e *ConfigError) Error() string {
 	return "authz: invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
