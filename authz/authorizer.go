@@ -157,7 +157,13 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		}
 	}
 	if !cfg.Cache.Disabled {
-		neg := cfg.Cache.NegativeTTL.D()
+		var neg time.Duration // 0: the cache's default
+		if n := cfg.Cache.NegativeTTL; n != nil {
+			neg = n.D()
+			if neg <= 0 {
+				neg = -1 // explicitly off
+			}
+		}
 		c, err := cache.New[*Identity](cache.Options{
 			Size:         cfg.Cache.Size,
 			MaxTTL:       cfg.Cache.MaxTTL.D(),

@@ -145,3 +145,35 @@ func TestCacheNegativeAndErrors(t *testing.T) {
 		t.Fatalf("disabled stats %+v", s)
 	}
 }
+
+func TestCacheNegativeTTLZeroDisables(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		ttl  *authz.Duration
+		want int // userinfo requests for 3 verifications of one bad token
+	}{
+		{"absent: default 10s", nil, 1},
+		{"zero: off", durationPtr(0), 3},
+		{"negative: off", durationPtr(-time.Second), 3},
+		{"explicit 1m", durationPtr(time.Minute), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			op := newOP(t, clk)
+			cfg := authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}
+			cfg.Cache.NegativeTTL = tc.ttl
+			a := newAuthz(t, clk, cfg, nil)
+			for i := 0; i < 3; i++ {
+				if _, err := a.Verify(ctx, "unknown-opaque-token"); errKind(err) != "invalid" {
+					t.Fatalf("%d: %v", i, err)
+				}
+			}
+			if n := op.Count(optest.Userinfo); n != tc.want {
+				t.Fatalf("%d userinfo requests, want %d", n, tc.want)
+			}
+		})
+	}
+}
+
+func durationPtr(d time.Duration) *authz.Duration { x := authz.Duration(d); return &x }

@@ -72,9 +72,9 @@ type CacheConfig struct {
 	// MaxTTL caps how long an identity is reused. Default 5m. A revoked token stays
 	// accepted for up to this long.
 	MaxTTL Duration `json:"max_ttl,omitempty"`
-	// NegativeTTL is how long a rejected token is remembered. Default 10s; a negative
-	// value disables negative caching. OP errors are never cached.
-	NegativeTTL Duration `json:"negative_ttl,omitempty"`
+	// NegativeTTL is how long a rejected token is remembered. nil (absent): 10s; 0 or a
+	// negative value disables negative caching. OP errors are never cached.
+	NegativeTTL *Duration `json:"negative_ttl,omitempty"`
 	// StaleIfError serves an expired entry for up to this long while the OP is down,
 	// as long as the token itself has not expired. Default 0 (off).
 	StaleIfError Duration `json:"stale_if_error,omitempty"`
