@@ -151,6 +151,13 @@ func (r *running) stop(sig os.Signal) result {
 // get performs an HTTP GET against one of the listeners.
 func (r *running) get(listener, path string, hdr map[string]string) (int, string) {
 	r.t.Helper()
+	code, body, _ := r.getH(listener, path, hdr)
+	return code, body
+}
+
+// getH is get that also returns the response headers.
+func (r *running) getH(listener, path string, hdr map[string]string) (int, string, http.Header) {
+	r.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "http://"+r.addrs[listener]+path, nil)
 	if err != nil {
 		r.t.Fatal(err)
@@ -164,5 +171,5 @@ func (r *running) get(listener, path string, hdr map[string]string) (int, string
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }

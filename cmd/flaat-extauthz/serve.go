@@ -56,8 +56,10 @@ default (require a valid token from an issuer given by --issuer or
 $FLAAT_EXTAUTHZ_ISSUERS). Flags override the file. Every problem is reported at once
 and serve exits 1.
 
-Signals: SIGHUP reloads the configuration file (issuers, verification, policy, log
-level); a bad new configuration is refused and the old one keeps serving. SIGTERM and
+Signals: SIGHUP reloads the configuration file (issuers, verification, policy, identity
+headers and other per-check server settings, log level); a bad new configuration is
+refused and the old one keeps serving. Listener, TLS, gRPC, shutdown and readiness
+settings need a restart. SIGTERM and
 SIGINT stop accepting, let checks in flight finish (server.shutdown_grace) and exit 0.
 
 No OP needs to be reachable to start: /healthz answers at once; /readyz and the gRPC
@@ -101,7 +103,7 @@ type server struct {
 	m       *metrics.Metrics
 	srv     *envoy.Server
 	health  *health.Server
-	srvJSON []byte // the server section the listeners were started with
+	srvJSON []byte // restartOnly of the server section the listeners were started with
 
 	cur       atomic.Pointer[generation]
 	listening atomic.Bool
@@ -142,7 +144,7 @@ func (s *server) run(ctx context.Context) error {
 	s.m.DevSwitches(s.sw.Enabled())
 
 	scfg := f.ServerConfig()
-	s.srvJSON, _ = json.Marshal(scfg)
+	s.srvJSON = restartOnly(scfg)
 	s.srv, err = envoy.NewServer(gen, scfg, envoy.WithLogger(s.log), envoy.WithMetrics(em), envoy.WithClock(s.a.now))
 	if err != nil {
 		gen.eng.Close()
@@ -247,6 +249,13 @@ func serveErrf(name string, err error) error {
 	return fmt.Errorf("%s listener: %w", name, err)
 }
 
+// restartOnly encodes the server settings that are read only when the listeners start,
+// to tell a reload that changes them (they need a restart).
+func restartOnly(c envoy.Config) []byte {
+	b, _ := json.Marshal([]any{c.GRPCListen, c.HTTPListen, c.AdminListen, c.TLS, c.GRPC, c.ShutdownGrace, c.Readiness})
+	return b
+}
+
 // listenAll binds every address or none.
 func listenAll(addrs map[string]string) (map[string]net.Listener, error) {
 	out := map[string]net.Listener{}
@@ -345,15 +354,24 @@ func (s *server) reload() {
 		}
 		return
 	}
-	if b, _ := json.Marshal(f.ServerConfig()); !bytes.Equal(b, s.srvJSON) {
-		s.log.Warn("configuration reload: changes to the server section (listeners, headers, TLS, readiness) take effect only after a restart")
+	scfg := f.ServerConfig()
+	if err := s.srv.Reload(gen, scfg); err != nil { // validated above: not expected
+		gen.eng.Close()
+		s.m.Reload(false, s.a.now())
+		s.log.Error("configuration reload refused; the previous configuration keeps serving", "source", s.source, "err", err.Error())
+		if s.a.reloaded != nil {
+			s.a.reloaded(false)
+		}
+		return
+	}
+	if b := restartOnly(scfg); !bytes.Equal(b, s.srvJSON) {
+		s.log.Warn("configuration reload: listener, TLS, grpc, shutdown_grace and readiness settings take effect only after a restart")
 	}
 	if strings.ToLower(f.Log.Format) != s.format {
 		s.log.Warn("configuration reload: log.format takes effect only after a restart")
 	}
 	s.level.Set(logLevel(f.Log.Level))
 	old := s.cur.Swap(gen)
-	s.srv.SetAuthorizer(gen)
 	s.m.SetCacheSource(gen.eng.CacheStats)
 	s.m.Reload(true, s.a.now())
 	s.log.Info("configuration reloaded", "source", s.source, "issuers", len(f.Issuers), "routes", len(f.Policy.Routes))
@@ -375,9 +393,13 @@ func (s *server) reload() {
 // the gRPC health service SERVING. It retries with a doubling wait up to readyRetry.
 func (s *server) readinessLoop(ctx context.Context) {
 	wait := 250 * time.Millisecond
-	for {
-		if s.checkReady(ctx) == nil {
+	for attempt := 0; ; attempt++ {
+		err := s.checkReady(ctx)
+		if err == nil {
 			return
+		}
+		if attempt == 0 || wait == readyRetry {
+			s.log.Warn("not ready yet: issuers' discovery or JWKS not fetched; checks are answered meanwhile (503 while an OP is unreachable)", "err", err.Error())
 		}
 		t := time.NewTimer(wait)
 		select {

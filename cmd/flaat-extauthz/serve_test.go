@@ -169,6 +169,7 @@ func TestServeReload(t *testing.T) {
 	write := func(group string) {
 		t.Helper()
 		y := "issuers: [{issuer: " + op.Issuer() + "}]\n" +
+			"server: {headers: [{name: x-" + group + "-user, claim: sub}]}\n" +
 			"policy:\n  routes:\n    - name: admin\n      path: {prefix: /admin}\n      require: {groups: {values: [" + group + "]}}\n"
 		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
@@ -215,8 +216,12 @@ func TestServeReload(t *testing.T) {
 		t.Errorf("after refused reload = %d, want 403 (previous configuration)", code)
 	}
 	bob := map[string]string{"Authorization": "Bearer " + op.MintJWT(map[string]any{"sub": "bob", "groups": []string{"ops"}})}
-	if code, _ := r.get("http", "/admin", bob); code != 200 {
+	code, _, hdr := r.getH("http", "/admin", bob)
+	if code != 200 {
 		t.Errorf("ops member after refused reload = %d, want 200", code)
+	}
+	if hdr.Get("x-ops-user") != "bob" || hdr.Get("x-admins-user") != "" {
+		t.Errorf("identity headers after reload: %v, want the reloaded x-ops-user only", hdr)
 	}
 	_, metrics := r.get("admin", "/metrics", nil)
 	for _, want := range []string{`flaat_extauthz_config_reloads_total{result="ok"} 1`, `flaat_extauthz_config_reloads_total{result="failed"} 1`} {
