@@ -126,7 +126,9 @@ func adversarialCases() []attack {
 				return e.mint(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(blk.Bytes), optest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "ES256 header with an RSA kid", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithAlg("ES256"), optest.WithKid(e.s.OP.KeyID("RS256"))) })},
+			req: bearer(func(e *advEnv) string {
+				return e.mint(nil, optest.WithAlg("ES256"), optest.WithKid(e.s.OP.KeyID("RS256")))
+			})},
 		{name: "kid of an encryption key (use enc)", want: 401,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q}`, kidEnc), e.enc, e.payload(e.s.OP.Issuer(), "", true))
@@ -212,7 +214,9 @@ func adversarialCases() []attack {
 		{name: "bad base64 in payload (length 1 mod 4)", want: 401,
 			req: bearer(func(e *advEnv) string { return replacePart(e.mint(nil), 1, func(s string) string { return s + "A" }) })},
 		{name: "header that is not JSON", want: 401,
-			req: bearer(func(e *advEnv) string { return replacePart(e.mint(nil), 0, func(string) string { return b64.EncodeToString([]byte("{alg:RS256")) }) })},
+			req: bearer(func(e *advEnv) string {
+				return replacePart(e.mint(nil), 0, func(string) string { return b64.EncodeToString([]byte("{alg:RS256")) })
+			})},
 
 		// --- claim type confusion (signed by a trusted key: only the claims are wrong) ---
 		{name: "duplicate exp, the last one expired", want: 401,
@@ -271,7 +275,9 @@ func adversarialCases() []attack {
 		{name: "two Bearer headers joined by Envoy", want: 401, noOutbound: true,
 			req: func(e *advEnv) Req { return Req{Authorization: "Bearer " + e.userToken + ",Bearer " + e.adminToken} }},
 		{name: "header with CR/LF", want: 401, noOutbound: true,
-			req: func(e *advEnv) Req { return Req{Authorization: "Bearer " + e.adminToken + "\r\nx-auth-request-user: root"} }},
+			req: func(e *advEnv) Req {
+				return Req{Authorization: "Bearer " + e.adminToken + "\r\nx-auth-request-user: root"}
+			}},
 		{name: "header with NUL", want: 401, noOutbound: true,
 			req: func(e *advEnv) Req { return Req{Authorization: "Bearer " + e.adminToken + "\x00"} }},
 		{name: "Basic scheme", want: 401, noOutbound: true,
