@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
+)
+
+type memResult struct {
+	identities       int
+	idleRSS, rss     uint64
+	peak             uint64
+	entries          float64
+	fill             time.Duration
+	churnRSS         []uint64 // RSS of the churn server after each round
+	churnRSSStartKiB uint64
+}
+
+// memoryRun starts a fresh flaat-extauthz with the default cache (100 000 entries) and
+// sends memTokens distinct tokens once each.
+func (b *bench) memoryRun() error {
+	m := &memResult{identities: len(b.memTokens)}
+	for _, s := range b.results["churn"].samples {
+		m.churnRSS = append(m.churnRSS, s.rss)
+	}
+	b.mem = m
+	for _, p := range []*proc{b.coldSrv, b.churnSrv} { // free the server core of idle processes
+		p.stop()
+	}
+	b.coldSrv, b.churnSrv = nil, nil
+	p, err := b.startFlaat("flaat-memory", map[string]any{"size": max(100000, len(b.memTokens))})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if _, m.idleRSS, err = load.Memory(p.pid); err != nil {
+		return err
+	}
+	logf("memory run: caching %d identities", len(b.memTokens))
+	t0 := time.Now()
+	res, err := load.Generate(context.Background(), load.GenConfig{Addr: p.grpc, Bodies: bodiesFor(b.memTokens...), Total: len(b.memTokens)})
+	m.fill = time.Since(t0)
+	if err != nil {
+		return err
+	}
+	if res.Codes[0] != len(b.memTokens) {
+		return fmt.Errorf("memory run: codes %v, want %d allowed", res.Codes, len(b.memTokens))
+	}
+	if m.peak, m.rss, err = load.Memory(p.pid); err != nil {
+		return err
+	}
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m.entries, err = load.ParseMetric(body, "_cache_entries"); err != nil {
+		logf("memory run: %v", err)
+	}
+	return nil
+}
+
+func median[T int | float64 | time.Duration | uint64](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func pick[T any](ss []sample, f func(sample) T) []T {
+	out := make([]T, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+type summary struct {
+	rps           float64
+	cpu           time.Duration
+	p50, p90, p99 time.Duration
+	peak          uint64
+	opCalls       int
+	lat           bool
+}
+
+func (b *bench) summary(key string) summary {
+	ss := b.results[key].samples
+	r := b.row(key)
+	s := summary{
+		rps: median(pick(ss, func(s sample) float64 { return s.rps })),
+		cpu: median(pick(ss, func(s sample) time.Duration { return s.cpuPerCall })),
+		p50: median(pick(ss, func(s sample) time.Duration { return s.p50 })),
+		p90: median(pick(ss, func(s sample) time.Duration { return s.p90 })),
+		p99: median(pick(ss, func(s sample) time.Duration { return s.p99 })),
+		lat: r.ghzFile != "",
+	}
+	for _, x := range ss {
+		s.peak = max(s.peak, x.peak)
+		s.opCalls += x.opCalls
+	}
+	return s
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+func mib(b uint64) string       { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
+
+// report prints the table and the targets, and returns them as markdown.
+func (b *bench) report(w io.Writer) string {
+	var md strings.Builder
+	fmt.Fprintf(&md, "Machine: %s. Servers pinned to CPU %d with GOMAXPROCS=1; loadbench, h2load and ghz on CPU %d. "+
+		"Median of %d interleaved rounds; throughput runs %s, latency runs %s at %d calls/s offered (ghz, 16 workers, 2 connections).\n\n",
+		machine(), b.o.serverCPU, b.o.loadCPU, b.o.rounds, b.o.throughput, b.o.latency, b.o.rate)
+	md.WriteString("| scenario | load tool | calls/s | vs baseline | p50 | p90 | p99 | server CPU/call | peak RSS MiB | OP calls |\n")
+	md.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range b.rows {
+		s := b.summary(r.key)
+		ratio := "—"
+		if r.baseline != "" {
+			if base := b.summary(r.baseline); base.rps > 0 {
+				ratio = fmt.Sprintf("%.0f %%", 100*s.rps/base.rps)
+			}
+		}
+		p50, p90, p99 := "—", "—", "—"
+		if s.lat {
+			p50, p90, p99 = us(s.p50), us(s.p90), us(s.p99)
+		}
+		ops := "—"
+		if r.opCalls {
+			ops = fmt.Sprint(s.opCalls)
+		}
+		fmt.Fprintf(&md, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.label, r.tool, s.rps, ratio, p50, p90, p99, us(s.cpu), mib(s.peak), ops)
+	}
+	if m := b.mem; m != nil {
+		fmt.Fprintf(&md, "\nMemory: %d identities cached (cache_entries %.0f) in %s: RSS %s MiB (idle %s MiB, peak %s MiB), about %.1f KiB per identity.\n",
+			m.identities, m.entries, m.fill.Round(100*time.Millisecond), mib(m.rss), mib(m.idleRSS), mib(m.peak),
+			float64(m.rss-min(m.rss, m.idleRSS))/1024/float64(max(m.identities, 1)))
+		rs := make([]string, len(m.churnRSS))
+		for i, x := range m.churnRSS {
+			rs[i] = mib(x)
+		}
+		fmt.Fprintf(&md, "Churn server RSS after each round: %s MiB.\n", strings.Join(rs, ", "))
+	}
+	md.WriteString("\nTargets:\n\n")
+	for _, t := range b.targets() {
+		fmt.Fprintf(&md, "- %s\n", t)
+	}
+	io.WriteString(w, md.String())
+	return md.String()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func (b *bench) targets() []string {
+	noop, warm, cold, jwx, deny := b.summary("noop"), b.summary("warm"), b.summary("cold"), b.summary("jwx"), b.summary("deny")
+	var t []string
+	if noop.rps > 0 {
+		r := warm.rps / noop.rps
+		t = append(t, fmt.Sprintf("warm JWT throughput ≥ 85 %% of no-op: %.0f %% — %s", 100*r, verdict(r >= 0.85)))
+	}
+	t = append(t, fmt.Sprintf("warm JWT server CPU ≤ 30 µs/call: %s — %s", us(warm.cpu), verdict(warm.cpu <= 30*time.Microsecond)))
+	if noop.p99 > 0 {
+		r := float64(warm.p99) / float64(noop.p99)
+		t = append(t, fmt.Sprintf("warm JWT p99 ≤ 1.5× no-op p99 at %d calls/s: %s vs %s (%.2f×) — %s", b.o.rate, us(warm.p99), us(noop.p99), r, verdict(r <= 1.5)))
+	}
+	if jwx.rps > 0 {
+		r := cold.rps / jwx.rps
+		t = append(t, fmt.Sprintf("cold JWT RS256 ≥ 1.5× jwx verify every call: %.2f× (%.0f vs %.0f calls/s; CPU %s vs %s per call) — %s",
+			r, cold.rps, jwx.rps, us(cold.cpu), us(jwx.cpu), verdict(r >= 1.5)))
+	}
+	if noop.rps > 0 {
+		r := deny.rps / noop.rps
+		t = append(t, fmt.Sprintf("deny ≥ 80 %% of no-op: %.0f %% — %s", 100*r, verdict(r >= 0.8)))
+	}
+	t = append(t, fmt.Sprintf("deny: OP calls made by the first bad-token call %d, during the %d measured deny runs %d — %s",
+		b.denyOP1, len(b.results["deny"].samples), deny.opCalls, verdict(deny.opCalls == 0)))
+	if m := b.mem; m != nil {
+		t = append(t, fmt.Sprintf("%d cached identities ≤ 200 MiB RSS: %s MiB — %s", m.identities, mib(m.rss), verdict(m.identities >= 100000 && m.rss <= 200<<20)))
+	}
+	return t
+}

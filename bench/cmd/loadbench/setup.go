@@ -1,0 +1,309 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+
+	"google.golang.org/protobuf/encoding/protodelim"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+)
+
+// The request every scenario checks: matched by the "api-read" route (groups policy),
+// after the route table has tried a public exact path, a prefix and a regex route.
+var baseReq = load.Req{Method: "GET", Host: "api.example.org", Path: "/api/v1/items/42?expand=owner"}
+
+// bench holds the whole run.
+type bench struct {
+	o   options
+	dir string
+
+	h2load, ghz, protoset string
+	bins                  string
+
+	opJWT, opOpaque *optest.OP
+
+	// tokens
+	warm      []string // JWTs from both issuers
+	opaque    string
+	bad       string // trusted iss, unknown kid, foreign signature
+	churn     []string
+	memTokens []string
+
+	// servers
+	noop, jwx, warmSrv, coldSrv, churnSrv *proc
+
+	rows    []*row
+	results map[string]*result
+	mem     *memResult
+	denyOP1 int // OP calls made by the first deny call
+}
+
+func (b *bench) close() {
+	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv} {
+		p.stop()
+	}
+	if b.opJWT != nil {
+		b.opJWT.Close()
+	}
+	if b.opOpaque != nil {
+		b.opOpaque.Close()
+	}
+}
+
+func (b *bench) setup(root string) error {
+	var err error
+	if b.h2load, err = ensureH2load(); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return fmt.Errorf("taskset not found (util-linux): %w", err)
+	}
+	if b.ghz, err = ensureGhz(root); err != nil {
+		return err
+	}
+	b.bins = filepath.Join(b.dir, "bin")
+	logf("building flaat-extauthz, noop, jwxverify")
+	if err := build(root, b.bins); err != nil {
+		return err
+	}
+	ps, err := load.Protoset()
+	if err != nil {
+		return err
+	}
+	b.protoset = filepath.Join(b.dir, "auth.protoset")
+	if err := os.WriteFile(b.protoset, ps, 0o644); err != nil {
+		return err
+	}
+
+	if b.opJWT, err = optest.Start(); err != nil {
+		return err
+	}
+	if b.opOpaque, err = optest.Start(optest.WithIssuerPath("/realms/bench")); err != nil {
+		return err
+	}
+	logf("minting tokens (%d warm, %d churn, %d memory)", b.o.warmTokens, b.o.churnTokens, b.o.memTokens)
+	if err := b.mint(); err != nil {
+		return err
+	}
+	// From here on this process (fake OP, generator) and the tools it starts stay on the
+	// load core; the servers get the other one.
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", strconv.Itoa(b.o.loadCPU), strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+		return fmt.Errorf("taskset self: %v: %s", err, out)
+	}
+	runtime.GOMAXPROCS(1)
+	return b.startServers()
+}
+
+// claims are what a realistic access token of an academic OP carries.
+func claims(i int, iss string) map[string]any {
+	return map[string]any{
+		"sub":                fmt.Sprintf("user-%06d@%s", i, "bench"),
+		"aud":                []string{"api.example.org", "account"},
+		"azp":                "bench-client",
+		"scope":              "openid profile email eduperson_entitlement",
+		"email":              fmt.Sprintf("user%d@example.org", i),
+		"email_verified":     true,
+		"name":               fmt.Sprintf("Bench User %d", i),
+		"preferred_username": fmt.Sprintf("user%d", i),
+		"groups":             []string{"bench-users", "staff", "project-a", "project-b", fmt.Sprintf("team-%d", i%17)},
+		"eduperson_entitlement": []string{
+			"urn:geant:example.org:group:bench-users#aai.example.org",
+			"urn:geant:example.org:group:project-a:role=member#aai.example.org",
+			"urn:geant:example.org:group:staff#aai.example.org",
+		},
+	}
+}
+
+// mintMany mints n tokens on every core.
+func mintMany(n int, f func(i int) string) []string {
+	out := make([]string, n)
+	var wg sync.WaitGroup
+	workers := runtime.NumCPU()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				out[i] = f(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (b *bench) mint() error {
+	ops := []*optest.OP{b.opJWT, b.opOpaque}
+	b.warm = mintMany(b.o.warmTokens, func(i int) string {
+		op := ops[i%2]
+		return op.MintJWT(claims(i, op.Issuer()))
+	})
+	b.opaque = b.opOpaque.MintOpaque(claims(0, b.opOpaque.Issuer()))
+	foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	b.bad = b.opJWT.MintJWT(claims(1, b.opJWT.Issuer()), optest.WithAlg("ES256"),
+		optest.WithSigner(foreign), optest.WithKid("bench-unknown-kid"))
+	b.churn = mintMany(b.o.churnTokens, func(i int) string {
+		return b.opJWT.MintJWT(claims(100000+i, b.opJWT.Issuer()))
+	})
+	// ES256 keeps minting and verifying 100 000 tokens within the time budget; the
+	// cached identity is the same size whatever the algorithm.
+	b.memTokens = mintMany(b.o.memTokens, func(i int) string {
+		return b.opJWT.MintJWT(claims(200000+i, b.opJWT.Issuer()), optest.WithAlg("ES256"))
+	})
+	return nil
+}
+
+// flaatConfig is the configuration every flaat-extauthz process runs with; cache
+// differs per scenario.
+func (b *bench) flaatConfig(grpcAddr, httpAddr, adminAddr string, cache map[string]any) map[string]any {
+	member := map[string]any{"groups": map[string]any{"claim": "groups", "values": []string{"bench-users"}, "match": "one"}}
+	return map[string]any{
+		"server": map[string]any{
+			"grpc_listen": grpcAddr, "http_listen": httpAddr, "admin_listen": adminAddr,
+			"readiness": "eager",
+		},
+		"issuers": []any{
+			map[string]any{"issuer": b.opJWT.Issuer(), "userinfo": "never", "issues_jwt": true,
+				"audiences": []string{"api.example.org"}},
+			map[string]any{"issuer": b.opOpaque.Issuer(), "userinfo": "optional",
+				"audiences": []string{"api.example.org"}},
+		},
+		"verification": map[string]any{"http_timeout": "2s", "cache": cache},
+		"policy": map[string]any{
+			"access_levels": map[string]any{
+				"user":   map[string]any{"authenticated": true},
+				"member": member,
+				"admin": map[string]any{"all_of": []any{"member",
+					map[string]any{"groups": map[string]any{"values": []string{"bench-admins"}}}}},
+			},
+			"routes": []any{
+				map[string]any{"name": "health", "path": map[string]any{"exact": "/healthz"}, "methods": []string{"GET", "HEAD"}, "public": true},
+				map[string]any{"name": "admin", "path": map[string]any{"prefix": "/admin"}, "require": "admin"},
+				map[string]any{"name": "api-write", "host": []string{"api.example.org", "*.api.example.org"},
+					"path": map[string]any{"regex": "/api/v[0-9]+/items(/.*)?"}, "methods": []string{"POST", "PUT", "DELETE"},
+					"require": map[string]any{"all_of": []any{"member", map[string]any{"scope": []string{"items.write"}}}}},
+				map[string]any{"name": "api-read", "host": []string{"api.example.org"},
+					"path": map[string]any{"prefix": "/api"}, "methods": []string{"GET", "HEAD"}, "require": "member"},
+				map[string]any{"name": "docs", "path": map[string]any{"prefix": "/docs"}, "require": "user"},
+			},
+			"default": "user",
+		},
+		"log": map[string]any{"level": "info", "format": "json"},
+	}
+}
+
+func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
+	var addrs [3]string
+	for i := range addrs {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	doc, err := yaml.Marshal(b.flaatConfig(addrs[0], addrs[1], addrs[2], cache))
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(b.dir, name+".yaml")
+	if err := os.WriteFile(cfg, doc, 0o600); err != nil {
+		return nil, err
+	}
+	p, err := startProc(name, b.dir, b.o.serverCPU, filepath.Join(b.bins, "flaat-extauthz"), "serve", "--config", cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.grpc, p.http, p.admin = addrs[0], addrs[1], addrs[2]
+	return p, p.waitReady(readyz(p.admin))
+}
+
+func (b *bench) startServers() error {
+	var err error
+	g, h, err2 := twoAddrs()
+	if err2 != nil {
+		return err2
+	}
+	if b.noop, err = startProc("noop", b.dir, b.o.serverCPU, filepath.Join(b.bins, "noop"), "-grpc", g, "-http", h); err != nil {
+		return err
+	}
+	b.noop.grpc, b.noop.http = g, h
+	if err := b.noop.waitReady(grpcReady(g)); err != nil {
+		return err
+	}
+	if g, err = freeAddr(); err != nil {
+		return err
+	}
+	if b.jwx, err = startProc("jwxverify", b.dir, b.o.serverCPU, filepath.Join(b.bins, "jwxverify"), "-grpc", g,
+		"-jwks", b.opJWT.URL(optest.JWKS)+","+b.opOpaque.URL(optest.JWKS)); err != nil {
+		return err
+	}
+	b.jwx.grpc = g
+	if err := b.jwx.waitReady(grpcReady(g)); err != nil {
+		return err
+	}
+	if b.warmSrv, err = b.startFlaat("flaat-warm", map[string]any{}); err != nil {
+		return err
+	}
+	if b.coldSrv, err = b.startFlaat("flaat-cold", map[string]any{"disabled": true}); err != nil {
+		return err
+	}
+	b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache})
+	return err
+}
+
+func twoAddrs() (string, string, error) {
+	a, err := freeAddr()
+	if err != nil {
+		return "", "", err
+	}
+	c, err := freeAddr()
+	return a, c, err
+}
+
+// ghzData writes reqs as count-delimited CheckRequests (ghz --binary --data-file):
+// ghz sends call n with message n mod len(reqs).
+func (b *bench) ghzData(name string, reqs []load.Req) (string, error) {
+	p := filepath.Join(b.dir, name+".bin")
+	f, err := os.Create(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, r := range reqs {
+		if _, err := protodelim.MarshalTo(f, load.CheckRequest(r)); err != nil {
+			return "", err
+		}
+	}
+	return p, f.Close()
+}
+
+func reqsFor(tokens ...string) []load.Req {
+	out := make([]load.Req, len(tokens))
+	for i, t := range tokens {
+		out[i] = baseReq
+		out[i].Token = t
+	}
+	return out
+}
+
+func bodiesFor(tokens ...string) [][]byte {
+	out := make([][]byte, len(tokens))
+	for i, r := range reqsFor(tokens...) {
+		out[i] = load.CheckBody(r)
+	}
+	return out
+}
