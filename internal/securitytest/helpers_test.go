@@ -191,15 +191,28 @@ func newElsewhere(t testing.TB, jwksJSON, certPEM []byte) *elsewhere {
 	return e
 }
 
-// goroutines returns the goroutine count once it has stopped falling (bounded wait):
-// closed connections and cancelled fetches end asynchronously.
+// settledGoroutines returns the goroutine count once it is at most max, or once it
+// has stopped changing when max < 0 (bounded wait): closed connections and cancelled
+// fetches end asynchronously. The sleeps wait for goroutines to exit; they order no
+// test events.
 func settledGoroutines(max int) int {
 	deadline := time.Now().Add(5 * time.Second)
-	n := runtime.NumGoroutine()
-	for n > max && time.Now().Before(deadline) {
-		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond) // waiting for goroutines to exit, not ordering events
-		n = runtime.NumGoroutine()
+	n, stable := runtime.NumGoroutine(), 0
+	for time.Now().Before(deadline) {
+		if max >= 0 && n <= max {
+			break
+		}
+		if max < 0 && stable >= 10 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			stable++
+		} else {
+			stable = 0
+		}
+		n = m
 	}
 	return n
 }
