@@ -479,12 +479,8 @@ func (s *server) startupLog(f *config.File, g *generation, addrs map[string]stri
 }
 
 func (s *server) logWarnings(g *generation) {
-	pol, err := policy.New(g.cfg.Policy)
-	if err != nil {
-		return
-	}
-	for _, w := range pol.Warnings() {
-		s.log.Warn("policy: " + w)
+	for _, w := range g.cfg.Warnings() {
+		s.log.Warn(w)
 	}
 }
 

@@ -62,6 +62,27 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	}
 }
 
+// TestServeNoArguments: `serve` with no arguments at all starts on the embedded default,
+// answers health, warns that no issuer is trusted, and denies every token (fail closed).
+func TestServeNoArguments(t *testing.T) {
+	a, _, _ := testApp(nil)
+	a.httpClient = offlineClient()
+	r := start(t, a, append([]string{"serve"}, loopback...)...)
+	if code, body := r.get("admin", "/healthz", nil); code != 200 {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, _ := r.get("http", "/x", nil); code != 401 {
+		t.Errorf("no token = %d, want 401", code)
+	}
+	if code, _ := r.get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 401 {
+		t.Errorf("opaque token with no trusted issuer = %d, want 401", code)
+	}
+	res := r.stop(syscall.SIGTERM)
+	if res.code != 0 || !strings.Contains(res.stderr, "no trusted issuer is configured") {
+		t.Errorf("exit %d; stderr lacks the no-issuer warning:\n%s", res.code, res.stderr)
+	}
+}
+
 func TestServeReadyAndMetrics(t *testing.T) {
 	op := optest.New(t)
 	a, _, _ := testApp(nil)
@@ -115,7 +136,6 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"no issuer", nil, []string{"serve"}, []string{"at least one trusted issuer"}},
 		{"every problem at once", nil, []string{"serve", "--config", bad}, []string{"server.readiness", "issuers[0].issuer", `format "xml"`}},
 		{"config from env", map[string]string{envConfig: bad}, []string{"serve"}, []string{"server.readiness"}},
 		{"dev switch without flag", map[string]string{config.EnvAssumeUser: "YES"}, []string{"serve", "--issuer", "https://op"}, []string{"--allow-insecure-dev-switches"}},

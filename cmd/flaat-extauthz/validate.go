@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
-	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 func (a *app) validateCmd() *cobra.Command {
@@ -32,10 +31,8 @@ Exit status: 0 valid, 1 invalid.`,
 				return exit(exitFail, err)
 			}
 			fmt.Fprintf(a.stdout, "%s: valid (%d issuer(s), %d route(s))\n", cf.source(a.getenv), len(f.Issuers), len(f.Policy.Routes))
-			if pol, err := policy.New(f.Policy); err == nil {
-				for _, w := range pol.Warnings() {
-					fmt.Fprintln(a.stdout, "warning:", w)
-				}
+			for _, w := range f.Warnings() {
+				fmt.Fprintln(a.stdout, "warning:", w)
 			}
 			return nil
 		},

@@ -237,9 +237,6 @@ func (f *File) Validate() error {
 	if len(f.Verification.Issuers) > 0 {
 		add("verification", errors.New("issuers: put the trusted issuers in the top-level `issuers:` section"))
 	}
-	if len(f.Issuers) == 0 && !f.allPublic() {
-		add("issuers", errors.New("at least one trusted issuer is required (config `issuers:`, --issuer or FLAAT_EXTAUTHZ_ISSUERS)"))
-	}
 	// authz names its locations (issuers[i].…, verification.…) itself.
 	if err := f.AuthzConfig().Validate(); err != nil {
 		var ae *authz.ConfigError
@@ -268,6 +265,26 @@ func (f *File) Validate() error {
 		return nil
 	}
 	return &Error{Problems: errs}
+}
+
+// NoIssuerWarning is the warning for a configuration that trusts no issuer although a
+// route needs a token: it is valid (every such request is denied, fail closed) but
+// almost certainly not what the operator wants.
+const NoIssuerWarning = "issuers: no trusted issuer is configured (config `issuers:`, --issuer or FLAAT_EXTAUTHZ_ISSUERS): every request that needs a token is denied"
+
+// Warnings lists what is valid but probably a mistake: no trusted issuer while some
+// route needs a token, plus the policy's own warnings. Call it after Validate.
+func (f *File) Warnings() []string {
+	var ws []string
+	if len(f.Issuers) == 0 && !f.allPublic() {
+		ws = append(ws, NoIssuerWarning)
+	}
+	if pol, err := policy.New(f.Policy); err == nil {
+		for _, w := range pol.Warnings() {
+			ws = append(ws, "policy: "+w)
+		}
+	}
+	return ws
 }
 
 // allPublic reports whether no token can ever be needed: every route is public and there
