@@ -166,10 +166,10 @@ func TestSoak(t *testing.T) {
 	firstKid := op.KeyID("RS256")
 	var warmJWTs, warmOpaques, expiredToks, badSigs []string
 	for i := 0; i < 50; i++ {
-		warmJWTs = append(warmJWTs, mintJWT())
+		warmJWTs = append(warmJWTs, mintJWT(optest.ExpiresIn(3*dur+time.Hour)))
 	}
 	for i := 0; i < 20; i++ {
-		warmOpaques = append(warmOpaques, use(op.MintOpaque(map[string]any{"groups": []string{"users"}})))
+		warmOpaques = append(warmOpaques, use(op.MintOpaque(map[string]any{"groups": []string{"users"}}, optest.ExpiresIn(3*dur+time.Hour))))
 		expiredToks = append(expiredToks, mintJWT(optest.ExpiresIn(-time.Hour)))
 	}
 	otherOP := optest.New(t) // its keys are not trusted
