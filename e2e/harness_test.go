@@ -29,7 +29,7 @@ import (
 // Timeouts of the harness. They bound waits for external processes; nothing here sleeps
 // for a fixed time to let something happen.
 const (
-	startTimeout = 30 * time.Second // a process becomes ready
+	startTimeout = 60 * time.Second // a process becomes ready
 	stopTimeout  = 5 * time.Second  // SIGTERM before SIGKILL
 	callTimeout  = 20 * time.Second // one client call (grpcurl, HTTP)
 	pollEvery    = 25 * time.Millisecond
@@ -217,14 +217,35 @@ func waitFor(t testing.TB, p *proc, what string, timeout time.Duration, cond fun
 			t.Fatalf("e2e: %s exited (%v) while waiting for %s; log:\n%s", p.name, p.err, what, tail(p.Log(), 8000))
 		}
 		if time.Now().After(deadline) {
-			log := ""
+			log, state := "", ""
 			if p != nil {
 				log = tail(p.Log(), 8000)
+				state = procState(p.cmd.Process.Pid)
 			}
-			t.Fatalf("e2e: timed out after %s waiting for %s; log:\n%s", timeout, what, log)
+			t.Fatalf("e2e: timed out after %s waiting for %s; process state: %s; log:\n%s", timeout, what, state, log)
 		}
 		<-tick.C
 	}
+}
+
+// procState describes a running process from /proc (state, CPU ticks, wait channel),
+// so that a start-up time-out says whether the process was busy, blocked or stopped.
+func procState(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return err.Error()
+	}
+	wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+	// Fields after the command name: state is the 1st, utime the 12th, stime the 13th.
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+2:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return string(stat)
+	}
+	return fmt.Sprintf("state=%s utime=%s stime=%s wchan=%s", f[0], f[11], f[12], wchan)
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
