@@ -6,13 +6,18 @@
 //
 // Typical wiring (what authz's default client and cmd/flaat-extauthz should do):
 //
-//	tr := resilience.New(baseTransport,
-//		resilience.WithMaxConcurrent(16),      // per OP host
-//		resilience.WithFailureThreshold(5),    // consecutive failures that open the breaker
+//	client, tr := resilience.NewClient(resilience.ClientConfig{TLS: tlsConfig},
+//		resilience.WithMaxConcurrent(16),   // per OP host
+//		resilience.WithFailureThreshold(5), // consecutive failures that open the breaker
 //		resilience.WithOpenDuration(10*time.Second),
+//		resilience.WithClock(now),
 //	)
-//	client := resilience.NewClient(resilience.ClientConfig{}, tr)
+//	reg.MustRegister(tr.Collector("flaat_extauthz")) // breaker and limiter metrics
 //	a, err := authz.New(cfg, pol, authz.WithHTTPClient(client))
+//	// on shutdown: a.Close(); tr.CloseIdleConnections()
+//
+// New wraps any RoundTripper directly when the caller builds its own *http.Client; it
+// must then set CheckRedirect: SameHostRedirect itself.
 //
 // The Transport never follows redirects (an http.RoundTripper does not) and never
 // retries: a failed request fails, quickly, with a typed error; the caller (authz)

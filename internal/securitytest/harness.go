@@ -276,6 +276,7 @@ func NewStackFor(t testing.TB, op *optest.OP, o Options) *Stack {
 				log.Warn("resilience: breaker state", "host", host, "from", from.String(), "to", to.String())
 			})}, o.Resilience...)
 		s.Client, s.Breaker = resilience.NewClient(resilience.ClientConfig{Base: s.Net}, ropts...)
+		s.Registry.MustRegister(s.Breaker.Collector("flaat_extauthz"))
 	}
 	ic := op.IssuerConfig()
 	ic.Userinfo = o.Userinfo
