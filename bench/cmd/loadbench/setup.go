@@ -19,9 +19,8 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 )
 
-// The request every scenario checks: matched by the "api-read" route (groups policy),
-// after the route table has tried a public exact path, a prefix and a regex route.
-var baseReq = load.Req{Method: "GET", Host: "api.example.org", Path: "/api/v1/items/42?expand=owner"}
+// baseReq is the request every scenario checks.
+var baseReq = load.Request
 
 // bench holds the whole run.
 type bench struct {
@@ -105,26 +104,6 @@ func (b *bench) setup(root string) error {
 	return b.startServers()
 }
 
-// claims are what a realistic access token of an academic OP carries.
-func claims(i int, iss string) map[string]any {
-	return map[string]any{
-		"sub":                fmt.Sprintf("user-%06d@%s", i, "bench"),
-		"aud":                []string{"api.example.org", "account"},
-		"azp":                "bench-client",
-		"scope":              "openid profile email eduperson_entitlement",
-		"email":              fmt.Sprintf("user%d@example.org", i),
-		"email_verified":     true,
-		"name":               fmt.Sprintf("Bench User %d", i),
-		"preferred_username": fmt.Sprintf("user%d", i),
-		"groups":             []string{"bench-users", "staff", "project-a", "project-b", fmt.Sprintf("team-%d", i%17)},
-		"eduperson_entitlement": []string{
-			"urn:geant:example.org:group:bench-users#aai.example.org",
-			"urn:geant:example.org:group:project-a:role=member#aai.example.org",
-			"urn:geant:example.org:group:staff#aai.example.org",
-		},
-	}
-}
-
 // mintMany mints n tokens on every core.
 func mintMany(n int, f func(i int) string) []string {
 	out := make([]string, n)
@@ -147,63 +126,24 @@ func (b *bench) mint() error {
 	ops := []*optest.OP{b.opJWT, b.opOpaque}
 	b.warm = mintMany(b.o.warmTokens, func(i int) string {
 		op := ops[i%2]
-		return op.MintJWT(claims(i, op.Issuer()))
+		return op.MintJWT(load.Claims(i))
 	})
-	b.opaque = b.opOpaque.MintOpaque(claims(0, b.opOpaque.Issuer()))
+	b.opaque = b.opOpaque.MintOpaque(load.Claims(0))
 	foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	b.bad = b.opJWT.MintJWT(claims(1, b.opJWT.Issuer()), optest.WithAlg("ES256"),
+	b.bad = b.opJWT.MintJWT(load.Claims(1), optest.WithAlg("ES256"),
 		optest.WithSigner(foreign), optest.WithKid("bench-unknown-kid"))
 	b.churn = mintMany(b.o.churnTokens, func(i int) string {
-		return b.opJWT.MintJWT(claims(100000+i, b.opJWT.Issuer()))
+		return b.opJWT.MintJWT(load.Claims(100000 + i))
 	})
 	// ES256 keeps minting and verifying 100 000 tokens within the time budget; the
 	// cached identity is the same size whatever the algorithm.
 	b.memTokens = mintMany(b.o.memTokens, func(i int) string {
-		return b.opJWT.MintJWT(claims(200000+i, b.opJWT.Issuer()), optest.WithAlg("ES256"))
+		return b.opJWT.MintJWT(load.Claims(200000+i), optest.WithAlg("ES256"))
 	})
 	return nil
-}
-
-// flaatConfig is the configuration every flaat-extauthz process runs with; cache
-// differs per scenario.
-func (b *bench) flaatConfig(grpcAddr, httpAddr, adminAddr string, cache map[string]any) map[string]any {
-	member := map[string]any{"groups": map[string]any{"claim": "groups", "values": []string{"bench-users"}, "match": "one"}}
-	return map[string]any{
-		"server": map[string]any{
-			"grpc_listen": grpcAddr, "http_listen": httpAddr, "admin_listen": adminAddr,
-			"readiness": "eager",
-		},
-		"issuers": []any{
-			map[string]any{"issuer": b.opJWT.Issuer(), "userinfo": "never", "issues_jwt": true,
-				"audiences": []string{"api.example.org"}},
-			map[string]any{"issuer": b.opOpaque.Issuer(), "userinfo": "optional",
-				"audiences": []string{"api.example.org"}},
-		},
-		"verification": map[string]any{"http_timeout": "2s", "cache": cache},
-		"policy": map[string]any{
-			"access_levels": map[string]any{
-				"user":   map[string]any{"authenticated": true},
-				"member": member,
-				"admin": map[string]any{"all_of": []any{"member",
-					map[string]any{"groups": map[string]any{"values": []string{"bench-admins"}}}}},
-			},
-			"routes": []any{
-				map[string]any{"name": "health", "path": map[string]any{"exact": "/healthz"}, "methods": []string{"GET", "HEAD"}, "public": true},
-				map[string]any{"name": "admin", "path": map[string]any{"prefix": "/admin"}, "require": "admin"},
-				map[string]any{"name": "api-write", "host": []string{"api.example.org", "*.api.example.org"},
-					"path": map[string]any{"regex": "/api/v[0-9]+/items(/.*)?"}, "methods": []string{"POST", "PUT", "DELETE"},
-					"require": map[string]any{"all_of": []any{"member", map[string]any{"scope": []string{"items.write"}}}}},
-				map[string]any{"name": "api-read", "host": []string{"api.example.org"},
-					"path": map[string]any{"prefix": "/api"}, "methods": []string{"GET", "HEAD"}, "require": "member"},
-				map[string]any{"name": "docs", "path": map[string]any{"prefix": "/docs"}, "require": "user"},
-			},
-			"default": "user",
-		},
-		"log": map[string]any{"level": "info", "format": "json"},
-	}
 }
 
 func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
@@ -215,7 +155,7 @@ func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
 		}
 		addrs[i] = a
 	}
-	doc, err := yaml.Marshal(b.flaatConfig(addrs[0], addrs[1], addrs[2], cache))
+	doc, err := yaml.Marshal(load.FlaatConfig(b.opJWT.Issuer(), b.opOpaque.Issuer(), addrs[0], addrs[1], addrs[2], cache))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,161 @@
+// Package bench_test holds in-process benchmarks of the whole check path (envoy.Server
+// → authz.Authorizer → cache → policy) with the load benchmark's configuration, for
+// profiling without processes or sockets:
+//
+//	go test -run '^$' -bench WarmPath -cpuprofile cpu.prof ./bench/
+//	go tool pprof -top cpu.prof
+package bench_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
+	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+type fixture struct {
+	srv             *envoy.Server
+	opJWT, opOpaque *optest.OP
+}
+
+// newFixture wires the server as `serve` does, from the load benchmark's configuration,
+// logging JSON at info level to io.Discard (so formatting costs are counted).
+func newFixture(tb testing.TB, cache map[string]any) *fixture {
+	tb.Helper()
+	f := &fixture{opJWT: optest.New(tb), opOpaque: optest.New(tb, optest.WithIssuerPath("/realms/bench"))}
+	doc, err := yaml.Marshal(load.FlaatConfig(f.opJWT.Issuer(), f.opOpaque.Issuer(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", cache))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cf, err := config.Parse(doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cf.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	pol, err := policy.New(cf.Policy)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a, err := authz.New(cf.AuthzConfig(), pol, authz.WithLogger(log))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { a.Close() })
+	if err := a.Ready(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	m, err := envoy.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.srv, err = envoy.NewServer(a, cf.ServerConfig(), envoy.WithLogger(log), envoy.WithMetrics(m))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) check(tb testing.TB, req *authv3.CheckRequest, want int32) {
+	tb.Helper()
+	resp, err := f.srv.Check(context.Background(), req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if got := resp.GetStatus().GetCode(); got != want {
+		tb.Fatalf("Check: code %d (%s), want %d", got, resp.GetStatus().GetMessage(), want)
+	}
+}
+
+func request(token string) *authv3.CheckRequest {
+	r := load.Request
+	r.Token = token
+	return load.CheckRequest(r)
+}
+
+func run(b *testing.B, f *fixture, reqs []*authv3.CheckRequest, want int32) {
+	for _, r := range reqs { // warm the cache, check the answer
+		f.check(b, r, want)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := f.srv.Check(ctx, reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkWarmPathJWT is a cached RS256 JWT (64 tokens cycling): the warm path.
+func BenchmarkWarmPathJWT(b *testing.B) {
+	f := newFixture(b, map[string]any{})
+	var reqs []*authv3.CheckRequest
+	for i := range 64 {
+		reqs = append(reqs, request(f.opJWT.MintJWT(load.Claims(i))))
+	}
+	run(b, f, reqs, 0)
+}
+
+// BenchmarkWarmPathOpaque is a cached opaque token (userinfo answered once).
+func BenchmarkWarmPathOpaque(b *testing.B) {
+	f := newFixture(b, map[string]any{})
+	run(b, f, []*authv3.CheckRequest{request(f.opOpaque.MintOpaque(load.Claims(0)))}, 0)
+}
+
+// BenchmarkWarmPathDeny is a repeated token with a foreign signature (negative cache
+// hit, denial logged at info).
+func BenchmarkWarmPathDeny(b *testing.B) {
+	f := newFixture(b, map[string]any{})
+	bad := f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))
+	run(b, f, []*authv3.CheckRequest{request(bad)}, 16)
+	if n := f.opJWT.Count(optest.JWKS); n > 2 {
+		b.Fatalf("%d JWKS requests for one repeated bad token", n)
+	}
+}
+
+// BenchmarkColdPathRS256 verifies an RS256 JWT on every call (cache disabled).
+func BenchmarkColdPathRS256(b *testing.B) {
+	f := newFixture(b, map[string]any{"disabled": true})
+	run(b, f, []*authv3.CheckRequest{request(f.opJWT.MintJWT(load.Claims(0)))}, 0)
+}
+
+// TestFixtureDecisions checks that the benchmark fixture decides as the load benchmark
+// expects, so the benchmarks above measure the intended paths.
+func TestFixtureDecisions(t *testing.T) {
+	f := newFixture(t, map[string]any{})
+	admin := load.Request
+	admin.Path = "/admin/x"
+	admin.Token = f.opJWT.MintJWT(load.Claims(2))
+	noAud := load.Claims(3)
+	noAud["aud"] = "other"
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+		want int32
+	}{
+		{"jwt member on api-read", request(f.opJWT.MintJWT(load.Claims(0))), 0},
+		{"jwt of the second issuer", request(f.opOpaque.MintJWT(load.Claims(0))), 0},
+		{"opaque", request(f.opOpaque.MintOpaque(load.Claims(0))), 0},
+		{"bad signature", request(f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))), 16},
+		{"wrong audience", request(f.opJWT.MintJWT(noAud)), 16},
+		{"not an admin", load.CheckRequest(admin), 7},
+		{"no token", request(""), 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) { f.check(t, tc.req, tc.want) })
+	}
+}
