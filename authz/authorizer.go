@@ -138,7 +138,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		c.CheckRedirect = sameHostRedirects(o.client.CheckRedirect)
 		a.client = &c
 	} else {
-		c, err := newHTTPClient(cfg)
+		c, err := newHTTPClient(cfg, o.now, o.log)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 )
 
 // failBackoff is how long a failed discovery or first JWKS fetch is remembered before
@@ -483,7 +486,12 @@ func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []by
 
 // newHTTPClient builds the default client: TLS 1.2+, the system roots plus CAFile, and
 // InsecureSkipTLSVerify if (dangerously) configured.
-func newHTTPClient(cfg Config) (*http.Client, error) {
+//
+// Its transport is wrapped by internal/resilience: per OP host at most
+// resilience.DefaultMaxConcurrent requests in flight, and a circuit breaker that fails
+// fast (→ 503) after resilience.DefaultFailureThreshold consecutive failures (transport
+// errors, 5xx, 429) and lets one probe through after resilience.DefaultOpenDuration.
+func newHTTPClient(cfg Config, now func() time.Time, log *slog.Logger) (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
@@ -505,7 +513,12 @@ func newHTTPClient(cfg Config) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	tr.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: tr, CheckRedirect: sameHostRedirects(nil)}, nil
+	rt := resilience.New(tr, resilience.WithClock(now),
+		resilience.WithStateChange(func(host string, from, to resilience.State) {
+			log.Warn("authz: OP circuit breaker changed state", slog.String("host", host),
+				slog.String("from", from.String()), slog.String("to", to.String()))
+		}))
+	return &http.Client{Transport: rt, CheckRedirect: sameHostRedirects(nil)}, nil
 }
 
 // sameHostRedirects wraps a redirect policy: a redirect to another host, or from https to

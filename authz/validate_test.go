@@ -3,6 +3,7 @@ package authz
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,10 +122,10 @@ func TestConfigJSONAndDefaults(t *testing.T) {
 
 func TestNewHTTPClient(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := newHTTPClient(Config{CAFile: filepath.Join(dir, "nope")}); err == nil {
+	if _, err := newHTTPClient(Config{CAFile: filepath.Join(dir, "nope")}, time.Now, slog.Default()); err == nil {
 		t.Fatal("missing CA file accepted")
 	}
-	c, err := newHTTPClient(Config{InsecureSkipTLSVerify: true})
+	c, err := newHTTPClient(Config{InsecureSkipTLSVerify: true}, time.Now, slog.Default())
 	if err != nil || c.CheckRedirect == nil {
 		t.Fatalf("%v", err)
 	}
