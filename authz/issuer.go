@@ -74,6 +74,7 @@ type call[T any] struct {
 
 // discovery is what we use from the OP's discovery document.
 type discovery struct {
+	issuer           string // the document's issuer, exactly as the OP spells it
 	jwksURI          string
 	userinfoURL      string
 	introspectionURL string
@@ -192,6 +193,7 @@ func (is *issuer) fetchDiscovery() (*discovery, error) {
 		}
 	}
 	d := &discovery{
+		issuer:           doc.Issuer,
 		jwksURI:          doc.JWKSURI,
 		userinfoURL:      doc.UserinfoEndpoint,
 		introspectionURL: doc.IntrospectionEndpoint,

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -21,6 +22,58 @@ var b64 = base64.RawURLEncoding.Strict()
 
 func invalid(reason string) error {
 	return &TokenError{Reason: reason, Err: ErrInvalidToken}
+}
+
+// dupMarker is a header key that JSON cannot produce from a valid header (it is not
+// valid UTF-8), used to carry "this header had duplicate members" to verifyJWT.
+const dupMarker = "\xff dup"
+
+// hasDuplicateMembers reports whether any JSON object in b (at any depth) has the same
+// member name twice. b must already be valid JSON.
+func hasDuplicateMembers(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		obj  bool
+		keys map[string]struct{}
+		key  bool // the next string token in this object is a member name
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false // io.EOF; syntax errors were ruled out by the caller
+		}
+		if len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.obj && top.key {
+				if d, ok := tok.(json.Delim); ok && d == '}' {
+					stack = stack[:len(stack)-1]
+					continue
+				}
+				name, _ := tok.(string)
+				if _, seen := top.keys[name]; seen {
+					return true
+				}
+				top.keys[name] = struct{}{}
+				top.key = false
+				continue
+			}
+			if top.obj {
+				top.key = true // this token is a value; the next one is a name
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{obj: true, keys: map[string]struct{}{}, key: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim(']'), json.Delim('}'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].obj {
+				stack[len(stack)-1].key = true
+			}
+		}
+	}
 }
 
 // jwsParts is a compact JWS split into its parts, with the header decoded.
@@ -52,6 +105,10 @@ func splitJWS(token string) (*jwsParts, bool) {
 	if err := json.Unmarshal(hb, &header); err != nil {
 		return nil, false
 	}
+	if hasDuplicateMembers(hb) {
+		// Not a header we can read unambiguously; verifyJWT rejects it.
+		header = map[string]any{"alg": "", dupMarker: true}
+	}
 	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
 	parts.alg, _ = header["alg"].(string)
 	parts.kid, _ = header["kid"].(string)
@@ -77,6 +134,9 @@ func (a *Authorizer) verifyToken(ctx context.Context, token string) (*Identity, 
 // verifyJWT: header checks, trust of iss (no network before this), signature with the
 // issuer's JWKS, time and audience claims, then userinfo/introspection per issuer mode.
 func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (*Identity, error) {
+	if _, dup := p.header[dupMarker]; dup {
+		return nil, invalid("malformed JWT header: duplicate member")
+	}
 	if _, ok := p.header["kid"]; ok && p.kid == "" {
 		return nil, invalid("malformed JWT header")
 	}
@@ -106,6 +166,11 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil {
 		return nil, invalid("malformed JWT claims")
 	}
+	if hasDuplicateMembers(p.payload) {
+		// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
+		// other component can read a different exp, iss or sub from the same token.
+		return nil, invalid("malformed JWT claims: duplicate member")
+	}
 	issClaim, _ := claims["iss"].(string)
 	is := a.byID[normalizeIssuer(issClaim)]
 	if issClaim == "" || is == nil {
@@ -129,9 +194,10 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 		return nil, err
 	}
 
-	// The payload is now verified. iss must name the configured issuer exactly (one
-	// trailing slash aside, as configured).
-	if normalizeIssuer(issClaim) != is.id {
+	// The payload is now verified. iss must name the issuer exactly: as the OP's
+	// discovery document spells it, or as configured. A trailing-slash variant of
+	// either is a different issuer (OIDC Discovery 4.3, Core 3.1.3.7).
+	if issClaim != d.issuer && issClaim != is.cfg.Issuer {
 		return nil, &TokenError{Reason: "untrusted issuer", Err: ErrUntrustedIssuer}
 	}
 	exp, err := a.checkTimes(claims, true)

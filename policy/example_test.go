@@ -155,7 +155,7 @@ func ExampleNormalizePath() {
 	// /%61dmin     "/admin" <nil>
 	// /admin%2F    "/admin" <nil>
 	// /admin?x     "/admin" <nil>
-	// /admin%252F  "" policy: path cannot be normalised: separator or dot percent-encoded twice
+	// /admin%252F  "" policy: path cannot be normalised: "%2F" percent-encoded twice
 }
 
 func ExampleEntitlement_Satisfies() {

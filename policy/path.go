@@ -26,8 +26,10 @@ const maxPathLen = 64 << 10
 //
 // It fails, with an error wrapping ErrBadPath, on a path that does not start with "/",
 // a malformed percent-escape, a NUL or other control character, invalid UTF-8, or a
-// separator or dot that was percent-encoded twice ("%252F", "%252E", "%255C"), which
-// would mean something else to an upstream that decodes again. The result is only for
+// character that was percent-encoded twice although it never needs encoding: a
+// separator, a dot, a percent sign or any unreserved character ("%252F", "%252E",
+// "%255C", "%2561", "%2525"), which would mean something else to an upstream that
+// decodes again ("/%2561dmin" is "/admin" after two decodings). The result is only for
 // matching; the upstream still receives the original path.
 func NormalizePath(p string) (string, error) {
 	if len(p) > maxPathLen {
@@ -62,13 +64,15 @@ func NormalizePath(p string) (string, error) {
 	if !utf8.ValidString(d) {
 		return "", fmt.Errorf("%w: invalid UTF-8", ErrBadPath)
 	}
-	if strings.Contains(d, "%") {
-		l := strings.ToLower(d)
-		for _, enc := range []string{"%2f", "%5c", "%2e"} {
-			if strings.Contains(l, enc) {
-				return "", fmt.Errorf("%w: separator or dot percent-encoded twice", ErrBadPath)
-			}
+	for i := strings.IndexByte(d, '%'); i >= 0 && i+2 < len(d); {
+		if isHex(d[i+1]) && isHex(d[i+2]) && encodedTwiceMatters(unhex(d[i+1])<<4|unhex(d[i+2])) {
+			return "", fmt.Errorf("%w: %q percent-encoded twice", ErrBadPath, d[i:i+3])
 		}
+		j := strings.IndexByte(d[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	if strings.IndexByte(d, ';') >= 0 {
 		d = stripParams(d)
@@ -185,4 +189,19 @@ func (r *compiledRoute) matches(host, p, method string) bool {
 		return r.re.MatchString(p)
 	}
 	return true
+}
+
+// encodedTwiceMatters reports whether a percent-escape still present after one decoding
+// stands for a byte that RFC 3986 never requires to be encoded (unreserved characters),
+// or for "/", "\\" or "%": such an escape is an attempt at double decoding, not data.
+func encodedTwiceMatters(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '/', '\\', '%':
+		return true
+	}
+	return false
 }

@@ -58,6 +58,12 @@ func TestNormalizePath(t *testing.T) {
 		{"/admin%252F", ""},
 		{"/%252e%252e/admin", ""},
 		{"/a%255Cb", ""},
+		{"/%2561dmin", ""},     // 'a' encoded twice
+		{"/%2541DMIN", ""},     // 'A' encoded twice
+		{"/a%252525b", ""},     // '%' encoded three times
+		{"/a%257Eb", ""},       // '~' encoded twice
+		{"/a%2520b", "/a%20b"}, // an encoded space stays data: it must be encoded
+		{"/a%253Fb", "/a%3Fb"}, // so does an encoded '?'
 		{"/a%25%32%46b", ""},
 		{"/" + strings.Repeat("a", maxPathLen), ""},
 	} {

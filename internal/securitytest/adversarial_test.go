@@ -44,7 +44,10 @@ func (e *advEnv) mint(claims map[string]any, opts ...optest.MintOption) string {
 // members or carry odd types). exp is set unless extra says otherwise (noExp).
 func (e *advEnv) payload(iss string, extra string, withExp bool) string {
 	now := e.clock.Now().Unix()
-	p := fmt.Sprintf(`{"iss":%q,"sub":"test-user","aud":"api","iat":%d,"groups":["users"]`, iss, now)
+	p := fmt.Sprintf(`{"iss":%q,"sub":"test-user","aud":"api","iat":%d`, iss, now)
+	if !strings.HasPrefix(extra, `"groups":`) { // cases about groups bring their own
+		p += `,"groups":["users"]`
+	}
 	if withExp {
 		p += fmt.Sprintf(`,"exp":%d`, now+3600)
 	}
@@ -224,6 +227,25 @@ func adversarialCases() []attack {
 				now := e.clock.Now().Unix()
 				return e.trustedRaw(e.payload(e.s.OP.Issuer(), fmt.Sprintf(`"exp":%d,"exp":%d`, now+3600, now-3600), false))
 			})},
+		{name: "duplicate exp, the last one in the future", want: 401,
+			req: bearer(func(e *advEnv) string {
+				now := e.clock.Now().Unix()
+				return e.trustedRaw(e.payload(e.s.OP.Issuer(), fmt.Sprintf(`"exp":%d,"exp":%d`, now-3600, now+3600), false))
+			})},
+		{name: "duplicate iss, the first untrusted", want: 401,
+			req: bearer(func(e *advEnv) string {
+				return e.trustedRaw(e.payload("https://evil.example", fmt.Sprintf(`"iss":%q`, e.s.OP.Issuer()), true))
+			})},
+		{name: "duplicate member in a nested claim", want: 401,
+			req: bearer(func(e *advEnv) string {
+				return e.trustedRaw(e.payload(e.s.OP.Issuer(), `"realm_access":{"roles":["user"],"roles":["admin"]}`, true))
+			})},
+		{name: "duplicate alg in the header", want: 401,
+			req: bearer(func(e *advEnv) string {
+				return e.withHeader(fmt.Sprintf(`{"alg":"none","alg":"RS256","kid":%q}`, kidTrusted), e.trusted, e.payload(e.s.OP.Issuer(), "", true))
+			})},
+		{name: "iss with trailing slash, signed by the trusted key", want: 401,
+			req: bearer(func(e *advEnv) string { return e.trustedRaw(e.payload(e.s.OP.Issuer()+"/", "", true)) })},
 		{name: "exp as string", want: 401,
 			req: bearer(func(e *advEnv) string {
 				return e.trustedRaw(e.payload(e.s.OP.Issuer(), fmt.Sprintf(`"exp":"%d"`, e.clock.Now().Unix()+3600), false))
@@ -333,6 +355,7 @@ func adversarialCases() []attack {
 		{name: "path /public/..;/admin", want: 403, req: userOn("/public/..;/admin")},
 		{name: `path /\admin`, want: 403, req: userOn(`/\admin`)},
 		{name: "path /%2e%2e/admin", want: 403, req: userOn("/%2e%2e/admin")},
+		{name: "path /%2561dmin (double-encoded)", want: 403, req: userOn("/%2561dmin")},
 		{name: "path /x/%2e%2e%2fadmin", want: 403, req: userOn("/x/%2e%2e%2fadmin")},
 		{name: "path /admin%00", want: 403, req: userOn("/admin%00")},
 		{name: "path /admin%252F (double encoded)", want: 403, req: userOn("/admin%252F")},
