@@ -14,7 +14,7 @@ func TestHasDuplicateMembers(t *testing.T) {
 		{`{"a":{"x":1,"x":2}}`, true},
 		{`{"a":[{"x":1},{"x":2}],"b":[1,[2,{"y":3}]]}`, false},
 		{`{"a":[{"x":1,"x":1}]}`, true},
-		{`{"a":"a","b":"a"}`, false},        // equal values are not equal names
+		{`{"a":"a","b":"a"}`, false},         // equal values are not equal names
 		{`{"a":{"b":1},"b":{"a":1}}`, false}, // same names at different depths
 		{`{"a":[],"a":[]}`, true},
 		{`[{"a":1},{"a":1}]`, false},
