@@ -5,23 +5,37 @@ FUZZTIME  ?= 5s
 BIN       := bin
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test vet unit fuzz e2e e2e-deps bench loadbench soak clean
+.PHONY: all build test vet unit security fuzz e2e e2e-deps bench loadbench soak clean
+
+# Packages whose tests print figures (attack counts, fault outcomes, soak numbers) run in
+# `security` with -v so that the figures reach the output; `unit` runs everything else.
+FIGURE_PKGS := ./internal/securitytest/ ./soak/
+UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/securitytest -e /soak)
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/flaat-extauthz ./cmd/flaat-extauthz
 
-## test: everything CI runs — vet, unit tests with -race and coverage, brief fuzzing, end-to-end tests.
-test: vet unit fuzz e2e
+## test: everything CI runs — vet, unit tests with -race and coverage, the security and
+## fault suites with a 60 s soak, brief fuzzing, end-to-end tests.
+test: vet unit security fuzz e2e
 
 vet:
 	$(GO) vet $(PKGS)
 
 unit:
-	$(GO) test -race -count=1 -coverprofile=$(BIN)/cover.out $(PKGS)
+	@mkdir -p $(BIN)
+	$(GO) test -race -count=1 -coverprofile=$(BIN)/cover.out $(UNIT_PKGS)
 	@$(GO) tool cover -func=$(BIN)/cover.out | tail -1
 	@bash .ci/coverage.sh $(BIN)/cover.out
+
+## security: adversarial table, fault injection, secrets scan, 60 s soak; prints their figures.
+security:
+	@mkdir -p $(BIN)
+	@$(GO) test -race -count=1 -timeout 20m -v $(FIGURE_PKGS) > $(BIN)/security.log 2>&1 \
+		|| { cat $(BIN)/security.log; exit 1; }
+	@grep -E '^(adversarial|fault|secrets|soak)[ :]|^(ok|FAIL|---) ' $(BIN)/security.log | grep -v -e '^--- PASS' || true
 
 ## fuzz: run every Fuzz target in the tree for FUZZTIME each (seeded corpora run in `unit` too).
 fuzz:
@@ -44,7 +58,7 @@ loadbench:
 
 ## soak: long mixed load with OP faults (SOAK_DURATION, default 10m).
 soak:
-	$(GO) test -count=1 -tags soak -timeout 30m -run Soak -v ./e2e/...
+	SOAK_DURATION=$${SOAK_DURATION:-10m} $(GO) test -count=1 -timeout 60m -run Soak -v ./soak/
 
 clean:
 	rm -rf $(BIN)
