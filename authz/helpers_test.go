@@ -4,26 +4,19 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
-// fakeClock is a concurrency-safe settable clock shared by the Authorizer and the OPs.
-type fakeClock struct{ ns atomic.Int64 }
+// fakeClock is the manual clock shared by the Authorizer and the OPs.
+type fakeClock = clocktest.Clock
 
-func newClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *fakeClock { return clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -9,7 +9,7 @@ import (
 func TestCollector(t *testing.T) {
 	c := newClock()
 	f := &fake{reply: status(500)}
-	tr := New(f, WithClock(c.now), WithFailureThreshold(2))
+	tr := New(f, WithClock(c.Now), WithFailureThreshold(2))
 	get(t, tr, "http://op.example/")
 	get(t, tr, "http://op.example/")
 	get(t, tr, "http://op.example/") // rejected: open

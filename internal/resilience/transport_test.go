@@ -13,27 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
 )
 
 // clock is a manual clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = clocktest.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // fake is a RoundTripper that answers with the next scripted reply (or reply func).
 type fake struct {
@@ -93,7 +80,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 			c := newClock()
 			f := &fake{reply: tc.reply}
 			var changes []string
-			tr := New(f, WithClock(c.now), WithFailureThreshold(3), WithOpenDuration(10*time.Second),
+			tr := New(f, WithClock(c.Now), WithFailureThreshold(3), WithOpenDuration(10*time.Second),
 				WithStateChange(func(host string, from, to State) { changes = append(changes, host+":"+from.String()+"→"+to.String()) }))
 			for i := 0; i < 3; i++ {
 				if _, err := get(t, tr, "http://op.example/x"); errors.Is(err, ErrCircuitOpen) {
@@ -105,7 +92,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 			if !errors.As(err, &oe) || !errors.Is(err, ErrCircuitOpen) {
 				t.Fatalf("4th request: err = %v, want *OpenError", err)
 			}
-			if want := c.now().Add(10 * time.Second); !oe.Until.Equal(want) || oe.Host != "op.example" {
+			if want := c.Now().Add(10 * time.Second); !oe.Until.Equal(want) || oe.Host != "op.example" {
 				t.Errorf("OpenError = %+v, want host op.example until %v", oe, want)
 			}
 			if n := f.calls.Load(); n != 3 {
@@ -135,7 +122,7 @@ func (e *netOpError) Unwrap() error { return e.err }
 func TestSuccessResetsCount(t *testing.T) {
 	c := newClock()
 	f := &fake{}
-	tr := New(f, WithClock(c.now), WithFailureThreshold(3))
+	tr := New(f, WithClock(c.Now), WithFailureThreshold(3))
 	seq := []int{500, 500, 404, 500, 500, 200, 500, 500, 401, 500, 500}
 	for i, code := range seq {
 		f.reply = status(code)
@@ -155,14 +142,14 @@ func TestHalfOpenProbe(t *testing.T) {
 			gate := make(chan struct{})
 			entered := make(chan struct{}, 1)
 			f := &fake{reply: status(503)}
-			tr := New(f, WithClock(c.now), WithFailureThreshold(2), WithOpenDuration(30*time.Second))
+			tr := New(f, WithClock(c.Now), WithFailureThreshold(2), WithOpenDuration(30*time.Second))
 			get(t, tr, "http://op.example/")
 			get(t, tr, "http://op.example/")
-			c.advance(29 * time.Second)
+			c.Advance(29 * time.Second)
 			if _, err := get(t, tr, "http://op.example/"); !errors.Is(err, ErrCircuitOpen) {
 				t.Fatalf("before the open period ended: err = %v, want open", err)
 			}
-			c.advance(time.Second)
+			c.Advance(time.Second)
 			code := 200
 			if !probeOK {
 				code = 500
@@ -199,7 +186,7 @@ func TestHalfOpenProbe(t *testing.T) {
 				}
 				return
 			}
-			if st.State != Open || !st.OpenUntil.Equal(c.now().Add(30*time.Second)) || st.Opened != 2 {
+			if st.State != Open || !st.OpenUntil.Equal(c.Now().Add(30*time.Second)) || st.Opened != 2 {
 				t.Fatalf("after a bad probe: %+v, want open for another 30s", st)
 			}
 			if _, err := get(t, tr, "http://op.example/"); !errors.Is(err, ErrCircuitOpen) {
@@ -210,7 +197,7 @@ func TestHalfOpenProbe(t *testing.T) {
 }
 
 func TestRetryAfterKeepsBreakerOpen(t *testing.T) {
-	base := newClock().now()
+	base := newClock().Now()
 	cases := []struct {
 		name       string
 		retryAfter string
@@ -229,7 +216,7 @@ func TestRetryAfterKeepsBreakerOpen(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClock()
 			f := &fake{reply: status(429, "Retry-After", tc.retryAfter)}
-			tr := New(f, WithClock(c.now), WithFailureThreshold(5), WithOpenDuration(10*time.Second))
+			tr := New(f, WithClock(c.Now), WithFailureThreshold(5), WithOpenDuration(10*time.Second))
 			get(t, tr, "http://op.example/")
 			st := tr.Stats()["op.example"]
 			if tc.wantOpen == 0 {
@@ -238,14 +225,14 @@ func TestRetryAfterKeepsBreakerOpen(t *testing.T) {
 				}
 				return
 			}
-			if st.State != Open || !st.OpenUntil.Equal(c.now().Add(tc.wantOpen)) {
+			if st.State != Open || !st.OpenUntil.Equal(c.Now().Add(tc.wantOpen)) {
 				t.Fatalf("stats = %+v, want open until +%v", st, tc.wantOpen)
 			}
-			c.advance(tc.wantOpen - time.Second)
+			c.Advance(tc.wantOpen - time.Second)
 			if _, err := get(t, tr, "http://op.example/"); !errors.Is(err, ErrCircuitOpen) {
 				t.Fatalf("1s before Retry-After ends: err = %v", err)
 			}
-			c.advance(time.Second)
+			c.Advance(time.Second)
 			f.reply = status(200)
 			if _, err := get(t, tr, "http://op.example/"); err != nil {
 				t.Fatalf("after Retry-After: %v", err)
@@ -260,7 +247,7 @@ func TestRetryAfterKeepsBreakerOpen(t *testing.T) {
 func TestCallerCancellationIsNotAFailure(t *testing.T) {
 	c := newClock()
 	f := &fake{reply: fail(context.Canceled)}
-	tr := New(f, WithClock(c.now), WithFailureThreshold(1))
+	tr := New(f, WithClock(c.Now), WithFailureThreshold(1))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://op.example/", nil)
@@ -275,9 +262,9 @@ func TestCallerCancellationIsNotAFailure(t *testing.T) {
 func TestCancelledProbeFreesSlot(t *testing.T) {
 	c := newClock()
 	f := &fake{reply: status(500)}
-	tr := New(f, WithClock(c.now), WithFailureThreshold(1), WithOpenDuration(time.Second))
+	tr := New(f, WithClock(c.Now), WithFailureThreshold(1), WithOpenDuration(time.Second))
 	get(t, tr, "http://op.example/")
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	f.reply = fail(context.Canceled)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -480,7 +467,7 @@ func TestConcurrentMixed(t *testing.T) {
 		}
 		return status(200)(req)
 	}}
-	tr := New(f, WithClock(c.now), WithMaxConcurrent(4), WithFailureThreshold(2), WithOpenDuration(time.Second))
+	tr := New(f, WithClock(c.Now), WithMaxConcurrent(4), WithFailureThreshold(2), WithOpenDuration(time.Second))
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
@@ -489,7 +476,7 @@ func TestConcurrentMixed(t *testing.T) {
 			for i := 0; i < 200; i++ {
 				get(t, tr, "http://op.example/")
 				if i%50 == 0 {
-					c.advance(time.Second)
+					c.Advance(time.Second)
 				}
 			}
 		}()
@@ -512,7 +499,7 @@ func FuzzRetryAfter(f *testing.F) {
 	for _, s := range []string{"", "0", "1", "120", "-1", "99999999999999999999", "Wed, 21 Oct 2015 07:28:00 GMT", "soon", " 5 "} {
 		f.Add(s)
 	}
-	tr := New(nil, WithMaxRetryAfter(time.Minute), WithClock(newClock().now))
+	tr := New(nil, WithMaxRetryAfter(time.Minute), WithClock(newClock().Now))
 	f.Fuzz(func(t *testing.T, v string) {
 		d := tr.retryAfter(v)
 		if d < 0 || d > time.Minute {

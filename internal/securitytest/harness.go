@@ -36,6 +36,7 @@ import (
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
@@ -46,28 +47,11 @@ import (
 const Host = "api.example.org"
 
 // Clock is a manual clock shared by the OP, the Authorizer and the breaker.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type Clock = clocktest.Clock
 
 // NewClock returns a clock standing at the current wall time (so that TLS-free loopback
 // HTTP and token iat values look plausible); it moves only when Advance is called.
-func NewClock() *Clock { return &Clock{t: time.Now().Truncate(time.Second)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock() *Clock { return clocktest.New(time.Now().Truncate(time.Second)) }
 
 // Hook intercepts one outbound request: return a response or error to answer it, or
 // call next to send it on (possibly changing the reply).
