@@ -54,7 +54,7 @@ bench:
 
 ## loadbench: load benchmark against a no-op baseline (bounded, prints a table).
 loadbench:
-	$(GO) run ./bench/cmd/loadbench
+	$(GO) run ./bench/cmd/loadbench $(LOADBENCH_ARGS)
 
 ## soak: long mixed load with OP faults (SOAK_DURATION, default 10m).
 soak:
