@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -27,54 +26,6 @@ func invalid(reason string) error {
 // dupMarker is a header key that JSON cannot produce from a valid header (it is not
 // valid UTF-8), used to carry "this header had duplicate members" to verifyJWT.
 const dupMarker = "\xff dup"
-
-// hasDuplicateMembers reports whether any JSON object in b (at any depth) has the same
-// member name twice. b must already be valid JSON.
-func hasDuplicateMembers(b []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	type frame struct {
-		obj  bool
-		keys map[string]struct{}
-		key  bool // the next string token in this object is a member name
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return false // io.EOF; syntax errors were ruled out by the caller
-		}
-		if len(stack) > 0 {
-			top := &stack[len(stack)-1]
-			if top.obj && top.key {
-				if d, ok := tok.(json.Delim); ok && d == '}' {
-					stack = stack[:len(stack)-1]
-					continue
-				}
-				name, _ := tok.(string)
-				if _, seen := top.keys[name]; seen {
-					return true
-				}
-				top.keys[name] = struct{}{}
-				top.key = false
-				continue
-			}
-			if top.obj {
-				top.key = true // this token is a value; the next one is a name
-			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{obj: true, keys: map[string]struct{}{}, key: true})
-		case json.Delim('['):
-			stack = append(stack, frame{})
-		case json.Delim(']'), json.Delim('}'):
-			stack = stack[:len(stack)-1]
-			if len(stack) > 0 && stack[len(stack)-1].obj {
-				stack[len(stack)-1].key = true
-			}
-		}
-	}
-}
 
 // jwsParts is a compact JWS split into its parts, with the header decoded.
 type jwsParts struct {
