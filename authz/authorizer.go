@@ -234,14 +234,16 @@ func (a *Authorizer) Ready(ctx context.Context) error {
 // SHA-256 (unless the cache is disabled); the returned Identity may be shared with other
 // callers and must not be modified.
 func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {
+	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
+		return nil, err
+	}
 	id, _, err := a.verify(ctx, token)
 	return id, err
 }
 
+// verify verifies a token that already passed checkToken (in Verify, or in ParseBearer
+// on the Authorize path: the characters are checked once per request).
 func (a *Authorizer) verify(ctx context.Context, token string) (*Identity, bool, error) {
-	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
-		return nil, false, err
-	}
 	if a.cache == nil {
 		id, err := a.verifyToken(ctx, token)
 		return id, false, err

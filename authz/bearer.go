@@ -42,9 +42,29 @@ func ParseBearer(header string, maxSize int) (string, error) {
 	return token, nil
 }
 
+// token68 marks the bytes a token may consist of before its "=" padding (RFC 7235
+// token68, the RFC 6750 b64token): ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/".
+var token68 = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
+
 // checkToken rejects, before any parsing, tokens that are empty, longer than maxSize or
 // contain characters outside RFC 6750 token68: ALPHA / DIGIT / "-" / "." / "_" / "~" /
-// "+" / "/", followed by any number of "=".
+// "+" / "/", followed by any number of "=". It looks at every byte once (a table
+// lookup): a non-ASCII byte, CR, LF, a space (two tokens) or anything after the padding
+// is a rejection.
 func checkToken(token string, maxSize int) error {
 	if token == "" {
 		return ErrNoToken
@@ -52,21 +72,18 @@ func checkToken(token string, maxSize int) error {
 	if len(token) > maxSize {
 		return malformed(fmt.Sprintf("token larger than %d bytes", maxSize))
 	}
-	pad := false
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		switch {
-		case c == '=':
-			if i == 0 {
-				return malformed("token contains characters outside token68")
-			}
-			pad = true
-		case pad:
-			// Anything after the "=" padding (including a space: two tokens).
-			return malformed("token contains characters outside token68")
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
+	i := 0
+	for i < len(token) && token68[token[i]] {
+		i++
+	}
+	if i == len(token) {
+		return nil
+	}
+	if i == 0 || token[i] != '=' {
+		return malformed("token contains characters outside token68")
+	}
+	for ; i < len(token); i++ {
+		if token[i] != '=' { // anything after the padding, including a space: two tokens
 			return malformed("token contains characters outside token68")
 		}
 	}
