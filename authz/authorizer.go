@@ -237,18 +237,24 @@ func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error
 	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
 		return nil, err
 	}
-	id, _, err := a.verify(ctx, token)
+	id, _, err := a.verify(ctx, token, nil)
 	return id, err
 }
 
 // verify verifies a token that already passed checkToken (in Verify, or in ParseBearer
-// on the Authorize path: the characters are checked once per request).
-func (a *Authorizer) verify(ctx context.Context, token string) (*Identity, bool, error) {
+// on the Authorize path: the characters are checked once per request). sum is
+// tokenSum(token) when the caller has it (Authorize needs it for TokenHash too), nil
+// otherwise: SHA-256 is computed at most once per request.
+func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*Identity, bool, error) {
 	if a.cache == nil {
 		id, err := a.verifyToken(ctx, token)
 		return id, false, err
 	}
-	id, hit, err := a.cache.Get(ctx, cache.KeyOf(token), func(ctx context.Context) (*Identity, time.Time, error) {
+	if sum == nil {
+		s := tokenSum(token)
+		sum = &s
+	}
+	id, hit, err := a.cache.Get(ctx, cache.Key(*sum), func(ctx context.Context) (*Identity, time.Time, error) {
 		id, err := a.verifyToken(ctx, token)
 		if err != nil {
 			return nil, time.Time{}, err
@@ -317,8 +323,9 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
 		return d
 	}
-	d.TokenHash = TokenHash(token)
-	id, hit, err := a.verify(ctx, token)
+	sum := tokenSum(token)
+	d.TokenHash = sumHex(&sum)
+	id, hit, err := a.verify(ctx, token, &sum)
 	d.Cached = hit
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)

@@ -136,6 +136,29 @@ type Identity struct {
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form
 // in which a token may appear in logs.
 func TokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:8])
+	sum := tokenSum(token)
+	return sumHex(&sum)
+}
+
+// tokenSumBuf is the token size up to which tokenSum hashes a copy on the stack instead
+// of converting the string to a heap-allocated []byte: most access tokens are 1–3 KiB.
+const tokenSumBuf = 4096
+
+// tokenSum returns SHA-256(token): the identity cache's key, and (its first 8 bytes)
+// TokenHash. Authorize computes it once per request for both.
+func tokenSum(token string) [sha256.Size]byte {
+	var buf [tokenSumBuf]byte
+	if len(token) <= len(buf) {
+		n := copy(buf[:], token)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(token))
+}
+
+// sumHex formats the first 8 bytes of a tokenSum as TokenHash does (one 16-byte
+// allocation for the string).
+func sumHex(sum *[sha256.Size]byte) string {
+	var b [16]byte
+	hex.Encode(b[:], sum[:8])
+	return string(b[:])
 }
