@@ -233,6 +233,11 @@ func (a *Authorizer) Ready(ctx context.Context) error {
 // *UnavailableError. It does not evaluate any policy. Results are cached by the token's
 // SHA-256 (unless the cache is disabled); the returned Identity may be shared with other
 // callers and must not be modified.
+//
+// With the cache on (the default) the identity is the slim form that the cache holds:
+// Issuer, Subject, Claims, Expiry and Sources; TokenClaims, Userinfo, Introspection and
+// Header are nil. Disable the cache (CacheConfig.Disabled) to get every part, as the
+// userinfo and check commands do.
 func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {
 	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
 		return nil, err
@@ -259,7 +264,7 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		return id, id.Expiry, nil
+		return id.slim(), id.Expiry, nil
 	})
 	if err != nil {
 		if !IsCredentialError(err) && !errors.Is(err, ErrUnavailable) {

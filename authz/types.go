@@ -112,6 +112,12 @@ const (
 
 // Identity is a verified token: who, from which OP, until when, with which claims.
 // It holds no token.
+//
+// An identity from the cache (every identity an Authorizer with the cache on returns,
+// the first one for a token included) is slim, to keep memory per cached token small:
+// it holds Issuer, Subject, Claims, Expiry and Sources only; TokenClaims, Userinfo,
+// Introspection and Header are nil. With WithClaimProjection, Claims keeps only the
+// claims a policy or the server can read.
 type Identity struct {
 	// Issuer is the configured issuer URL (without trailing slash) that vouched for the token.
 	Issuer string
@@ -125,12 +131,18 @@ type Identity struct {
 	// Sources records how the identity was verified.
 	Sources Source
 	// TokenClaims, Userinfo and Introspection are the parts before merging (nil when
-	// not obtained); used by the userinfo and check commands.
+	// not obtained, and in cached identities); used by the userinfo and check commands,
+	// which disable the cache.
 	TokenClaims   map[string]any
 	Userinfo      map[string]any
 	Introspection map[string]any
-	// Header is the decoded JWT header (nil for opaque tokens).
+	// Header is the decoded JWT header (nil for opaque tokens and in cached identities).
 	Header map[string]any
+}
+
+// slim returns the part of id that the cache keeps (see Identity).
+func (id *Identity) slim() *Identity {
+	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources}
 }
 
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form

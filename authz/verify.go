@@ -516,19 +516,39 @@ func finish(id *Identity) error {
 		sub = s
 	}
 	id.Subject = sub
+	id.Claims = mergeClaims(id)
+	return nil
+}
+
+// mergeClaims merges the parts of id: userinfo > introspection > token claims, and iss
+// is the token's iss (verified to name the issuer) or else the configured issuer URL.
+// When only one part exists and already carries that iss (a JWT without userinfo or
+// introspection), that map is the result: no copy.
+func mergeClaims(id *Identity) map[string]any {
+	iss := id.Issuer
+	if s, ok := id.TokenClaims["iss"].(string); ok {
+		iss = s
+	}
+	var only map[string]any
+	parts := 0
+	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
+		if m != nil {
+			only, parts = m, parts+1
+		}
+	}
+	if parts == 1 {
+		if s, ok := only["iss"].(string); ok && s == iss {
+			return only
+		}
+	}
 	merged := make(map[string]any, len(id.TokenClaims)+len(id.Introspection)+len(id.Userinfo)+1)
 	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
 		for k, v := range m {
 			merged[k] = v
 		}
 	}
-	if _, ok := id.TokenClaims["iss"]; ok {
-		merged["iss"] = id.TokenClaims["iss"]
-	} else {
-		merged["iss"] = id.Issuer
-	}
-	id.Claims = merged
-	return nil
+	merged["iss"] = iss
+	return merged
 }
 
 func levelFor(err error) slog.Level {
