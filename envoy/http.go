@@ -68,26 +68,29 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 		_, _ = io.WriteString(w, jsonBody(row.Error, desc))
 		return
 	}
-	var remove []string
-	if d.Public || d.Identity == nil {
-		remove = append(remove, v.allNames...)
-	} else {
-		v.identityHeaders(r, d.Identity, func(name, value string) {
-			if value == "" {
-				remove = append(remove, name)
-			} else {
-				hdr.Set(name, value)
+	switch {
+	case d.Public || d.Identity == nil:
+		hdr["X-Envoy-Auth-Headers-To-Remove"] = []string{v.anonHTTPRemove}
+	default:
+		p := v.parts(d, TransportHTTP)
+		for i, vals := range p.httpValues {
+			if vals != nil {
+				hdr[v.httpNames[i]] = vals // shared, len == cap == 1: never modified in place
 			}
-		})
-	}
-	if v.cfg.StripAuthorization {
-		remove = append(remove, "authorization")
-		if v.cfg.TokenHeader != "" {
-			remove = append(remove, v.cfg.TokenHeader)
 		}
-	}
-	if len(remove) > 0 {
-		hdr.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ", "))
+		remove := p.httpRemove
+		if v.cfg.ForwardAccessToken { // the token is the one per-request part
+			names := p.absent
+			if tok := bearerToken(r.Authorization); tok != "" {
+				hdr.Set(v.cfg.AccessTokenHeader, tok)
+			} else {
+				names = append(names, v.cfg.AccessTokenHeader) // cap == len: copies
+			}
+			remove = strings.Join(append(names, v.strip...), ", ")
+		}
+		if remove != "" {
+			hdr["X-Envoy-Auth-Headers-To-Remove"] = []string{remove}
+		}
 	}
 	*committed = true
 	w.WriteHeader(http.StatusOK)

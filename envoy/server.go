@@ -64,21 +64,39 @@ type Server struct {
 }
 
 // snapshot is what one check uses from start to end: the authorizer and the
-// response-shaping configuration, swapped together by Reload.
+// response-shaping configuration, swapped together by Reload, with everything that can
+// be derived from the configuration once (instead of on every check) and the memo of
+// prebuilt allow answers for cached identities.
 type snapshot struct {
 	a        Authorizer
 	cfg      Config
 	denyLvl  slog.Level
 	allNames []string // every identity header name + access token header, for public routes
+	strip    []string // authorization (+ token header) when StripAuthorization, else nil
+	// anonResp and anonHTTPRemove answer an allow without identity (public route): every
+	// identity header removed. Shared by all such answers; never modified.
+	anonResp       *authv3.CheckResponse
+	anonHTTPRemove string
+	httpNames      []string // canonical form of cfg.Headers names
+	memo           *allowMemo
 }
 
 func newSnapshot(a Authorizer, cfg Config) *snapshot {
-	v := &snapshot{a: a, cfg: cfg}
+	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), httpNames: canonicalNames(cfg.Headers)}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
 	for _, h := range cfg.Headers {
 		v.allNames = append(v.allNames, h.Name)
 	}
 	v.allNames = append(v.allNames, cfg.AccessTokenHeader)
+	if cfg.StripAuthorization {
+		v.strip = []string{"authorization"}
+		if cfg.TokenHeader != "" {
+			v.strip = append(v.strip, cfg.TokenHeader)
+		}
+	}
+	remove := append(append(make([]string, 0, len(v.allNames)+len(v.strip)), v.allNames...), v.strip...)
+	v.anonResp = okResponse(nil, remove, nil)
+	v.anonHTTPRemove = strings.Join(remove, ", ")
 	return v
 }
 
@@ -134,7 +152,7 @@ func NewServer(a Authorizer, cfg Config, opts ...Option) (*Server, error) {
 func (s *Server) SetAuthorizer(a Authorizer) {
 	for {
 		old := s.snap.Load()
-		if s.snap.CompareAndSwap(old, &snapshot{a: a, cfg: old.cfg, denyLvl: old.denyLvl, allNames: old.allNames}) {
+		if s.snap.CompareAndSwap(old, newSnapshot(a, old.cfg)) {
 			return
 		}
 	}
@@ -260,51 +278,13 @@ func headerOption(name, value string) *corev3.HeaderValueOption {
 	}
 }
 
-// checkResponse maps d to a CheckResponse through the table.
+// checkResponse maps d to a CheckResponse through the table. An allow may be a shared,
+// prebuilt message (see allowParts): callers must not modify the result.
 func (v *snapshot) checkResponse(r *authz.Request, d *authz.Decision) *authv3.CheckResponse {
 	if d.Outcome != authz.OutcomeAllow {
 		return v.denied(d, r.Authorization != "")
 	}
-	ok := &authv3.OkHttpResponse{}
-	resp := &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-	}
-	remove := make([]string, 0, len(v.allNames)+2)
-	if d.Public || d.Identity == nil {
-		remove = append(remove, v.allNames...)
-	} else {
-		ok.Headers = make([]*corev3.HeaderValueOption, 0, len(v.cfg.Headers)+1)
-		v.identityHeaders(r, d.Identity, func(name, value string) {
-			if value == "" {
-				remove = append(remove, name)
-			} else {
-				ok.Headers = append(ok.Headers, headerOption(name, value))
-			}
-		})
-		resp.DynamicMetadata = v.metadata(d.Identity)
-	}
-	if v.cfg.StripAuthorization {
-		remove = append(remove, "authorization")
-		if v.cfg.TokenHeader != "" {
-			remove = append(remove, v.cfg.TokenHeader)
-		}
-	}
-	ok.HeadersToRemove = remove
-	return resp
-}
-
-// identityHeaders calls fn for every identity header and the access-token header with
-// its value, "" meaning "absent: remove it".
-func (v *snapshot) identityHeaders(r *authz.Request, id *authz.Identity, fn func(name, value string)) {
-	for _, h := range v.cfg.Headers {
-		fn(h.Name, claimHeaderValue(id.Claims, h.Claim))
-	}
-	tok := ""
-	if v.cfg.ForwardAccessToken {
-		tok = bearerToken(r.Authorization)
-	}
-	fn(v.cfg.AccessTokenHeader, tok)
+	return v.allowResponse(r, d)
 }
 
 // denied builds the CheckResponse for a denial.

@@ -271,53 +271,75 @@ func TestCheckAllowHeaders(t *testing.T) {
 			removed: []string{"x-auth-request-access-token"},
 		},
 	}
+	// Every case runs with a fresh identity and with a cached one (memoised answer),
+	// twice each, so the first answer, the memo hit and the unmemoised path all agree.
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newTestServer(t, &fakeAuthorizer{d: tt.d}, tt.cfg)
-			hdrs := tt.hdrs
-			if hdrs == nil {
-				hdrs = map[string]string{"authorization": "Bearer abc.def.ghi"}
-			}
-			resp, err := s.Check(context.Background(), checkRequest(hdrs))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.GetStatus().GetCode() != int32(codes.OK) || resp.GetOkResponse() == nil {
-				t.Fatalf("want OK with ok_response, got %v", resp)
-			}
-			got := headerMap(resp)
-			if len(got) != len(tt.set) {
-				t.Errorf("headers set: got %d %v, want %v", len(got), resp.GetOkResponse().GetHeaders(), tt.set)
-			}
-			for k, v := range tt.set {
-				h, ok := got[k]
-				if !ok {
-					t.Errorf("header %s not set", k)
-					continue
+		for _, run := range []struct {
+			name   string
+			cached bool
+			round  int
+		}{{"fresh", false, 0}, {"fresh again", false, 1}, {"cached", true, 0}, {"cached memo hit", true, 1}} {
+			t.Run(tt.name+"/"+run.name, func(t *testing.T) {
+				d := tt.d
+				d.Cached = run.cached
+				s, _ := newTestServer(t, &fakeAuthorizer{d: d}, tt.cfg)
+				hdrs := tt.hdrs
+				if hdrs == nil {
+					hdrs = map[string]string{"authorization": "Bearer abc.def.ghi"}
 				}
-				if h.GetHeader().GetValue() != v {
-					t.Errorf("header %s = %q, want %q", k, h.GetHeader().GetValue(), v)
+				for range run.round {
+					if _, err := s.Check(context.Background(), checkRequest(hdrs)); err != nil {
+						t.Fatal(err)
+					}
 				}
-				if h.GetAppend() == nil || h.GetAppend().GetValue() { //nolint:staticcheck
-					t.Errorf("header %s: Append must be set to false", k)
-				}
-				if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
-					t.Errorf("header %s: append_action %v", k, h.GetAppendAction())
-				}
-			}
-			rm := slices.Clone(resp.GetOkResponse().GetHeadersToRemove())
-			slices.Sort(rm)
-			want := slices.Clone(tt.removed)
-			slices.Sort(want)
-			if !slices.Equal(rm, want) {
-				t.Errorf("headers_to_remove = %v, want %v", rm, want)
-			}
-			for _, name := range rm {
-				if _, set := got[name]; set {
-					t.Errorf("%s is both set and removed (Envoy removes after setting)", name)
-				}
-			}
-		})
+				checkAllowHeaders(t, s, hdrs, tt.set, tt.removed)
+			})
+		}
+	}
+}
+
+// checkAllowHeaders checks that Check answers OK with exactly the headers set (with
+// overwrite) and removed.
+func checkAllowHeaders(t *testing.T, s *Server, hdrs, set map[string]string, removed []string) {
+	t.Helper()
+	resp, err := s.Check(context.Background(), checkRequest(hdrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetStatus().GetCode() != int32(codes.OK) || resp.GetOkResponse() == nil {
+		t.Fatalf("want OK with ok_response, got %v", resp)
+	}
+	got := headerMap(resp)
+	if len(got) != len(set) {
+		t.Errorf("headers set: got %d %v, want %v", len(got), resp.GetOkResponse().GetHeaders(), set)
+	}
+	for k, v := range set {
+		h, ok := got[k]
+		if !ok {
+			t.Errorf("header %s not set", k)
+			continue
+		}
+		if h.GetHeader().GetValue() != v {
+			t.Errorf("header %s = %q, want %q", k, h.GetHeader().GetValue(), v)
+		}
+		if h.GetAppend() == nil || h.GetAppend().GetValue() { //nolint:staticcheck
+			t.Errorf("header %s: Append must be set to false", k)
+		}
+		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+			t.Errorf("header %s: append_action %v", k, h.GetAppendAction())
+		}
+	}
+	rm := slices.Clone(resp.GetOkResponse().GetHeadersToRemove())
+	slices.Sort(rm)
+	want := slices.Clone(removed)
+	slices.Sort(want)
+	if !slices.Equal(rm, want) {
+		t.Errorf("headers_to_remove = %v, want %v", rm, want)
+	}
+	for _, name := range rm {
+		if _, set := got[name]; set {
+			t.Errorf("%s is both set and removed (Envoy removes after setting)", name)
+		}
 	}
 }
 

@@ -1,0 +1,189 @@
+package envoy
+
+import (
+	"hash/maphash"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+)
+
+// allowParts is everything of an allow answer that depends only on the identity and the
+// snapshot's configuration: the identity headers, the names to remove, the dynamic
+// metadata and, when no part of the answer depends on the request, the whole
+// CheckResponse. It is built once per (snapshot, identity) and then shared by every
+// answer for that identity, on every goroutine: nothing may modify an allowParts, or
+// anything it points to, after it was built. gRPC only reads (marshals) responses; the
+// protobuf size cache it writes while marshalling is updated atomically and, since the
+// message never changes, always with the same value.
+type allowParts struct {
+	// id is the memo key. Holding it keeps the identity alive, so its address cannot be
+	// reused by another identity while this entry exists.
+	id *authz.Identity
+	// headers are the identity headers the identity has, in configuration order; absent
+	// the ones it lacks. Both have cap == len, so an append copies.
+	headers []*corev3.HeaderValueOption
+	absent  []string
+	// metadata is the dynamic metadata (sub, iss, groups, metadata claims).
+	metadata *structpb.Struct
+	// resp is the complete gRPC answer; nil when it depends on the request
+	// (ForwardAccessToken: the token itself is sent upstream) or when only the HTTP
+	// parts were built.
+	resp *authv3.CheckResponse
+	// httpValues[i] is the value slice of the i-th configured header in HTTP mode, nil
+	// when absent. Each has len == cap == 1.
+	httpValues [][]string
+	// httpRemove is the X-Envoy-Auth-Headers-To-Remove value; "" when it depends on the
+	// request (ForwardAccessToken).
+	httpRemove string
+}
+
+// allowMemoSlots bounds the memo: a direct-mapped table of this many entries (a power
+// of two). At about 1.5 KiB per entry for a typical identity it holds at most a few MiB,
+// and it keeps at most this many identities alive after the identity cache dropped them.
+const allowMemoSlots = 4096
+
+// allowMemo maps cached identities (by pointer) to their prebuilt allowParts. It is
+// direct-mapped and lock-free: a lookup is one hash of the pointer and one atomic load;
+// two identities that share a slot simply rebuild when they alternate. It belongs to one
+// snapshot, so a reload (new headers, metadata claims, switches) starts with an empty
+// memo and takes effect at once.
+type allowMemo struct {
+	seed  maphash.Seed
+	slots [allowMemoSlots]atomic.Pointer[allowParts]
+}
+
+func newAllowMemo() *allowMemo { return &allowMemo{seed: maphash.MakeSeed()} }
+
+func (m *allowMemo) slot(id *authz.Identity) *atomic.Pointer[allowParts] {
+	return &m.slots[maphash.Comparable(m.seed, id)&(allowMemoSlots-1)]
+}
+
+// parts returns the allow parts for d's identity. Only identities that came from the
+// cache are memoised: the authorizer shares those, unchanged, for as long as they are
+// cached; a freshly verified identity is used once, so memoising it would only evict
+// useful entries, and only the transport's own parts are built for it.
+func (v *snapshot) parts(d *authz.Decision, transport string) *allowParts {
+	if !d.Cached {
+		return v.buildParts(d.Identity, transport != TransportHTTP, transport == TransportHTTP)
+	}
+	s := v.memo.slot(d.Identity)
+	if p := s.Load(); p != nil && p.id == d.Identity {
+		return p
+	}
+	p := v.buildParts(d.Identity, true, true)
+	s.Store(p)
+	return p
+}
+
+// buildParts builds the allowParts of id under v's configuration: the gRPC parts
+// (headers, metadata, resp), the HTTP parts (httpValues, httpRemove), or both.
+func (v *snapshot) buildParts(id *authz.Identity, forGRPC, forHTTP bool) *allowParts {
+	p := &allowParts{id: id}
+	if forHTTP {
+		p.httpValues = make([][]string, len(v.cfg.Headers))
+	}
+	var values []string
+	n := 0
+	for i, h := range v.cfg.Headers {
+		val := claimHeaderValue(id.Claims, h.Claim)
+		if val == "" {
+			p.absent = append(p.absent, h.Name)
+			continue
+		}
+		if values == nil {
+			values = make([]string, len(v.cfg.Headers))
+		}
+		values[i] = val
+		if forHTTP {
+			p.httpValues[i] = values[i : i+1 : i+1]
+		}
+		n++
+	}
+	p.absent = p.absent[:len(p.absent):len(p.absent)]
+	var remove []string
+	if !v.cfg.ForwardAccessToken {
+		remove = make([]string, 0, len(p.absent)+1+len(v.strip))
+		remove = append(append(append(remove, p.absent...), v.cfg.AccessTokenHeader), v.strip...)
+		if forHTTP {
+			p.httpRemove = strings.Join(remove, ", ")
+		}
+	}
+	if !forGRPC {
+		return p
+	}
+	if n > 0 {
+		// One allocation per kind instead of two per header.
+		opts := make([]corev3.HeaderValueOption, n)
+		hvs := make([]corev3.HeaderValue, n)
+		p.headers = make([]*corev3.HeaderValueOption, 0, n)
+		for i, h := range v.cfg.Headers {
+			if values[i] == "" {
+				continue
+			}
+			j := len(p.headers)
+			hvs[j].Key, hvs[j].Value = h.Name, values[i]
+			opts[j].Header = &hvs[j]
+			opts[j].Append = appendFalse //nolint:staticcheck // deliberately set for Envoys before append_action
+			opts[j].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			p.headers = append(p.headers, &opts[j])
+		}
+	}
+	p.metadata = v.metadata(id)
+	if remove != nil {
+		p.resp = okResponse(p.headers, remove, p.metadata)
+	}
+	return p
+}
+
+// okResponse assembles an allow CheckResponse from its parts.
+func okResponse(headers []*corev3.HeaderValueOption, remove []string, md *structpb.Struct) *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers:         headers,
+			HeadersToRemove: remove,
+		}},
+		DynamicMetadata: md,
+	}
+}
+
+// allowResponse is the CheckResponse of an allow. With ForwardAccessToken off it is
+// shared (see allowParts) and must not be modified.
+func (v *snapshot) allowResponse(r *authz.Request, d *authz.Decision) *authv3.CheckResponse {
+	if d.Public || d.Identity == nil {
+		return v.anonResp
+	}
+	p := v.parts(d, TransportGRPC)
+	if p.resp != nil {
+		return p.resp
+	}
+	// ForwardAccessToken: the token is the one per-request part.
+	tok := bearerToken(r.Authorization)
+	hs := make([]*corev3.HeaderValueOption, len(p.headers), len(p.headers)+1)
+	copy(hs, p.headers)
+	remove := make([]string, len(p.absent), len(p.absent)+1+len(v.strip))
+	copy(remove, p.absent)
+	if tok != "" {
+		hs = append(hs, headerOption(v.cfg.AccessTokenHeader, tok))
+	} else {
+		remove = append(remove, v.cfg.AccessTokenHeader)
+	}
+	return okResponse(hs, append(remove, v.strip...), p.metadata)
+}
+
+// canonicalNames returns the HTTP (canonical MIME) form of every configured identity
+// header name, computed once per snapshot instead of in every Header.Set.
+func canonicalNames(hs []HeaderConfig) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = textproto.CanonicalMIMEHeaderKey(h.Name)
+	}
+	return out
+}
