@@ -1,11 +1,18 @@
 package policy
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // node is a compiled requirement.
+//
+// Reason and detail texts of a requirement that is met are the same for every claims
+// document, so prepare (run once by New, on a valid configuration) computes them, and
+// the descriptions, ahead of time: evaluating an allow then formats nothing. Texts of
+// unmet requirements name the missing values and are built when needed. A node that was
+// not prepared builds every text itself and gives the same results.
 type node interface {
 	// eval never panics, whatever claims holds.
 	eval(claims map[string]any) outcome
@@ -15,7 +22,10 @@ type node interface {
 
 // outcome is the result of evaluating one node.
 type outcome struct {
-	ok     bool
+	ok bool
+	// static marks the prepared outcome of a node whose every sub-requirement is met
+	// (ok is true): it is shared by all evaluations and must not be modified.
+	static bool
 	reason string
 	// details: one line per evaluated (sub-)requirement, this node's first,
 	// children indented.
@@ -27,6 +37,13 @@ type outcome struct {
 // leaf builds the outcome of a requirement without children.
 func leaf(ok bool, reason string) outcome {
 	return outcome{ok: ok, reason: reason, details: []string{detailLine(ok, reason)}}
+}
+
+// metLeaf is the prepared outcome of a requirement without children that is met.
+func metLeaf(reason string) outcome {
+	o := leaf(true, reason)
+	o.static = true
+	return o
 }
 
 func detailLine(ok bool, reason string) string {
@@ -61,17 +78,20 @@ type authNode struct{}
 
 func (authNode) describe() string { return "authenticated" }
 
+// authMet is authNode's outcome when met.
+var authMet = metLeaf(`authenticated: claims "sub" and "iss" present`)
+
 func (authNode) eval(c map[string]any) outcome {
-	var missing []string
-	for _, name := range []string{"sub", "iss"} {
-		if !hasValue(c, name, "") {
-			missing = append(missing, name)
-		}
+	sub, iss := hasValue(c, "sub", ""), hasValue(c, "iss", "")
+	switch {
+	case sub && iss:
+		return authMet
+	case sub:
+		return leaf(false, `authenticated: claim "iss" missing or empty`)
+	case iss:
+		return leaf(false, `authenticated: claim "sub" missing or empty`)
 	}
-	if len(missing) > 0 {
-		return leaf(false, "authenticated: claim "+quoteList(missing)+" missing or empty")
-	}
-	return leaf(true, `authenticated: claims "sub" and "iss" present`)
+	return leaf(false, `authenticated: claim "sub", "iss" missing or empty`)
 }
 
 // hasValue reports whether the claim holds at least one non-empty value.
@@ -82,12 +102,30 @@ func hasValue(c map[string]any, name, sep string) bool {
 
 // ---- claim ----------------------------------------------------------------------
 
-type claimNode struct{ name, sep string }
+type claimNode struct {
+	name, sep string
+	desc      string  // prepared describe()
+	met       outcome // prepared outcome when met
+}
 
-func (n claimNode) describe() string { return "claim " + strconv.Quote(n.name) }
+func (n claimNode) prepare() claimNode {
+	n.desc = n.describe()
+	n.met = metLeaf("claim: " + strconv.Quote(n.name) + " has a value")
+	return n
+}
+
+func (n claimNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
+	return "claim " + strconv.Quote(n.name)
+}
 
 func (n claimNode) eval(c map[string]any) outcome {
 	if hasValue(c, n.name, n.sep) {
+		if n.met.static {
+			return n.met
+		}
 		return leaf(true, "claim: "+strconv.Quote(n.name)+" has a value")
 	}
 	return leaf(false, "claim: "+strconv.Quote(n.name)+" missing or empty")
@@ -103,6 +141,14 @@ type valuesNode struct {
 	ents   []*Entitlement // parsed required entitlements (nil entry: plain equality)
 	need   int            // distinct values that must be held
 	all    bool           // match: all
+
+	desc string  // prepared describe()
+	met  outcome // prepared outcome when met
+}
+
+func (n *valuesNode) prepare() {
+	n.desc = n.describe()
+	n.met = metLeaf(n.countText(n.need))
 }
 
 func (n *valuesNode) matchText() string {
@@ -117,17 +163,26 @@ func (n *valuesNode) matchText() string {
 }
 
 func (n *valuesNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
 	return n.kind + "(claim " + strconv.Quote(n.claim) + ", " + n.matchText() + ")"
 }
 
+// countText is the reason's first part: `groups: 1 of 2 required values in claim "g"`.
+func (n *valuesNode) countText(count int) string {
+	return n.kind + ": " + strconv.Itoa(min(count, n.need)) + " of " + strconv.Itoa(n.need) + " required values in claim " + strconv.Quote(n.claim)
+}
+
+// smallHeld: up to this many held values are searched directly instead of through a set.
+const smallHeld = 16
+
 func (n *valuesNode) eval(c map[string]any) outcome {
 	held, _ := heldValues(c, n.claim, n.sep)
-	claim := "claim " + strconv.Quote(n.claim)
 	if len(held) == 0 {
-		return leaf(false, n.kind+": "+claim+" missing or empty (required: "+n.matchText()+")")
+		return leaf(false, n.kind+": claim "+strconv.Quote(n.claim)+" missing or empty (required: "+n.matchText()+")")
 	}
 	var heldEnts []Entitlement
-	var heldSet map[string]bool
 	if n.kind == "entitlements" {
 		heldEnts = make([]Entitlement, 0, len(held))
 		for _, h := range held {
@@ -136,23 +191,32 @@ func (n *valuesNode) eval(c map[string]any) outcome {
 			}
 		}
 	}
-	heldSet = make(map[string]bool, len(held))
-	for _, h := range held {
-		heldSet[h] = true
+	var heldSet map[string]bool
+	if len(held) > smallHeld {
+		heldSet = make(map[string]bool, len(held))
+		for _, h := range held {
+			heldSet[h] = true
+		}
 	}
 	count := 0
-	var missing []string
 	for i, v := range n.values {
-		if n.holds(i, v, heldSet, heldEnts) {
+		if n.holds(i, v, held, heldSet, heldEnts) {
 			count++
-		} else {
-			missing = append(missing, v)
 		}
 	}
 	ok := count >= n.need
+	if ok && n.met.static {
+		return n.met
+	}
 	var b strings.Builder
-	b.WriteString(n.kind + ": " + strconv.Itoa(min(count, n.need)) + " of " + strconv.Itoa(n.need) + " required values in " + claim)
+	b.WriteString(n.countText(count))
 	if !ok {
+		var missing []string
+		for i, v := range n.values {
+			if !n.holds(i, v, held, heldSet, heldEnts) {
+				missing = append(missing, v)
+			}
+		}
 		if n.need > len(n.values) {
 			b.WriteString(" (can never be met: match " + strconv.Itoa(n.need) + " exceeds the " + strconv.Itoa(len(n.values)) + " listed values)")
 		} else if n.all {
@@ -164,10 +228,14 @@ func (n *valuesNode) eval(c map[string]any) outcome {
 	return leaf(ok, b.String())
 }
 
-// holds reports whether the i-th required value v is held.
-func (n *valuesNode) holds(i int, v string, heldSet map[string]bool, heldEnts []Entitlement) bool {
+// holds reports whether the i-th required value v is held (heldSet, when not nil, is
+// the set of held).
+func (n *valuesNode) holds(i int, v string, held []string, heldSet map[string]bool, heldEnts []Entitlement) bool {
 	if n.ents == nil || n.ents[i] == nil {
-		return heldSet[v]
+		if heldSet != nil {
+			return heldSet[v]
+		}
+		return slices.Contains(held, v)
 	}
 	for _, h := range heldEnts {
 		if h.Satisfies(*n.ents[i]) {
@@ -185,14 +253,30 @@ type oneOfNode struct {
 	claim   string // iss, sub, aud
 	allowed []string
 	set     map[string]bool
+
+	desc string  // prepared describe()
+	met  outcome // prepared outcome when met
 }
 
-func (n *oneOfNode) describe() string { return n.kind + " one of " + quoteList(n.allowed) }
+func (n *oneOfNode) prepare() {
+	n.desc = n.describe()
+	n.met = metLeaf(n.kind + ": claim " + strconv.Quote(n.claim) + " is allowed")
+}
+
+func (n *oneOfNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
+	return n.kind + " one of " + quoteList(n.allowed)
+}
 
 func (n *oneOfNode) eval(c map[string]any) outcome {
 	held, _ := heldValues(c, n.claim, "")
 	for _, h := range held {
 		if n.set[h] {
+			if n.met.static {
+				return n.met
+			}
 			return leaf(true, n.kind+": claim "+strconv.Quote(n.claim)+" is allowed")
 		}
 	}
@@ -204,9 +288,24 @@ func (n *oneOfNode) eval(c map[string]any) outcome {
 
 // ---- scope ------------------------------------------------------------------------
 
-type scopeNode struct{ required []string }
+type scopeNode struct {
+	required []string
 
-func (n *scopeNode) describe() string { return "scope " + quoteList(n.required) }
+	desc string  // prepared describe()
+	met  outcome // prepared outcome when met
+}
+
+func (n *scopeNode) prepare() {
+	n.desc = n.describe()
+	n.met = metLeaf("scope: " + quoteList(n.required) + " granted")
+}
+
+func (n *scopeNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
+	return "scope " + quoteList(n.required)
+}
 
 func (n *scopeNode) eval(c map[string]any) outcome {
 	name := "scope"
@@ -215,17 +314,29 @@ func (n *scopeNode) eval(c map[string]any) outcome {
 		name = "scp"
 		held, _ = heldValues(c, "scp", " ")
 	}
-	set := make(map[string]bool, len(held))
-	for _, h := range held {
-		set[h] = true
+	var set map[string]bool
+	if len(held) > smallHeld {
+		set = make(map[string]bool, len(held))
+		for _, h := range held {
+			set[h] = true
+		}
+	}
+	has := func(r string) bool {
+		if set != nil {
+			return set[r]
+		}
+		return slices.Contains(held, r)
 	}
 	var missing []string
 	for _, r := range n.required {
-		if !set[r] {
+		if !has(r) {
 			missing = append(missing, r)
 		}
 	}
 	if len(missing) == 0 {
+		if n.met.static {
+			return n.met
+		}
 		return leaf(true, "scope: "+quoteList(n.required)+" granted")
 	}
 	o := leaf(false, "scope: claim "+strconv.Quote(name)+" lacks "+quoteList(missing))
@@ -239,9 +350,59 @@ type combNode struct {
 	kind     string // all_of, any_of, n_of
 	need     int    // children that must be met; 0 with no children: never met
 	children []node
+
+	desc string  // prepared describe()
+	met  outcome // prepared outcome when every child is met; zero when that is no allow
+}
+
+// prepare prepares the children and then the outcome of "every child met": the static
+// outcomes of the children, combined exactly as eval combines them.
+func (n *combNode) prepare(p *preparer) {
+	for i := range n.children {
+		n.children[i] = p.prepare(n.children[i])
+	}
+	n.desc = n.describe()
+	if len(n.children) == 0 || n.need > len(n.children) {
+		return // never met, whatever the children say
+	}
+	outs := make([]outcome, len(n.children))
+	for i, ch := range n.children {
+		outs[i] = metOf(ch)
+		if !outs[i].static {
+			return // a child that is never met
+		}
+	}
+	n.met = n.combine(outs)
+	n.met.static = true
+}
+
+// metOf is the prepared outcome of a prepared node when met (zero if it is never met).
+func metOf(n node) outcome {
+	switch t := n.(type) {
+	case authNode:
+		return authMet
+	case claimNode:
+		return t.met
+	case *valuesNode:
+		return t.met
+	case *oneOfNode:
+		return t.met
+	case *scopeNode:
+		return t.met
+	case *combNode:
+		return t.met
+	case *levelNode:
+		return t.met
+	case publicNode:
+		return publicMet
+	}
+	return outcome{}
 }
 
 func (n *combNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
 	var b strings.Builder
 	b.WriteString(n.kind)
 	if n.kind == "n_of" {
@@ -262,11 +423,25 @@ func (n *combNode) eval(c map[string]any) outcome {
 	if len(n.children) == 0 {
 		return leaf(false, n.kind+": empty list is never met")
 	}
-	outs := make([]outcome, len(n.children))
+	var buf [4]outcome
+	outs := buf[:0]
+	static := true
+	for _, ch := range n.children {
+		o := ch.eval(c)
+		static = static && o.static
+		outs = append(outs, o)
+	}
+	if static && n.met.static {
+		return n.met
+	}
+	return n.combine(outs)
+}
+
+// combine builds the outcome from the children's outcomes.
+func (n *combNode) combine(outs []outcome) outcome {
 	met := 0
-	for i, ch := range n.children {
-		outs[i] = ch.eval(c)
-		if outs[i].ok {
+	for _, o := range outs {
+		if o.ok {
 			met++
 		}
 	}
@@ -299,7 +474,12 @@ func (n *combNode) eval(c map[string]any) outcome {
 	default:
 		reason = "n_of: " + strconv.Itoa(met) + " of " + strconv.Itoa(n.need) + " required (out of " + total + ") met (" + strings.Join(unmet, "; ") + ")"
 	}
-	o := outcome{ok: ok, reason: reason, details: []string{detailLine(ok, n.kind+": "+strconv.Itoa(met)+" of "+total+" met")}}
+	nd := 1
+	for _, ch := range outs {
+		nd += len(ch.details)
+	}
+	o := outcome{ok: ok, reason: reason, details: make([]string, 1, nd)}
+	o.details[0] = detailLine(ok, n.kind+": "+strconv.Itoa(met)+" of "+total+" met")
 	for _, ch := range outs {
 		for _, d := range ch.details {
 			o.details = append(o.details, "  "+d)
@@ -316,9 +496,32 @@ func (n *combNode) eval(c map[string]any) outcome {
 type levelNode struct {
 	name   string
 	target node // set after compilation; nil only while compiling
+
+	prepared bool
+	desc     string  // prepared describe()
+	met      outcome // prepared outcome when the target is met
+}
+
+func (n *levelNode) prepare(p *preparer) {
+	if n.prepared {
+		return // shared by every reference
+	}
+	n.prepared = true
+	if n.target == nil {
+		return
+	}
+	n.target = p.prepare(n.target)
+	n.desc = n.describe()
+	if in := metOf(n.target); in.static {
+		n.met = n.wrap(in)
+		n.met.static = true
+	}
 }
 
 func (n *levelNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
 	if n.target == nil {
 		return "access level " + strconv.Quote(n.name)
 	}
@@ -330,8 +533,17 @@ func (n *levelNode) eval(c map[string]any) outcome {
 		return leaf(false, "access level "+strconv.Quote(n.name)+" is not defined")
 	}
 	in := n.target.eval(c)
-	o := outcome{ok: in.ok, reason: "access level " + strconv.Quote(n.name) + ": " + in.reason}
-	o.details = append(o.details, detailLine(in.ok, "access level "+strconv.Quote(n.name)))
+	if in.static && n.met.static {
+		return n.met
+	}
+	return n.wrap(in)
+}
+
+// wrap builds the level's outcome from its target's.
+func (n *levelNode) wrap(in outcome) outcome {
+	o := outcome{ok: in.ok, reason: "access level " + strconv.Quote(n.name) + ": " + in.reason,
+		details: make([]string, 1, 1+len(in.details))}
+	o.details[0] = detailLine(in.ok, "access level "+strconv.Quote(n.name))
 	for _, d := range in.details {
 		o.details = append(o.details, "  "+d)
 	}
@@ -343,9 +555,17 @@ func (n *levelNode) eval(c map[string]any) outcome {
 
 // ---- deny -------------------------------------------------------------------------
 
-type denyNode struct{ reason string }
+type denyNode struct {
+	reason string
+	desc   string // prepared describe()
+}
 
-func (n denyNode) describe() string { return "deny (" + n.reason + ")" }
+func (n denyNode) describe() string {
+	if n.desc != "" {
+		return n.desc
+	}
+	return "deny (" + n.reason + ")"
+}
 
 func (n denyNode) eval(map[string]any) outcome { return leaf(false, n.reason) }
 
@@ -354,6 +574,35 @@ func (n denyNode) eval(map[string]any) outcome { return leaf(false, n.reason) }
 // publicNode is the requirement of a public route: always met, no token needed.
 type publicNode struct{}
 
+var publicMet = metLeaf("public route: no token required")
+
 func (publicNode) describe() string { return "public (no token required)" }
 
-func (publicNode) eval(map[string]any) outcome { return leaf(true, "public route: no token required") }
+func (publicNode) eval(map[string]any) outcome { return publicMet }
+
+// ---- preparation --------------------------------------------------------------------
+
+// preparer runs prepare over every node of a valid (acyclic) configuration once.
+type preparer struct{}
+
+// prepare prepares n and returns it (value-type nodes are returned as prepared copies).
+func (p *preparer) prepare(n node) node {
+	switch t := n.(type) {
+	case claimNode:
+		return t.prepare()
+	case denyNode:
+		t.desc = t.describe()
+		return t
+	case *valuesNode:
+		t.prepare()
+	case *oneOfNode:
+		t.prepare()
+	case *scopeNode:
+		t.prepare()
+	case *combNode:
+		t.prepare(p)
+	case *levelNode:
+		t.prepare(p)
+	}
+	return n
+}

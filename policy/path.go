@@ -31,7 +31,11 @@ const maxPathLen = 64 << 10
 // "%255C", "%2561", "%2525"), which would mean something else to an upstream that
 // decodes again ("/%2561dmin" is "/admin" after two decodings). The result is only for
 // matching; the upstream still receives the original path.
-func NormalizePath(p string) (string, error) {
+func NormalizePath(p string) (string, error) { return normalizePath(p, true) }
+
+// normalizePath is NormalizePath; fast allows the no-copy path for plain paths (tests
+// compare both).
+func normalizePath(p string, fast bool) (string, error) {
 	if len(p) > maxPathLen {
 		return "", fmt.Errorf("%w: longer than %d bytes", ErrBadPath, maxPathLen)
 	}
@@ -40,6 +44,9 @@ func NormalizePath(p string) (string, error) {
 	}
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%w: does not start with \"/\"", ErrBadPath)
+	}
+	if fast && plainPath(p) { // nothing to decode, replace or strip: no copy
+		return path.Clean(p), nil
 	}
 	var b strings.Builder
 	b.Grow(len(p))
@@ -80,6 +87,21 @@ func NormalizePath(p string) (string, error) {
 	// path.Clean merges "//", resolves "." and ".." lexically (never above the root)
 	// and drops a trailing slash.
 	return path.Clean(d), nil
+}
+
+// plainPath reports whether p (without query) is valid UTF-8 without percent-escapes,
+// backslashes, ";" and control characters: then decoding would copy it unchanged.
+func plainPath(p string) bool {
+	ascii := true
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '%', c == '\\', c == ';', c < 0x20, c == 0x7f:
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(p)
 }
 
 // stripParams removes ";parameters" from every segment ("/a;x=1/..;/b" → "/a/../b"), as

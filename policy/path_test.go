@@ -247,6 +247,9 @@ func FuzzNormalizePath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		n, err := NormalizePath(p)
+		if slow, serr := normalizePath(p, false); slow != n || (serr == nil) != (err == nil) {
+			t.Fatalf("%q: fast path %q, %v; full decoding %q, %v", p, n, err, slow, serr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadPath) {
 				t.Fatalf("%q: error %v does not wrap ErrBadPath", p, err)

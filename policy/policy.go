@@ -149,7 +149,24 @@ func New(cfg Config) (*Engine, error) {
 	if len(c.problems) > 0 {
 		return nil, &ConfigError{Problems: c.problems}
 	}
+	e.prepare()
 	return e, nil
+}
+
+// prepare computes, once, every description and every reason and detail text of met
+// requirements, so that Select and an allowing Evaluate format no strings. It needs a
+// valid configuration (access levels without cycles).
+func (e *Engine) prepare() {
+	p := &preparer{}
+	for _, name := range e.levelNames {
+		if l := e.levels[name]; l != nil {
+			p.prepare(l)
+		}
+	}
+	for i := range e.routes {
+		e.routes[i].node = p.prepare(e.routes[i].node)
+	}
+	e.def = p.prepare(e.def)
 }
 
 // Warnings lists things in the configuration that are valid but deserve a line in the
@@ -222,18 +239,21 @@ func (e *Engine) Select(r Request) (Selection, error) {
 // Selection denies.
 func (s Selection) Evaluate(claims map[string]any) Result {
 	if s.Public {
-		return Result{Allowed: true, Reason: "public route: no token required", Details: []string{"met: public route"}}
+		return Result{Allowed: true, Reason: "public route: no token required", Details: publicDetails}
 	}
 	if s.node == nil {
 		return Result{Reason: "no requirement selected", Details: []string{"not met: no requirement selected"}}
 	}
 	o := s.node.eval(claims)
-	res := Result{Allowed: o.ok, Reason: o.reason, Details: o.details}
+	res := Result{Allowed: o.ok, Reason: o.reason, Details: o.details[:len(o.details):len(o.details)]}
 	if !o.ok {
 		res.Scopes = dedupe(o.scopes)
 	}
 	return res
 }
+
+// publicDetails are the Details of every public Selection's Result (shared).
+var publicDetails = []string{"met: public route"}
 
 // dedupe returns the distinct strings of l in their first order.
 func dedupe(l []string) []string {
