@@ -37,6 +37,7 @@ type options struct {
 	loadCPU      int
 	markdownPath string
 	keep         bool
+	memoryOnly   bool
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.loadCPU, "load-cpu", 1, "CPU loadbench, h2load and ghz are pinned to")
 	flag.StringVar(&o.markdownPath, "markdown", "", "also write the result as markdown to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, server logs)")
+	flag.BoolVar(&o.memoryOnly, "memory-only", false, "run only the memory run (no throughput or latency rounds) and print its figures")
 	flag.Parse()
 	start := time.Now()
 	if err := run(o); err != nil {
@@ -95,6 +97,16 @@ func run(o options) error {
 	defer b.close()
 	if err := b.setup(root); err != nil {
 		return err
+	}
+	if o.memoryOnly {
+		if o.memTokens <= 0 {
+			return fmt.Errorf("-memory-only needs -memory-identities > 0")
+		}
+		if err := b.memoryRun(); err != nil {
+			return err
+		}
+		b.memoryReport(os.Stdout)
+		return nil
 	}
 	if err := b.rounds(); err != nil {
 		return err

@@ -26,8 +26,10 @@ type memResult struct {
 // sends memTokens distinct tokens once each.
 func (b *bench) memoryRun() error {
 	m := &memResult{identities: len(b.memTokens)}
-	for _, s := range b.results["churn"].samples {
-		m.churnRSS = append(m.churnRSS, s.rss)
+	if r := b.results["churn"]; r != nil { // nil with -memory-only
+		for _, s := range r.samples {
+			m.churnRSS = append(m.churnRSS, s.rss)
+		}
 	}
 	b.mem = m
 	for _, p := range []*proc{b.coldSrv, b.churnSrv} { // free the server core of idle processes
@@ -157,6 +159,15 @@ func (b *bench) report(w io.Writer) string {
 	}
 	io.WriteString(w, md.String())
 	return md.String()
+}
+
+// memoryReport prints the memory run's figures alone (-memory-only).
+func (b *bench) memoryReport(w io.Writer) {
+	m := b.mem
+	fmt.Fprintf(w, "Machine: %s. Memory: %d identities cached (cache_entries %.0f) in %s: RSS %s MiB (idle %s MiB, peak %s MiB), about %.1f KiB per identity.\n",
+		machine(), m.identities, m.entries, m.fill.Round(100*time.Millisecond), mib(m.rss), mib(m.idleRSS), mib(m.peak),
+		float64(m.rss-min(m.rss, m.idleRSS))/1024/float64(max(m.identities, 1)))
+	fmt.Fprintf(w, "%d cached identities ≤ 200 MiB RSS: %s MiB — %s\n", m.identities, mib(m.rss), verdict(m.identities >= 100000 && m.rss <= 200<<20))
 }
 
 func verdict(ok bool) string {
