@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,10 +40,12 @@ func (nopObserver) JWKSRefresh(string, error)                    {}
 type Option func(*options)
 
 type options struct {
-	client *http.Client
-	now    func() time.Time
-	log    *slog.Logger
-	obs    Observer
+	client  *http.Client
+	now     func() time.Time
+	log     *slog.Logger
+	obs     Observer
+	project bool
+	keep    []string
 }
 
 // WithHTTPClient sets the HTTP client for every OP request. Default: an own client whose
@@ -86,6 +90,65 @@ func WithObserver(obs Observer) Option {
 	}
 }
 
+// projectedAlways are the claims WithClaimProjection always keeps.
+var projectedAlways = []string{"sub", "iss", "exp", "aud", "scope", "scp"}
+
+// WithClaimProjection makes Identity.Claims keep only the top-level claims that can be
+// read: sub, iss, exp, aud, scope and scp, and names; for a dotted name
+// ("realm_access.roles") both the literal name and its first segment ("realm_access",
+// kept whole). Every other claim is dropped before the identity is cached, which is
+// what keeps memory per cached token small (the CLI's serve passes the policy's
+// policy.Engine.ClaimNames and the claims of the identity headers and metadata).
+//
+// names must list every claim anything reads from Identity.Claims: a claim left out
+// reads as absent (no requirement is met by an absent claim, so a policy fails closed,
+// but an identity header or metadata value would go missing). Default (no option):
+// every claim is kept. TokenClaims, Userinfo and Introspection (uncached identities)
+// are never projected.
+func WithClaimProjection(names []string) Option {
+	return func(o *options) {
+		o.project = true
+		o.keep = append(o.keep, names...)
+	}
+}
+
+// projection returns the sorted, distinct top-level claim names WithClaimProjection keeps.
+func projection(names []string) []string {
+	set := map[string]bool{}
+	for _, n := range append(append([]string(nil), projectedAlways...), names...) {
+		if n == "" {
+			continue
+		}
+		set[n] = true
+		if first, _, dotted := strings.Cut(n, "."); dotted && first != "" {
+			set[first] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// project returns the claims of names that claims holds, in a new map.
+func project(claims map[string]any, names []string) map[string]any {
+	n := 0
+	for _, k := range names {
+		if _, ok := claims[k]; ok {
+			n++
+		}
+	}
+	out := make(map[string]any, n)
+	for _, k := range names {
+		if v, ok := claims[k]; ok {
+			out[k] = v // the key from names: one string shared by every identity
+		}
+	}
+	return out
+}
+
 // Authorizer verifies bearer tokens against the configured trusted OPs and asks the
 // policy engine whether the verified identity may make a request. It is safe for
 // concurrent use. Close it to stop its background JWKS refreshers.
@@ -101,6 +164,7 @@ type Authorizer struct {
 	byID       map[string]*issuer
 	candidates []*issuer // the opaque-token search, in configuration order
 	cache      *cache.Cache[*Identity]
+	keep       []string // WithClaimProjection: the claims kept; nil: all
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -132,6 +196,9 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		obs:        o.obs,
 		byID:       map[string]*issuer{},
 		jwksOwners: map[string][]*issuer{},
+	}
+	if o.project {
+		a.keep = projection(o.keep)
 	}
 	if o.client != nil {
 		c := *o.client
@@ -252,7 +319,7 @@ func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error
 // otherwise: SHA-256 is computed at most once per request.
 func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*Identity, bool, error) {
 	if a.cache == nil {
-		id, err := a.verifyToken(ctx, token)
+		id, err := a.identity(ctx, token)
 		return id, false, err
 	}
 	if sum == nil {
@@ -260,7 +327,7 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 		sum = &s
 	}
 	id, hit, err := a.cache.Get(ctx, cache.Key(*sum), func(ctx context.Context) (*Identity, time.Time, error) {
-		id, err := a.verifyToken(ctx, token)
+		id, err := a.identity(ctx, token)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
@@ -274,6 +341,18 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 		return nil, hit, err
 	}
 	return id, hit, nil
+}
+
+// identity verifies token (no cache) and applies the claim projection.
+func (a *Authorizer) identity(ctx context.Context, token string) (*Identity, error) {
+	id, err := a.verifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if a.keep != nil {
+		id.Claims = project(id.Claims, a.keep)
+	}
+	return id, nil
 }
 
 // Authorize decides r: route selection first (a public route is allowed without looking
