@@ -2,10 +2,12 @@ package envoy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 )
@@ -105,5 +107,33 @@ func BenchmarkHTTPAllow(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
+
+// BenchmarkCheckDenyLogged is BenchmarkCheckDeny with the denial logged as JSON at info
+// (to io.Discard): a flood of one bad token. Sampled: deny_log_interval 10s.
+func BenchmarkCheckDenyLogged(b *testing.B) {
+	for _, interval := range []time.Duration{0, 10 * time.Second} {
+		name := "every"
+		if interval > 0 {
+			name = "sampled"
+		}
+		b.Run(name, func(b *testing.B) {
+			log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			d := authz.Decision{Outcome: authz.OutcomeInvalidToken, Reason: "token signature invalid", Route: "api",
+				TokenHash: "0011223344556677", Err: errors.New("authz: invalid token: signature")}
+			s, err := NewServer(constAuthorizer{d: d}, Config{DenyLogInterval: authz.Duration(interval)}, WithLogger(log))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Check(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -109,6 +109,14 @@ type Config struct {
 	// DenyLogLevel is the slog level of the one log line per denial: "debug", "info" or
 	// "warn". Default "info". Allows are logged at debug; OP outages at warn.
 	DenyLogLevel string `json:"deny_log_level,omitempty"`
+	// DenyLogInterval, when > 0, samples the denial lines of repeated bad tokens: of
+	// the identical denials of one token (same token hash, outcome, route and reason)
+	// one line is written per interval; the others are counted and the next line of
+	// that token reports them as "suppressed". Denials without a token, allows and OP
+	// outages are never sampled, and the decision metrics count every denial. Use it
+	// where a client retrying a bad token could flood the logs. Default 0: one line per
+	// denial. A reload starts the count afresh.
+	DenyLogInterval authz.Duration `json:"deny_log_interval,omitempty"`
 }
 
 // HeaderConfig is one identity header: the claim's values, joined by ",", set on the
@@ -330,6 +338,7 @@ func (c Config) Validate() error {
 		{"grpc.keepalive_time", c.GRPC.KeepaliveTime}, {"grpc.keepalive_timeout", c.GRPC.KeepaliveTimeout},
 		{"grpc.keepalive_min_time", c.GRPC.KeepaliveMinTime}, {"grpc.max_connection_age", c.GRPC.MaxConnectionAge},
 		{"grpc.max_connection_age_grace", c.GRPC.MaxConnectionAgeGrace}, {"shutdown_grace", c.ShutdownGrace},
+		{"deny_log_interval", c.DenyLogInterval},
 	} {
 		if d.v < 0 {
 			bad(d.field, "must not be negative")

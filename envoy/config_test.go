@@ -55,13 +55,15 @@ grpc: {max_concurrent_streams: 100, keepalive_min_time: 5s, max_connection_age: 
 tls: {cert_file: c.pem, key_file: k.pem}
 shutdown_grace: 3s
 readiness: lazy
+deny_log_interval: 30s
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.GRPCListen != "127.0.0.1:7001" || c.HTTPListen != ":9002" || len(c.Headers) != 1 || c.Headers[0].Claim != "preferred_username" ||
 		c.GRPC.KeepaliveMinTime.D() != 5*time.Second || c.GRPC.MaxConnectionAge.D() != 5*time.Minute ||
-		c.ShutdownGrace.D() != 3*time.Second || c.Readiness != "lazy" || !c.ForwardAccessToken {
+		c.ShutdownGrace.D() != 3*time.Second || c.Readiness != "lazy" || !c.ForwardAccessToken ||
+		c.DenyLogInterval.D() != 30*time.Second {
 		t.Errorf("decoded %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -92,6 +94,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		TLS:            TLSConfig{CertFile: "c.pem", ClientCAFile: "ca.pem"},
 		Readiness:      "sometimes",
 		DenyLogLevel:   "loud",
+
+		DenyLogInterval: authz.Duration(-time.Second),
 	}
 	err := c.Validate()
 	if !errors.Is(err, ErrInvalidConfig) {
@@ -101,7 +105,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"server.grpc_listen", "server.http_listen", "server.token_header", "server.realm",
 		"server.headers[1].name", "server.headers[1].claim", "server.headers[2].name", "server.headers[3].name",
 		"server.metadata_claims[0]", "server.path_prefix", "server.grpc.keepalive_time", "server.tls:",
-		"server.readiness", "server.deny_log_level",
+		"server.readiness", "server.deny_log_level", "server.deny_log_interval",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

@@ -21,8 +21,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -79,10 +77,13 @@ type snapshot struct {
 	anonHTTPRemove string
 	httpNames      []string // canonical form of cfg.Headers names
 	memo           *allowMemo
+	deny           *denyMemo
+	sampler        *denySampler // nil: every denial is logged
 }
 
 func newSnapshot(a Authorizer, cfg Config) *snapshot {
-	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), httpNames: canonicalNames(cfg.Headers)}
+	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), httpNames: canonicalNames(cfg.Headers),
+		sampler: newDenySampler(cfg.DenyLogInterval.D())}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
 	for _, h := range cfg.Headers {
 		v.allNames = append(v.allNames, h.Name)
@@ -203,7 +204,7 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 				Err: fmt.Errorf("envoy: authorizer panic: %v", p)}
 		}
 		s.metrics.end(transport, d.Route, d.Outcome, s.now().Sub(start))
-		s.logDecision(ctx, v.denyLvl, r, &d, transport)
+		s.logDecision(ctx, v, r, &d, transport)
 	}()
 	if v.a == nil {
 		return authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "not ready",
@@ -221,47 +222,6 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 		}
 	}
 	return d
-}
-
-// logDecision writes one line: allows at debug, denials at the configured level, OP
-// outages at warn. Nothing is formatted when the level is off. Never logs the token.
-func (s *Server) logDecision(ctx context.Context, denyLvl slog.Level, r *authz.Request, d *authz.Decision, transport string) {
-	lvl := slog.LevelDebug
-	switch d.Outcome {
-	case authz.OutcomeAllow:
-	case authz.OutcomeUnavailable:
-		lvl = slog.LevelWarn
-	default:
-		lvl = denyLvl
-	}
-	if !s.log.Enabled(ctx, lvl) {
-		return
-	}
-	sub := ""
-	if d.Identity != nil {
-		sub = d.Identity.Subject
-	}
-	path := r.Path
-	if i := strings.IndexByte(path, '?'); i >= 0 { // queries may carry secrets
-		path = path[:i]
-	}
-	attrs := []slog.Attr{
-		slog.String("request_id", r.RequestID),
-		slog.String("transport", transport),
-		slog.String("outcome", d.Outcome.String()),
-		slog.String("route", d.Route),
-		slog.String("reason", d.Reason),
-		slog.String("token_hash", d.TokenHash),
-		slog.String("sub", sub),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", path),
-		slog.Bool("cached", d.Cached),
-	}
-	if d.Err != nil {
-		attrs = append(attrs, slog.String("error", d.Err.Error()))
-	}
-	s.log.LogAttrs(ctx, lvl, "decision", attrs...)
 }
 
 // appendFalse is shared by every HeaderValueOption: it is never mutated.
@@ -285,25 +245,6 @@ func (v *snapshot) checkResponse(r *authz.Request, d *authz.Decision) *authv3.Ch
 		return v.denied(d, r.Authorization != "")
 	}
 	return v.allowResponse(r, d)
-}
-
-// denied builds the CheckResponse for a denial.
-func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckResponse {
-	row := ResponseFor(d.Outcome)
-	desc := description(d)
-	hs := make([]*corev3.HeaderValueOption, 0, 3)
-	if c := challenge(v.cfg.Realm, row, tokenSent, desc, d.Policy.Scopes); c != "" {
-		hs = append(hs, headerOption("www-authenticate", c))
-	}
-	hs = append(hs, headerOption("content-type", "application/json"), headerOption("cache-control", "no-store"))
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(row.Code), Message: d.Outcome.String()},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(row.HTTPStatus)},
-			Headers: hs,
-			Body:    jsonBody(row.Error, desc),
-		}},
-	}
 }
 
 // metadata is the dynamic metadata of an allow: sub, iss, groups and the configured

@@ -1,0 +1,278 @@
+package envoy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
+)
+
+// denyCases differ in every input of a denial answer: outcome, reason, token sent or
+// not, scopes.
+func denyCases() []struct {
+	d    authz.Decision
+	auth string
+} {
+	type c = struct {
+		d    authz.Decision
+		auth string
+	}
+	var out []c
+	for _, o := range []authz.Outcome{authz.OutcomeNoToken, authz.OutcomeInvalidToken, authz.OutcomeForbidden, authz.OutcomeUnavailable} {
+		for _, reason := range []string{"", "token expired", "token expired ", `groups: missing "ops"`} {
+			for _, auth := range []string{"", "Bearer t", "Basic x"} {
+				out = append(out, c{authz.Decision{Outcome: o, Reason: reason}, auth})
+			}
+		}
+	}
+	for _, scopes := range [][]string{{"read"}, {"read", "write"}, {"write"}} {
+		out = append(out, c{authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "scope missing", Policy: policy.Result{Scopes: scopes}}, "Bearer t"})
+	}
+	out = append(out, c{authz.Decision{Outcome: authz.OutcomeForbidden, Policy: policy.Result{Reason: "from the policy"}}, "Bearer t"})
+	return out
+}
+
+// TestDenyMemoMatchesBuiltAnswers: many different denials, answered in rounds by one
+// server (memo filled, then hit, slots shared), are each exactly the freshly built
+// answer; repeated identical denials share one message; a reload with a new realm
+// applies at once.
+func TestDenyMemoMatchesBuiltAnswers(t *testing.T) {
+	cases := denyCases()
+	fa := AuthorizerFunc(func(_ context.Context, r authz.Request) authz.Decision {
+		i, _ := strconv.Atoi(r.RequestID)
+		return cases[i].d
+	})
+	for _, realm := range []string{"", "other-realm"} {
+		s, _ := newTestServer(t, fa, Config{Realm: realm})
+		fresh := newSnapshot(nil, s.Config())
+		for round := range 3 {
+			for k := range cases {
+				i := (k*7 + round) % len(cases)
+				req := checkRequest(map[string]string{})
+				if cases[i].auth != "" {
+					req = checkRequest(map[string]string{"authorization": cases[i].auth})
+				}
+				req.Attributes.Request.Http.Id = strconv.Itoa(i)
+				resp, err := s.Check(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := cases[i].d
+				want := fresh.buildDenied(d.Outcome, ResponseFor(d.Outcome), cases[i].auth != "", description(&d), d.Policy.Scopes)
+				if !proto.Equal(resp, want) {
+					t.Fatalf("realm %q case %d (%+v, %q):\n got %v\nwant %v", realm, i, d, cases[i].auth, resp, want)
+				}
+				if again, _ := s.Check(context.Background(), req); (again == resp) != (len(d.Policy.Scopes) == 0) {
+					t.Errorf("case %d: repeated identical denial shared = %v", i, again == resp)
+				}
+			}
+		}
+		if realm != "" {
+			continue
+		}
+		if err := s.Reload(fa, Config{Realm: "new"}); err != nil {
+			t.Fatal(err)
+		}
+		req := checkRequest(map[string]string{"authorization": "Bearer t"})
+		req.Attributes.Request.Http.Id = "4" // an invalid-token case answered above
+		resp, _ := s.Check(context.Background(), req)
+		if p := denied(t, resp); !strings.HasPrefix(p.www, `Bearer realm="new"`) {
+			t.Errorf("after reload: %q", p.www)
+		}
+	}
+}
+
+// logLines parses JSON log lines.
+func logLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// manualClock is a clock tests move by hand.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *manualClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestDenyLogSampling: with deny_log_interval, identical denials of one token are
+// logged once per interval with the count of suppressed lines; other tokens, reasons
+// and routes, denials without a token, allows and outages are logged as before.
+func TestDenyLogSampling(t *testing.T) {
+	const secret = "Bearer super-secret-token-value"
+	bad := func(hash, reason, route string) authz.Decision {
+		return authz.Decision{Outcome: authz.OutcomeInvalidToken, TokenHash: hash, Reason: reason, Route: route}
+	}
+	type step struct {
+		d       authz.Decision
+		advance time.Duration // clock moved before the check
+		want    string        // "": no line; "decision:N": a decision line with suppressed=N ("decision:-" none); "summary:N"
+	}
+	tests := []struct {
+		name     string
+		interval time.Duration
+		steps    []step
+	}{
+		{"off: every denial logged", 0, []step{
+			{d: bad("aa", "expired", "api"), want: "decision:-"},
+			{d: bad("aa", "expired", "api"), want: "decision:-"},
+		}},
+		{"repeats suppressed, counted in the next line", 10 * time.Second, []step{
+			{d: bad("aa", "expired", "api"), want: "decision:0"},
+			{d: bad("aa", "expired", "api"), advance: time.Second, want: ""},
+			{d: bad("aa", "expired", "api"), advance: time.Second, want: ""},
+			{d: bad("aa", "expired", "api"), advance: 7 * time.Second, want: ""},
+			{d: bad("aa", "expired", "api"), advance: time.Second, want: "decision:3"}, // 10 s after the first
+			{d: bad("aa", "expired", "api"), want: ""},
+			{d: bad("aa", "expired", "api"), advance: 11 * time.Second, want: "decision:1"},
+		}},
+		{"other tokens, routes and reasons are not identical", 10 * time.Second, []step{
+			{d: bad("aa", "expired", "api"), want: "decision:0"},
+			{d: bad("bb", "expired", "api"), want: "decision:0"},
+			{d: bad("aa", "expired", "admin"), want: "decision:0"},
+			{d: bad("aa", "bad signature", "admin"), want: "decision:0"},
+			{d: bad("aa", "bad signature", "admin"), want: ""},
+			{d: bad("aa", "expired", "admin"), want: "summary:1 decision:0"}, // the other reason's count is reported
+		}},
+		{"no token, allows and outages are never sampled", time.Hour, []step{
+			{d: authz.Decision{Outcome: authz.OutcomeNoToken, Reason: "no bearer token"}, want: "decision:-"},
+			{d: authz.Decision{Outcome: authz.OutcomeNoToken, Reason: "no bearer token"}, want: "decision:-"},
+			{d: authz.Decision{Outcome: authz.OutcomeUnavailable, TokenHash: "aa", Reason: "op down"}, want: "decision:-"},
+			{d: authz.Decision{Outcome: authz.OutcomeUnavailable, TokenHash: "aa", Reason: "op down"}, want: "decision:-"},
+			{d: authz.Decision{Outcome: authz.OutcomeAllow, TokenHash: "aa", Identity: alice()}, want: "decision:-"},
+			{d: authz.Decision{Outcome: authz.OutcomeAllow, TokenHash: "aa", Identity: alice()}, want: "decision:-"},
+			{d: authz.Decision{Outcome: authz.OutcomeForbidden, TokenHash: "aa", Reason: "policy"}, want: "decision:0"},
+			{d: authz.Decision{Outcome: authz.OutcomeForbidden, TokenHash: "aa", Reason: "policy"}, want: ""},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &manualClock{t: time.Unix(1000, 0)}
+			fa := &fakeAuthorizer{}
+			s, buf := newTestServer(t, fa, Config{DenyLogInterval: authz.Duration(tt.interval)}, WithClock(clock.now))
+			for i, st := range tt.steps {
+				clock.add(st.advance)
+				fa.d = st.d
+				buf.Reset()
+				req := checkRequest(map[string]string{"authorization": secret})
+				if _, err := s.Check(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(buf.String(), "super-secret") {
+					t.Fatalf("step %d: log leaks the token: %s", i, buf)
+				}
+				var got []string
+				for _, l := range logLines(t, buf) {
+					n, ok := l["suppressed"].(float64)
+					switch {
+					case l["msg"] == "denials suppressed":
+						got = append(got, fmt.Sprintf("summary:%d", int(n)))
+					case ok:
+						got = append(got, fmt.Sprintf("decision:%d", int(n)))
+					default:
+						got = append(got, "decision:-")
+					}
+				}
+				if g := strings.Join(got, " "); g != st.want {
+					t.Errorf("step %d (%+v): lines %q, want %q\n%s", i, st.d, g, st.want, buf)
+				}
+			}
+		})
+	}
+}
+
+// TestDenyLogSamplingSlotTakeover: a token that takes over another token's slot
+// reports the other's suppressed lines in a summary line, with that token's hash.
+func TestDenyLogSamplingSlotTakeover(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1000, 0)}
+	fa := &fakeAuthorizer{}
+	s, buf := newTestServer(t, fa, Config{DenyLogInterval: authz.Duration(time.Minute)}, WithClock(clock.now))
+	slot := s.snap.Load().sampler.slot
+	a := "a0"
+	b := ""
+	for i := range 100000 { // find another hash in the same slot
+		if h := fmt.Sprintf("b%d", i); slot(h) == slot(a) {
+			b = h
+			break
+		}
+	}
+	if b == "" {
+		t.Fatal("no colliding hash found")
+	}
+	for _, h := range []string{a, a, a, b} {
+		fa.d = authz.Decision{Outcome: authz.OutcomeInvalidToken, TokenHash: h, Reason: "expired"}
+		_, _ = s.Check(context.Background(), checkRequest(nil))
+	}
+	lines := logLines(t, buf)
+	if len(lines) != 3 || lines[1]["msg"] != "denials suppressed" || lines[1]["token_hash"] != a || lines[1]["suppressed"] != 2.0 ||
+		lines[2]["token_hash"] != b || lines[2]["suppressed"] != 0.0 {
+		t.Errorf("lines: %v", lines)
+	}
+}
+
+// TestDenyLogSamplingConcurrent: concurrent denials of a few tokens (go test -race)
+// log at least one line per token and account for every denial.
+func TestDenyLogSamplingConcurrent(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1000, 0)}
+	fa := AuthorizerFunc(func(_ context.Context, r authz.Request) authz.Decision {
+		return authz.Decision{Outcome: authz.OutcomeInvalidToken, TokenHash: r.RequestID, Reason: "expired"}
+	})
+	s, buf := newTestServer(t, fa, Config{DenyLogInterval: authz.Duration(time.Minute)}, WithClock(clock.now))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				req := checkRequest(nil)
+				req.Attributes.Request.Http.Id = strconv.Itoa((g + i) % 3)
+				_, _ = s.Check(context.Background(), req)
+			}
+		}()
+	}
+	wg.Wait()
+	clock.add(2 * time.Minute)
+	total := 0
+	for tok := range 3 { // one more denial each reports the rest
+		req := checkRequest(nil)
+		req.Attributes.Request.Http.Id = strconv.Itoa(tok)
+		_, _ = s.Check(context.Background(), req)
+	}
+	for _, l := range logLines(t, buf) {
+		n, _ := l["suppressed"].(float64)
+		total += int(n)
+		if l["msg"] == "decision" {
+			total++ // the line's own denial
+		}
+	}
+	if total != 800+3 {
+		t.Errorf("lines account for %d denials, want 803", total)
+	}
+}
