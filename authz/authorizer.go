@@ -132,8 +132,9 @@ func projection(names []string) []string {
 	return out
 }
 
-// project returns the claims of names that claims holds, in a new map.
-func project(claims map[string]any, names []string) map[string]any {
+// project returns the claims of names that claims holds, in a new map whose keys are
+// the strings of names and whose values (but sub's) are shared through in.
+func project(claims map[string]any, names []string, in *interner) map[string]any {
 	n := 0
 	for _, k := range names {
 		if _, ok := claims[k]; ok {
@@ -143,7 +144,10 @@ func project(claims map[string]any, names []string) map[string]any {
 	out := make(map[string]any, n)
 	for _, k := range names {
 		if v, ok := claims[k]; ok {
-			out[k] = v // the key from names: one string shared by every identity
+			if k != "sub" { // unique per user: sharing it would only churn the interner
+				v = in.value(v)
+			}
+			out[k] = v
 		}
 	}
 	return out
@@ -164,7 +168,8 @@ type Authorizer struct {
 	byID       map[string]*issuer
 	candidates []*issuer // the opaque-token search, in configuration order
 	cache      *cache.Cache[*Identity]
-	keep       []string // WithClaimProjection: the claims kept; nil: all
+	keep       []string  // WithClaimProjection: the claims kept; nil: all
+	interned   *interner // WithClaimProjection: shares equal claim values
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -198,7 +203,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		jwksOwners: map[string][]*issuer{},
 	}
 	if o.project {
-		a.keep = projection(o.keep)
+		a.keep, a.interned = projection(o.keep), newInterner()
 	}
 	if o.client != nil {
 		c := *o.client
@@ -350,7 +355,7 @@ func (a *Authorizer) identity(ctx context.Context, token string) (*Identity, err
 		return nil, err
 	}
 	if a.keep != nil {
-		id.Claims = project(id.Claims, a.keep)
+		id.Claims = project(id.Claims, a.keep, a.interned)
 	}
 	return id, nil
 }
