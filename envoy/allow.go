@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
 	"net/textproto"
 	"strings"
 	"sync/atomic"
@@ -44,16 +45,17 @@ type allowParts struct {
 	httpRemove string
 }
 
-// allowMemoSlots bounds the memo: a direct-mapped table of this many entries (a power
-// of two). At about 1.5 KiB per entry for a typical identity it holds at most a few MiB,
+// allowMemoSlots bounds the memo: a table of this many entries (a power of two). At about 1.5 KiB per entry for a typical identity it holds at most a few MiB,
 // and it keeps at most this many identities alive after the identity cache dropped them.
 const allowMemoSlots = 4096
 
-// allowMemo maps cached identities (by pointer) to their prebuilt allowParts. It is
-// direct-mapped and lock-free: a lookup is one hash of the pointer and one atomic load;
-// two identities that share a slot simply rebuild when they alternate. It belongs to one
-// snapshot, so a reload (new headers, metadata claims, switches) starts with an empty
-// memo and takes effect at once.
+// allowMemo maps cached identities (by pointer) to their prebuilt allowParts. It is a
+// lock-free two-way table: an identity may sit in one of two slots chosen by a hash of
+// the pointer, so a lookup is one hash and at most two atomic loads, and two busy
+// identities that share one slot do not evict each other on every request. A miss fills
+// an empty candidate slot or replaces a random one. It belongs to one snapshot, so a
+// reload (new headers, metadata claims, switches) starts with an empty memo and takes
+// effect at once.
 type allowMemo struct {
 	seed  maphash.Seed
 	slots [allowMemoSlots]atomic.Pointer[allowParts]
@@ -61,8 +63,10 @@ type allowMemo struct {
 
 func newAllowMemo() *allowMemo { return &allowMemo{seed: maphash.MakeSeed()} }
 
-func (m *allowMemo) slot(id *authz.Identity) *atomic.Pointer[allowParts] {
-	return &m.slots[maphash.Comparable(m.seed, id)&(allowMemoSlots-1)]
+// candidates returns the two slots id may occupy.
+func (m *allowMemo) candidates(id *authz.Identity) (*atomic.Pointer[allowParts], *atomic.Pointer[allowParts]) {
+	h := maphash.Comparable(m.seed, id)
+	return &m.slots[h&(allowMemoSlots-1)], &m.slots[(h>>32)&(allowMemoSlots-1)]
 }
 
 // parts returns the allow parts for d's identity. Only identities that came from the
@@ -73,12 +77,24 @@ func (v *snapshot) parts(d *authz.Decision, transport string) *allowParts {
 	if !d.Cached {
 		return v.buildParts(d.Identity, transport != TransportHTTP, transport == TransportHTTP)
 	}
-	s := v.memo.slot(d.Identity)
-	if p := s.Load(); p != nil && p.id == d.Identity {
-		return p
+	s1, s2 := v.memo.candidates(d.Identity)
+	p1 := s1.Load()
+	if p1 != nil && p1.id == d.Identity {
+		return p1
+	}
+	p2 := s2.Load()
+	if p2 != nil && p2.id == d.Identity {
+		return p2
 	}
 	p := v.buildParts(d.Identity, true, true)
-	s.Store(p)
+	switch {
+	case p1 == nil:
+		s1.Store(p)
+	case p2 == nil || rand.N(2) == 0:
+		s2.Store(p)
+	default:
+		s1.Store(p)
+	}
 	return p
 }
 

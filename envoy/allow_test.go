@@ -210,3 +210,35 @@ func TestSharedAnswersMarshalConcurrently(t *testing.T) {
 		t.Error("a shared answer changed while being marshalled")
 	}
 }
+
+// TestAllowMemoSharedSlotDoesNotThrash: two busy identities whose first slot is the same
+// both stay memoised (each answer is the prebuilt one) when they alternate.
+func TestAllowMemoSharedSlotDoesNotThrash(t *testing.T) {
+	a := identityN(0)
+	var ids []*authz.Identity
+	s, _ := newTestServer(t, AuthorizerFunc(func(ctx context.Context, r authz.Request) authz.Decision {
+		return whoAuthorizer(ids)(ctx, r)
+	}), Config{})
+	m := s.snap.Load().memo
+	a1, _ := m.candidates(a)
+	for i := 1; i < 100000 && len(ids) == 0; i++ {
+		b := identityN(i)
+		if b1, b2 := m.candidates(b); b1 == a1 && b2 != a1 {
+			ids = []*authz.Identity{a, b}
+		}
+	}
+	if ids == nil {
+		t.Fatal("no identity sharing a slot found")
+	}
+	first := map[int]*authv3.CheckResponse{}
+	for round := range 4 {
+		for i := range ids {
+			resp, _ := s.Check(context.Background(), whoRequest(i))
+			if round == 0 {
+				first[i] = resp
+			} else if resp != first[i] {
+				t.Fatalf("round %d: identity %d was rebuilt (evicted by the other)", round, i)
+			}
+		}
+	}
+}
