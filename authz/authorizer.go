@@ -331,13 +331,11 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 		s := tokenSum(token)
 		sum = &s
 	}
-	id, hit, err := a.cache.Get(ctx, cache.Key(*sum), func(ctx context.Context) (*Identity, time.Time, error) {
-		id, err := a.identity(ctx, token)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		return id.slim(), id.Expiry, nil
-	})
+	key := cache.Key(*sum)
+	id, hit, err := a.cache.Lookup(key)
+	if !hit {
+		id, hit, err = a.load(ctx, token, key)
+	}
 	if err != nil {
 		if !IsCredentialError(err) && !errors.Is(err, ErrUnavailable) {
 			// The caller's context ended while waiting, or the loader failed internally.
@@ -346,6 +344,18 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 		return nil, hit, err
 	}
 	return id, hit, nil
+}
+
+// load is the cache-miss half of verify: Get with a loader closure over token, built
+// only here so that a hit (Lookup) allocates nothing.
+func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Identity, bool, error) {
+	return a.cache.Get(ctx, key, func(ctx context.Context) (*Identity, time.Time, error) {
+		id, err := a.identity(ctx, token)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return id.slim(), id.Expiry, nil
+	})
 }
 
 // identity verifies token (no cache) and applies the claim projection.
@@ -437,19 +447,18 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 
 // decisionFor is the one place where errors become outcomes and client-safe reasons.
 func decisionFor(err error) (Outcome, string, error) {
-	var te *TokenError
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		return OutcomeUnavailable, "identity provider unavailable", err
 	case errors.Is(err, ErrNoToken):
 		return OutcomeNoToken, "no bearer token", err
 	case errors.Is(err, ErrMalformed):
-		if errors.As(err, &te) {
+		if te, ok := errors.AsType[*TokenError](err); ok {
 			return OutcomeNoToken, te.Reason, err
 		}
 		return OutcomeNoToken, "malformed bearer token", err
 	case IsCredentialError(err):
-		if errors.As(err, &te) {
+		if te, ok := errors.AsType[*TokenError](err); ok {
 			return OutcomeInvalidToken, te.Reason, err
 		}
 		return OutcomeInvalidToken, "invalid token", err
@@ -463,9 +472,12 @@ func (a *Authorizer) logDenial(ctx context.Context, r Request, d Decision) {
 	if d.Outcome == OutcomeUnavailable {
 		level = slog.LevelWarn
 	}
-	a.log.Log(ctx, level, "authz: token not accepted",
-		"outcome", d.Outcome.String(), "token_hash", d.TokenHash, "request_id", r.RequestID,
-		"reason", d.Reason, "error", d.Err)
+	if !a.log.Enabled(ctx, level) { // a denial is cheap when its level is off: no boxing
+		return
+	}
+	a.log.LogAttrs(ctx, level, "authz: token not accepted",
+		slog.String("outcome", d.Outcome.String()), slog.String("token_hash", d.TokenHash),
+		slog.String("request_id", r.RequestID), slog.String("reason", d.Reason), slog.Any("error", d.Err))
 }
 
 // errSink receives errors of background JWKS refreshes.

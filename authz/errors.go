@@ -56,8 +56,8 @@ func IsCredentialError(err error) bool {
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return false
 	}
-	var te *TokenError
-	return errors.As(err, &te) || errors.Is(err, ErrNoToken) || errors.Is(err, ErrMalformed) ||
+	_, isTokenErr := errors.AsType[*TokenError](err) // no allocation, unlike errors.As
+	return isTokenErr || errors.Is(err, ErrNoToken) || errors.Is(err, ErrMalformed) ||
 		errors.Is(err, ErrUntrustedIssuer) || errors.Is(err, ErrInvalidToken) ||
 		errors.Is(err, ErrExpired) || errors.Is(err, ErrInactive)
 }

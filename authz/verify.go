@@ -184,8 +184,10 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	case UserinfoOptional:
 		ui, err := a.userinfo(ctx, is, d, token)
 		if err != nil {
-			a.log.LogAttrs(ctx, levelFor(err), "authz: optional userinfo failed, using token claims",
-				slog.String("issuer", is.id), slog.String("token_hash", TokenHash(token)), slog.Any("error", err))
+			if lvl := levelFor(err); a.log.Enabled(ctx, lvl) { // no hashing when the level is off
+				a.log.LogAttrs(ctx, lvl, "authz: optional userinfo failed, using token claims",
+					slog.String("issuer", is.id), slog.String("token_hash", TokenHash(token)), slog.Any("error", err))
+			}
 		} else {
 			id.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
 		}

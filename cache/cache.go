@@ -235,16 +235,29 @@ func New[V any](o Options) (*Cache[V], error) {
 // The value returned is shared with the cache and with other callers: treat it as
 // read-only.
 func (c *Cache[V]) Get(ctx context.Context, k Key, load Loader[V]) (v V, hit bool, err error) {
-	if e, ok := c.lru.Get(k); ok && c.o.Now().Before(e.freshUntil) {
-		if e.err != nil {
-			c.negHits.Add(1)
-			return v, true, e.err
-		}
-		c.hits.Add(1)
-		return e.v, true, nil
+	if v, found, err := c.Lookup(k); found {
+		return v, true, err
 	}
 	c.misses.Add(1)
 	return c.miss(ctx, k, load)
+}
+
+// Lookup is the hit half of Get: the value (or, for a negative entry, its stored error)
+// of a fresh entry for k, with found=true, counted as a hit (or negative hit). Without a
+// fresh entry it returns found=false, counts nothing and loads nothing: the caller then
+// calls Get, which counts the miss. Callers whose loader is a closure over per-call data
+// call Lookup first so that the closure is only built (and allocated) on a miss.
+func (c *Cache[V]) Lookup(k Key) (v V, found bool, err error) {
+	e, ok := c.lru.Get(k)
+	if !ok || !c.o.Now().Before(e.freshUntil) {
+		return v, false, nil
+	}
+	if e.err != nil {
+		c.negHits.Add(1)
+		return v, true, e.err
+	}
+	c.hits.Add(1)
+	return e.v, true, nil
 }
 
 // miss joins or starts the load of k and waits for it or for ctx. It is a separate
