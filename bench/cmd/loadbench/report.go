@@ -66,6 +66,15 @@ func (b *bench) memoryRun() error {
 	if m.entries, err = load.ParseMetric(body, "_cache_entries"); err != nil {
 		logf("memory run: %v", err)
 	}
+	// Where the RSS goes: the heap now (live identities plus garbage not yet collected)
+	// and the garbage collector's next target (about twice the live heap at GOGC=100).
+	var ms []string
+	for _, name := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_memstats_sys_bytes"} {
+		if v, err := load.ParseMetric(body, name); err == nil {
+			ms = append(ms, fmt.Sprintf("%s %s MiB", strings.TrimSuffix(strings.TrimPrefix(name, "go_memstats_"), "_bytes"), mib(uint64(v))))
+		}
+	}
+	logf("memory run: %s", strings.Join(ms, ", "))
 	return nil
 }
 
