@@ -45,9 +45,11 @@ type allowParts struct {
 	httpRemove string
 }
 
-// allowMemoSlots bounds the memo: a table of this many entries (a power of two). At about 1.5 KiB per entry for a typical identity it holds at most a few MiB,
-// and it keeps at most this many identities alive after the identity cache dropped them.
-const allowMemoSlots = 4096
+// allowMemoSlots bounds the memo: a table of this many entries (a power of two). At
+// about 2.4 KiB per entry for a typical identity (5 groups, default headers) it holds at
+// most about 5 MiB, and it keeps at most this many identities alive after the identity
+// cache dropped them.
+const allowMemoSlots = 2048
 
 // allowMemo maps cached identities (by pointer) to their prebuilt allowParts. It is a
 // lock-free two-way table: an identity may sit in one of two slots chosen by a hash of
