@@ -73,6 +73,15 @@ func checkToken(token string, maxSize int) error {
 		return malformed(fmt.Sprintf("token larger than %d bytes", maxSize))
 	}
 	i := 0
+	// Eight bytes per step while every one is a token68 byte (one branch per step), then
+	// byte by byte to find where the token68 run ends.
+	for ; i+8 <= len(token); i += 8 {
+		b := token[i : i+8]
+		if !(token68[b[0]] && token68[b[1]] && token68[b[2]] && token68[b[3]] &&
+			token68[b[4]] && token68[b[5]] && token68[b[6]] && token68[b[7]]) {
+			break
+		}
+	}
 	for i < len(token) && token68[token[i]] {
 		i++
 	}

@@ -196,11 +196,16 @@ func FuzzCheckToken(f *testing.F) {
 }
 
 // TestCheckTokenBytes compares checkToken with the reference for every byte value in
-// every position that matters (first, after a token character, inside, after padding).
+// every position that matters (first, after a token character, inside, after padding,
+// and each position of a 17-byte token: in and after the 8-byte steps).
 func TestCheckTokenBytes(t *testing.T) {
 	for c := 0; c < 256; c++ {
 		b := string([]byte{byte(c)})
-		for _, tok := range []string{b, "a" + b, "a" + b + "b", "a=" + b} {
+		toks := []string{b, "a" + b, "a" + b + "b", "a=" + b}
+		for pos := range 17 { // every position of the 8-byte steps and the tail
+			toks = append(toks, strings.Repeat("a", pos)+b+strings.Repeat("a", 16-pos))
+		}
+		for _, tok := range toks {
 			got, want := checkToken(tok, 100), checkTokenReference(tok, 100)
 			if (got == nil) != (want == nil) {
 				t.Fatalf("byte %#x in %q: checkToken %v, reference %v", c, tok, got, want)
