@@ -1,5 +1,5 @@
 // Package cache is a bounded, TTL'd, deduplicated in-memory store keyed by a hash
-// (in flaat-extauthz: the SHA-256 of a bearer token plus the issuer id).
+// (in flaat-extauthz: the SHA-256 of a bearer token).
 //
 // It knows nothing about OIDC: a caller supplies a [Loader] that produces the value and
 // its own end of life (a token's exp, an introspection exp), and says through
@@ -56,8 +56,9 @@ type Key [32]byte
 
 // KeyOf returns the SHA-256 digest of parts, each preceded by its length as an 8-byte
 // big-endian integer, so that distinct part lists always give distinct inputs
-// (KeyOf("ab", "c") != KeyOf("a", "bc") != KeyOf("abc")). Typical use:
-// KeyOf(token, issuerID); the token itself is not kept.
+// (KeyOf("ab", "c") != KeyOf("a", "bc") != KeyOf("abc")), e.g. KeyOf(token, issuerID);
+// the token itself is not kept. A caller that already has a digest of one value uses it
+// directly: package authz keys by Key(sha256(token)), the digest it also logs from.
 func KeyOf(parts ...string) Key {
 	size := 0
 	for _, p := range parts {
