@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -211,5 +213,20 @@ func TestCheckTokenBytes(t *testing.T) {
 				t.Fatalf("byte %#x in %q: checkToken %v, reference %v", c, tok, got, want)
 			}
 		}
+	}
+}
+
+// TestTokenHashKnownAnswers pins TokenHash to sha256(token)[:8] in hex for empty, short
+// and long (over any stack-buffer size) tokens.
+func TestTokenHashKnownAnswers(t *testing.T) {
+	long := strings.Repeat("a", 10000)
+	for _, tok := range []string{"", "abc", benchToken, long} {
+		sum := sha256.Sum256([]byte(tok))
+		if got, want := TokenHash(tok), hex.EncodeToString(sum[:8]); got != want {
+			t.Errorf("TokenHash(%d bytes) = %s, want %s", len(tok), got, want)
+		}
+	}
+	if got := TokenHash("abc"); got != "ba7816bf8f01cfea" { // FIPS 180-2 test vector
+		t.Errorf("TokenHash(abc) = %s", got)
 	}
 }
