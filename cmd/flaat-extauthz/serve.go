@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,7 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
 	"github.com/flaat-extauthz/flaat-extauthz/cmd/flaat-extauthz/internal/devswitch"
+	"github.com/flaat-extauthz/flaat-extauthz/cmd/flaat-extauthz/internal/memlimit"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
@@ -125,6 +128,10 @@ func (s *server) run(ctx context.Context) error {
 	s.level.Set(logLevel(f.Log.Level))
 	s.format = strings.ToLower(f.Log.Format)
 	s.log = newLogger(s.a.stderr, s.format, s.level)
+	if limit, src := memlimit.FromCgroup(s.a.getenv, os.ReadFile); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		s.log.Info("Go soft memory limit set below the container's", "limit_bytes", limit, "from", src)
+	}
 
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
