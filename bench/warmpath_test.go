@@ -52,7 +52,7 @@ func newFixture(tb testing.TB, cache map[string]any) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := authz.New(cf.AuthzConfig(), pol, authz.WithLogger(log), authz.WithClaimProjection(claimProjection(pol, cf.ServerConfig())))
+	a, err := authz.New(cf.AuthzConfig(), pol, authz.WithLogger(log), authz.WithClaimProjection(config.ClaimProjection(pol, cf.ServerConfig())))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -69,24 +69,6 @@ func newFixture(tb testing.TB, cache map[string]any) *fixture {
 		tb.Fatal(err)
 	}
 	return f
-}
-
-// claimProjection is what serve passes to authz.WithClaimProjection (cmd/flaat-extauthz
-// claimProjection): the policy's claims and those the identity headers and metadata read.
-func claimProjection(pol *policy.Engine, sc envoy.Config) []string {
-	names := pol.ClaimNames()
-	hs := sc.Headers
-	if hs == nil {
-		hs = envoy.DefaultHeaders()
-	}
-	for _, h := range hs {
-		names = append(names, h.Claim)
-	}
-	groups := sc.GroupsClaim
-	if groups == "" {
-		groups = envoy.DefaultGroupsClaim
-	}
-	return append(append(names, groups), sc.MetadataClaims...)
 }
 
 func (f *fixture) check(tb testing.TB, req *authv3.CheckRequest, want int32) {

@@ -337,33 +337,11 @@ func (s *server) build(f *config.File) (*generation, error) {
 	}
 	az, err := authz.New(f.AuthzConfig(), pol, authz.WithLogger(s.log), authz.WithObserver(s.m),
 		authz.WithClock(s.a.now), authz.WithHTTPClient(s.a.httpClient),
-		authz.WithClaimProjection(claimProjection(pol, f.ServerConfig())))
+		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
 	if err != nil {
 		return nil, err
 	}
 	return newGeneration(authzEngine{az}, f, s.current), nil
-}
-
-// claimProjection lists every claim serve reads from a verified identity: the policy's,
-// the identity headers' (server.headers, the defaults when unset), the groups claim and
-// the metadata claims. The identity cache keeps only these (and sub, iss, exp, aud,
-// scope, scp), which is what makes a cached identity small. The check and userinfo
-// commands do not project.
-func claimProjection(pol *policy.Engine, sc envoy.Config) []string {
-	names := pol.ClaimNames()
-	hs := sc.Headers
-	if hs == nil {
-		hs = envoy.DefaultHeaders()
-	}
-	for _, h := range hs {
-		names = append(names, h.Claim)
-	}
-	groups := sc.GroupsClaim
-	if groups == "" {
-		groups = envoy.DefaultGroupsClaim
-	}
-	names = append(names, groups)
-	return append(names, sc.MetadataClaims...)
 }
 
 // reload applies the configuration file again (SIGHUP). A configuration that does not

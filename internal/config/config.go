@@ -366,3 +366,25 @@ func (l Log) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ClaimProjection lists every claim serve reads from a verified identity: the policy's,
+// the identity headers' (server.headers, the defaults when unset), the groups claim and
+// the metadata claims. The identity cache keeps only these (and sub, iss, exp, aud,
+// scope, scp), which is what makes a cached identity small. The check and userinfo
+// commands do not project.
+func ClaimProjection(pol *policy.Engine, sc envoy.Config) []string {
+	names := pol.ClaimNames()
+	hs := sc.Headers
+	if hs == nil {
+		hs = envoy.DefaultHeaders()
+	}
+	for _, h := range hs {
+		names = append(names, h.Claim)
+	}
+	groups := sc.GroupsClaim
+	if groups == "" {
+		groups = envoy.DefaultGroupsClaim
+	}
+	names = append(names, groups)
+	return append(names, sc.MetadataClaims...)
+}

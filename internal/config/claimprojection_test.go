@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"slices"
@@ -34,8 +34,8 @@ func TestClaimProjection(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := claimProjection(pol, c.sc); !slices.Equal(got, c.want) {
-				t.Fatalf("claimProjection = %q, want %q", got, c.want)
+			if got := ClaimProjection(pol, c.sc); !slices.Equal(got, c.want) {
+				t.Fatalf("ClaimProjection = %q, want %q", got, c.want)
 			}
 		})
 	}
