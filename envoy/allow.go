@@ -46,9 +46,9 @@ type allowParts struct {
 }
 
 // allowMemoSlots bounds the memo: a table of this many entries (a power of two). At
-// about 2.4 KiB per entry for a typical identity (5 groups, default headers) it holds at
-// most about 5 MiB, and it keeps at most this many identities alive after the identity
-// cache dropped them.
+// about 2.4 KiB per entry for a typical identity (5 groups, default headers), plus about
+// 0.5 KiB for its encoding in the wireTable, it holds at most about 6 MiB, and it keeps
+// at most this many identities alive after the identity cache dropped them.
 const allowMemoSlots = 2048
 
 // allowMemo maps cached identities (by pointer) to their prebuilt allowParts. It is a
@@ -74,7 +74,8 @@ func (m *allowMemo) candidates(id *authz.Identity) (*atomic.Pointer[allowParts],
 // parts returns the allow parts for d's identity. Only identities that came from the
 // cache are memoised: the authorizer shares those, unchanged, for as long as they are
 // cached; a freshly verified identity is used once, so memoising it would only evict
-// useful entries, and only the transport's own parts are built for it.
+// useful entries, and only the transport's own parts are built for it. A memoised
+// answer's encoding goes into v.wire with it and leaves when the entry is replaced.
 func (v *snapshot) parts(d *authz.Decision, transport string) *allowParts {
 	if !d.Cached {
 		return v.buildParts(d.Identity, transport != TransportHTTP, transport == TransportHTTP)
@@ -89,13 +90,18 @@ func (v *snapshot) parts(d *authz.Decision, transport string) *allowParts {
 		return p2
 	}
 	p := v.buildParts(d.Identity, true, true)
+	v.wire.put(p.resp)
+	var old *allowParts
 	switch {
 	case p1 == nil:
-		s1.Store(p)
+		old = s1.Swap(p) // nil unless another check filled it meanwhile
 	case p2 == nil || rand.N(2) == 0:
-		s2.Store(p)
+		old = s2.Swap(p)
 	default:
-		s1.Store(p)
+		old = s1.Swap(p)
+	}
+	if old != nil {
+		v.wire.drop(old.resp)
 	}
 	return p
 }

@@ -71,7 +71,10 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 		return e.resp
 	}
 	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil)
-	slot.Store(&denyEntry{key: k, resp: resp})
+	v.wire.put(resp)
+	if old := slot.Swap(&denyEntry{key: k, resp: resp}); old != nil {
+		v.wire.drop(old.resp)
+	}
 	return resp
 }
 

@@ -38,11 +38,14 @@ func SetServing(h *health.Server, serving bool) {
 // service, h as grpc.health.v1 (nil: a private health server that always reports
 // SERVING — pass your own from NewHealth to gate readiness), server reflection (so grpcurl works without
 // protos), and s's keepalive, max-concurrent-streams and TLS/mTLS settings. TLS files
-// are read here. extra options are appended (e.g. stats handlers). The caller runs
-// Serve on its listener and GracefulStop on shutdown.
+// are read here. Its codec is the proto codec, except that s's memoised answers are
+// sent as the bytes encoded once when they were memoised (they are never modified).
+// extra options are appended (e.g. stats handlers). The caller runs Serve on its
+// listener and GracefulStop on shutdown.
 func NewGRPCServer(s *Server, h *health.Server, extra ...grpc.ServerOption) (*grpc.Server, error) {
 	cfg := s.listen
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newWireCodec(s)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             cfg.GRPC.KeepaliveMinTime.D(),
 			PermitWithoutStream: true,

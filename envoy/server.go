@@ -79,11 +79,12 @@ type snapshot struct {
 	httpNames      []string // canonical form of cfg.Headers names
 	memo           *allowMemo
 	deny           *denyMemo
+	wire           *wireTable   // encodings of memo entries and anonResp, for wireCodec
 	sampler        *denySampler // nil: every denial is logged
 }
 
 func newSnapshot(a Authorizer, cfg Config) *snapshot {
-	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), httpNames: canonicalNames(cfg.Headers),
+	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), wire: newWireTable(), httpNames: canonicalNames(cfg.Headers),
 		sampler: newDenySampler(cfg.DenyLogInterval.D())}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
 	for _, h := range cfg.Headers {
@@ -98,6 +99,7 @@ func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	}
 	remove := append(append(make([]string, 0, len(v.allNames)+len(v.strip)), v.allNames...), v.strip...)
 	v.anonResp = okResponse(nil, remove, nil)
+	v.wire.put(v.anonResp)
 	v.anonHTTPRemove = strings.Join(remove, ", ")
 	return v
 }
