@@ -29,10 +29,11 @@ import (
 // Timeouts of the harness. They bound waits for external processes; nothing here sleeps
 // for a fixed time to let something happen.
 const (
-	startTimeout = 60 * time.Second // a process becomes ready
-	stopTimeout  = 5 * time.Second  // SIGTERM before SIGKILL
-	callTimeout  = 20 * time.Second // one client call (grpcurl, HTTP)
-	pollEvery    = 25 * time.Millisecond
+	startTimeout   = 60 * time.Second // a process becomes ready
+	opStartTimeout = 30 * time.Second // one attempt to start the OP (see startOP)
+	stopTimeout    = 5 * time.Second  // SIGTERM before SIGKILL
+	callTimeout    = 20 * time.Second // one client call (grpcurl, HTTP)
+	pollEvery      = 25 * time.Millisecond
 )
 
 // requireAllEnv turns "tool missing" skips into failures (.ci/run sets it).
@@ -228,6 +229,23 @@ func waitFor(t testing.TB, p *proc, what string, timeout time.Duration, cond fun
 	}
 }
 
+// waitUntil polls cond until it returns true (true), or the process exits or the
+// timeout passes (false).
+func waitUntil(p *proc, timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+}
+
 // procState describes a running process from /proc (state, CPU ticks, wait channel),
 // so that a start-up time-out says whether the process was busy, blocked or stopped.
 func procState(pid int) string {
@@ -325,20 +343,38 @@ func startOP(t testing.TB) *op {
 	if _, err := os.Stat(filepath.Join(repoRoot, "e2e", "op", "node_modules", "oidc-provider", "package.json")); err != nil {
 		missing(t, "npm package oidc-provider is not installed in e2e/op")
 	}
-	p := startProc(t, "op", t.TempDir(), []string{"NODE_ENV=test"}, node, script)
+	// The OP is a third-party fixture: once (seen twice in many runs on a loaded
+	// machine) it printed its start-up warning and then nothing for 30 s. A stalled
+	// start is logged with the process state and retried once with a fresh process;
+	// flaat-extauthz's own start-up is never retried.
 	var o op
-	waitFor(t, p, "the OP's ready line", startTimeout, func() bool {
-		sc := bufio.NewScanner(strings.NewReader(p.Log()))
-		for sc.Scan() {
-			if line, ok := strings.CutPrefix(sc.Text(), opReady); ok {
-				if err := json.Unmarshal([]byte(line), &o); err != nil {
-					t.Fatalf("e2e: OP ready line: %v: %q", err, line)
+	var p *proc
+	for attempt := 1; ; attempt++ {
+		p = startProc(t, fmt.Sprintf("op-%d", attempt), t.TempDir(), []string{"NODE_ENV=test"}, node, script)
+		ready := waitUntil(p, opStartTimeout, func() bool {
+			sc := bufio.NewScanner(strings.NewReader(p.Log()))
+			for sc.Scan() {
+				if line, ok := strings.CutPrefix(sc.Text(), opReady); ok {
+					if err := json.Unmarshal([]byte(line), &o); err != nil {
+						t.Fatalf("e2e: OP ready line: %v: %q", err, line)
+					}
+					return true
 				}
-				return true
 			}
+			return false
+		})
+		if ready {
+			break
 		}
-		return false
-	})
+		state := procState(p.cmd.Process.Pid)
+		p.Stop()
+		if attempt == 2 || p.err != nil && !strings.Contains(p.err.Error(), "signal") {
+			t.Fatalf("e2e: the OP did not print its ready line within %s (attempt %d; process state: %s); log:\n%s",
+				opStartTimeout, attempt, state, tail(p.Log(), 8000))
+		}
+		t.Logf("e2e: the OP did not start within %s (process state: %s); starting a fresh one; log:\n%s",
+			opStartTimeout, state, tail(p.Log(), 2000))
+	}
 	o.proc = p
 	return &o
 }
