@@ -31,7 +31,9 @@ func TestOpaqueSearch(t *testing.T) {
 		if op2.Count(optest.Userinfo) != 1 || op2.Count(optest.Introspection) != 1 {
 			t.Fatalf("op2: %s", op2.SortedCounts())
 		}
-		if op1.Count(optest.Userinfo) != 0 || op1.Count(optest.Discovery) != 1 {
+		// op1's discovery runs in parallel and is cancelled once op2 has answered, so it
+		// may or may not have reached op1 by then; it never gets as far as userinfo.
+		if op1.Count(optest.Userinfo) != 0 || op1.Count(optest.Discovery) > 1 {
 			t.Fatalf("op1 (down): %s", op1.SortedCounts())
 		}
 	})
