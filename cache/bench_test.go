@@ -145,6 +145,14 @@ func typicalClaims(i int) map[string]any {
 
 // heapPerEntry fills a fresh cache with n entries made by mk and returns the live heap
 // growth per entry, measured after GC.
+// settleHeap collects garbage twice: objects that earlier tests left in sync.Pools
+// survive one collection (in the pools' victim caches) and would otherwise be freed in
+// the middle of a measurement, making it come out low or even negative.
+func settleHeap() {
+	runtime.GC()
+	runtime.GC()
+}
+
 func heapPerEntry[V any](n int, mk func(int) V) float64 {
 	c, err := cache.New[V](cache.Options{Size: n})
 	if err != nil {
@@ -155,7 +163,7 @@ func heapPerEntry[V any](n int, mk func(int) V) float64 {
 		vals[i] = mk(i)
 	}
 	var before, after runtime.MemStats
-	runtime.GC()
+	settleHeap()
 	runtime.ReadMemStats(&before)
 	keepVals := vals
 	ctx := context.Background()
@@ -173,7 +181,7 @@ func heapPerEntry[V any](n int, mk func(int) V) float64 {
 // claimsBytes measures the heap held by n typical claims maps alone.
 func claimsBytes(n int) float64 {
 	var before, after runtime.MemStats
-	runtime.GC()
+	settleHeap()
 	runtime.ReadMemStats(&before)
 	vals := make([]map[string]any, n)
 	for i := range vals {
