@@ -35,8 +35,18 @@ type fixture struct {
 // logging JSON at info level to io.Discard (so formatting costs are counted).
 func newFixture(tb testing.TB, cache map[string]any) *fixture {
 	tb.Helper()
+	return newFixtureWith(tb, cache, nil)
+}
+
+// newFixtureWith is newFixture with edit applied to the configuration document first.
+func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[string]any)) *fixture {
+	tb.Helper()
 	f := &fixture{opJWT: optest.New(tb), opOpaque: optest.New(tb, optest.WithIssuerPath("/realms/bench"))}
-	doc, err := yaml.Marshal(load.FlaatConfig(f.opJWT.Issuer(), f.opOpaque.Issuer(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", cache))
+	cfgDoc := load.FlaatConfig(f.opJWT.Issuer(), f.opOpaque.Issuer(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", cache)
+	if edit != nil {
+		edit(cfgDoc)
+	}
+	doc, err := yaml.Marshal(cfgDoc)
 	if err != nil {
 		tb.Fatal(err)
 	}
