@@ -95,23 +95,7 @@ func TestUserinfo(t *testing.T) {
 			a.now = clock
 			a.stdin = strings.NewReader(tc.stdin)
 			res := runCmd(t, a, append([]string{"userinfo"}, tc.args...)...)
-			if res.code != tc.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", res.code, tc.code, res.stdout, res.stderr)
-			}
-			out := normalise(res.stdout, op, alice, expired)
-			if tc.golden != "" {
-				golden(t, tc.golden, out)
-			}
-			for _, w := range tc.contains {
-				if !strings.Contains(res.stdout, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
-				}
-			}
-			for _, w := range tc.stderr {
-				if !strings.Contains(res.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
-				}
-			}
+			expectResult(t, res, tc.code, tc.golden, normalise(res.stdout, op, alice, expired), tc.contains, tc.stderr)
 			for _, tok := range []string{alice, expired, foreign, opaque} {
 				if strings.Contains(res.stderr, tok) {
 					t.Error("a raw token leaked to stderr")
@@ -193,23 +177,7 @@ func TestCheck(t *testing.T) {
 			a.now = clock
 			a.stdin = strings.NewReader(tc.stdin)
 			res := runCmd(t, a, append([]string{"check"}, tc.args...)...)
-			if res.code != tc.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", res.code, tc.code, res.stdout, res.stderr)
-			}
-			out := normalise(res.stdout, op, alice, bob)
-			if tc.golden != "" {
-				golden(t, tc.golden, out)
-			}
-			for _, w := range tc.contains {
-				if !strings.Contains(res.stdout, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
-				}
-			}
-			for _, w := range tc.stderr {
-				if !strings.Contains(res.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
-				}
-			}
+			expectResult(t, res, tc.code, tc.golden, normalise(res.stdout, op, alice, bob), tc.contains, tc.stderr)
 		})
 	}
 }
@@ -398,5 +366,27 @@ func TestDemo(t *testing.T) {
 	}
 	if res := r.stop(syscall.SIGINT); res.code != 0 {
 		t.Errorf("exit %d after Ctrl-C:\n%s", res.code, res.stderr)
+	}
+}
+
+// expectResult checks a command's exit code, its normalised stdout against the golden
+// file (when one is named), and that stdout and stderr contain the given strings.
+func expectResult(t *testing.T, res result, code int, goldenName, out string, stdout, stderr []string) {
+	t.Helper()
+	if res.code != code {
+		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", res.code, code, res.stdout, res.stderr)
+	}
+	if goldenName != "" {
+		golden(t, goldenName, out)
+	}
+	for _, w := range stdout {
+		if !strings.Contains(res.stdout, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+		}
+	}
+	for _, w := range stderr {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
+		}
 	}
 }
