@@ -1,7 +1,7 @@
 # flaat-extauthz — every target the README and CI use.
 GO        ?= go
 PKGS      ?= ./...
-FUZZTIME  ?= 5s
+FUZZTIME  ?= 20000x
 BIN       := bin
 export GOFLAGS := -buildvcs=false
 
@@ -37,7 +37,7 @@ security:
 		|| { cat $(BIN)/security.log; exit 1; }
 	@grep -E '^(adversarial|fault|secrets|soak)[ :]|^(ok|FAIL|---) ' $(BIN)/security.log | grep -v -e '^--- PASS' || true
 
-## fuzz: run every Fuzz target in the tree for FUZZTIME each (seeded corpora run in `unit` too).
+## fuzz: run every Fuzz target in the tree for FUZZTIME each (a count, or a duration) (seeded corpora run in `unit` too).
 fuzz:
 	@bash .ci/fuzz.sh $(FUZZTIME)
 
