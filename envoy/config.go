@@ -120,7 +120,9 @@ type Config struct {
 }
 
 // HeaderConfig is one identity header: the claim's values, joined by ",", set on the
-// upstream request.
+// upstream request. Inside each value '%', ',', control bytes, invalid UTF-8 and
+// leading or trailing spaces are percent-encoded, so the list is unambiguous: split on
+// "," and percent-decode each part to read the exact values.
 type HeaderConfig struct {
 	// Name is the header name; it is sent lower-case.
 	Name string `json:"name"`

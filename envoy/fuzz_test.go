@@ -18,8 +18,9 @@ import (
 
 // FuzzCheck feeds arbitrary header values, raw header bytes, claims and reasons through
 // Check: it must never panic or return an error, must allow only when the authorizer
-// allowed, must pass the credential through unchanged, and must never emit a header
-// value that can break a header line or a quoted string.
+// allowed, must pass the credential through unchanged, must never emit a header value
+// that can break a header line or a quoted string, and the identity headers must read
+// back (split on ",", percent-decode) as exactly the claim's values.
 func FuzzCheck(f *testing.F) {
 	f.Add("Bearer abc", "", "authorization", []byte("Bearer raw"), "host", "/p?q", "GET", false, 0, "alice@example.org", "reason")
 	f.Add("bearer  x y", "tok", "AUTHORIZATION", []byte{0xff, 0x00, '\n'}, "", "", "", true, 2, "a\r\nb", "r\"\\\r\n")
@@ -29,6 +30,7 @@ func FuzzCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, auth, alt, rawKey string, rawVal []byte, host, path, method string, useMap bool, outcome int, email, reason string) {
 		id := alice()
 		id.Claims["email"] = email
+		id.Claims["groups"] = []any{email, "x"}
 		d := authz.Decision{Outcome: authz.Outcome(outcome%7 - 1), Reason: reason, Identity: id}
 		fa := &fakeAuthorizer{d: d}
 		s, err := NewServer(fa, Config{TokenHeader: "x-token", ForwardAccessToken: true}, WithLogger(discardLogger()))
@@ -82,6 +84,16 @@ func FuzzCheck(f *testing.F) {
 			v := h.GetHeader().GetValue()
 			if strings.ContainsAny(v, "\r\n\x00") {
 				t.Fatalf("header %s value %q breaks the header line", h.GetHeader().GetKey(), v)
+			}
+			switch h.GetHeader().GetKey() {
+			case "x-auth-request-email":
+				if got := splitHeaderValue(t, v); len(got) != 1 || got[0] != email {
+					t.Fatalf("email %q sent as %q, read back as %q", email, v, got)
+				}
+			case "x-auth-request-groups":
+				if got := splitHeaderValue(t, v); len(got) != 2 || got[0] != email || got[1] != "x" {
+					t.Fatalf("groups [%q x] sent as %q, read back as %q", email, v, got)
+				}
 			}
 			if h.GetHeader().GetKey() == "www-authenticate" {
 				checkChallengeSyntax(t, v)

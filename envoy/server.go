@@ -316,44 +316,6 @@ func stringList(vs []string) *structpb.Value {
 	return structpb.NewListValue(&structpb.ListValue{Values: l})
 }
 
-// claimHeaderValue is the header value of a claim: its values joined by ",", with
-// bytes that cannot appear in a header value (CR, LF, other controls) replaced by
-// '?'. "" when the claim is absent or empty. A plain string claim costs no allocation.
-func claimHeaderValue(claims map[string]any, name string) string {
-	if v, ok := claims[name].(string); ok {
-		return headerSafe(v)
-	}
-	vs, ok := policy.ClaimValues(claims, name)
-	if !ok {
-		return ""
-	}
-	switch len(vs) {
-	case 0:
-		return ""
-	case 1:
-		return headerSafe(vs[0])
-	}
-	return headerSafe(strings.Join(vs, ","))
-}
-
-// headerSafe replaces control bytes (except tab) with '?' and trims surrounding
-// whitespace. It allocates only when something must change.
-func headerSafe(v string) string {
-	v = strings.Trim(v, " \t")
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			b := []byte(v)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; (c < 0x20 && c != '\t') || c == 0x7f {
-					b[j] = '?'
-				}
-			}
-			return string(b)
-		}
-	}
-	return v
-}
-
 // bearerToken returns the token of an Authorization value the authorizer has already
 // accepted, "" when there is none. The size limit was enforced by the authorizer with
 // its own configuration, so none is applied here.
