@@ -39,8 +39,9 @@ const (
 // field means the documented default, so both Config{} and DefaultConfig() are usable;
 // Validate reports every problem at once and NewServer calls it.
 //
-// Listener, TLS, keepalive, shutdown and readiness settings are read once when the
-// listeners start; a reload (Server.SetAuthorizer) does not change them.
+// Listener, TLS file name, keepalive, shutdown and readiness settings are read once when
+// the listeners start; a reload (Server.Reload) does not change them. The TLS files
+// themselves are re-read when they change (Server.ListenerTLS).
 type Config struct {
 	// GRPCListen is the address of the ext_authz gRPC listener. Default ":9001".
 	GRPCListen string `json:"grpc_listen,omitempty"`
@@ -155,7 +156,8 @@ type GRPCConfig struct {
 }
 
 // TLSConfig is the listener certificate and, for mTLS, the CA that client certificates
-// must chain to. Files are read when the listeners start.
+// must chain to. Files are read when the listeners start and again when they change
+// (CertReloader); the file names themselves need a restart.
 type TLSConfig struct {
 	// CertFile and KeyFile are PEM files; both or neither. Neither: plaintext (fine on
 	// loopback or inside a mesh that encrypts for you).

@@ -38,7 +38,7 @@ func SetServing(h *health.Server, serving bool) {
 // service, h as grpc.health.v1 (nil: a private health server that always reports
 // SERVING — pass your own from NewHealth to gate readiness), server reflection (so grpcurl works without
 // protos), and s's keepalive, max-concurrent-streams and TLS/mTLS settings. TLS files
-// are read here. Its codec is the proto codec, except that s's memoised answers are
+// are read here (s.ListenerTLS) and re-read when they change. Its codec is the proto codec, except that s's memoised answers are
 // sent as the bytes encoded once when they were memoised (they are never modified).
 // extra options are appended (e.g. stats handlers). The caller runs Serve on its
 // listener and GracefulStop on shutdown.
@@ -60,12 +60,12 @@ func NewGRPCServer(s *Server, h *health.Server, extra ...grpc.ServerOption) (*gr
 	if n := cfg.GRPC.MaxConcurrentStreams; n > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(n))
 	}
-	tc, err := cfg.TLS.Load()
+	certs, err := s.ListenerTLS()
 	if err != nil {
 		return nil, err
 	}
-	if tc != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	if certs != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.ServerConfig("h2"))))
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
 	authv3.RegisterAuthorizationServer(gs, s)

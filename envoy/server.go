@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,9 @@ type Server struct {
 	metrics *Metrics
 	now     func() time.Time
 	since   func(time.Time) time.Duration // time.Since, or based on the injected clock
+
+	certsMu sync.Mutex
+	certs   *CertReloader // listener TLS, loaded by the first ListenerTLS
 }
 
 // snapshot is what one check uses from start to end: the authorizer and the
@@ -167,14 +171,34 @@ func (s *Server) SetAuthorizer(a Authorizer) {
 // for all later checks; checks already running finish with what they started with. On
 // a validation error nothing changes. Identity headers, token header, realm, metadata
 // claims, strip/forward switches, path prefix and log level take effect at once; the
-// listener, TLS, gRPC, shutdown and readiness settings are read only when the
-// listeners start (NewGRPCServer, the caller's HTTP server) and need a restart.
+// listener, TLS file name, gRPC, shutdown and readiness settings are read only when
+// the listeners start (NewGRPCServer, the caller's HTTP server) and need a restart; the
+// TLS files' contents are re-read by ListenerTLS's CertReloader.
 func (s *Server) Reload(a Authorizer, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	s.snap.Store(newSnapshot(a, cfg.withDefaults()))
 	return nil
+}
+
+// ListenerTLS returns the reloader of the listener certificate (and client CA) files
+// of the configuration given to NewServer, reading them on the first call; nil, nil
+// when TLS is off. Both listeners share it: NewGRPCServer uses it, the HTTP check
+// listener takes ServerConfig() of it, and SIGHUP calls its Reload. New files are also
+// picked up by themselves (see CertReloader). It uses the Server's logger and clock.
+func (s *Server) ListenerTLS() (*CertReloader, error) {
+	s.certsMu.Lock()
+	defer s.certsMu.Unlock()
+	if s.certs != nil || !s.listen.TLS.Enabled() {
+		return s.certs, nil
+	}
+	c, err := NewCertReloader(s.listen.TLS, s.log, s.now)
+	if err != nil {
+		return nil, err
+	}
+	s.certs = c
+	return c, nil
 }
 
 // Config returns the configuration in effect (defaults applied).

@@ -61,8 +61,10 @@ and serve exits 1.
 
 Signals: SIGHUP reloads the configuration file (issuers, verification, policy, identity
 headers and other per-check server settings, log level); a bad new configuration is
-refused and the old one keeps serving. Listener, TLS, gRPC, shutdown and readiness
-settings need a restart. SIGTERM and
+refused and the old one keeps serving; it also re-reads the TLS certificate, key and
+client CA files (which are also picked up by themselves within 5 s of a change; a bad
+file keeps the last good certificate). Listener addresses, TLS file names, gRPC,
+shutdown and readiness settings need a restart. SIGTERM and
 SIGINT stop accepting, let checks in flight finish (server.shutdown_grace) and exit 0.
 
 No OP needs to be reachable to start: /healthz answers at once; /readyz and the gRPC
@@ -106,7 +108,8 @@ type server struct {
 	m       *metrics.Metrics
 	srv     *envoy.Server
 	health  *health.Server
-	srvJSON []byte // restartOnly of the server section the listeners were started with
+	srvJSON []byte              // restartOnly of the server section the listeners were started with
+	certs   *envoy.CertReloader // listener TLS; nil when off
 
 	cur       atomic.Pointer[generation]
 	listening atomic.Bool
@@ -168,7 +171,7 @@ func (s *server) run(ctx context.Context) error {
 		gen.eng.Close()
 		return exit(exitFail, err)
 	}
-	tlsCfg, err := eff.TLS.Load()
+	s.certs, err = s.srv.ListenerTLS() // loaded by NewGRPCServer: the same files for both listeners
 	if err != nil {
 		gen.eng.Close()
 		return exit(exitFail, err)
@@ -180,8 +183,8 @@ func (s *server) run(ctx context.Context) error {
 		return exit(exitFail, err)
 	}
 	httpLn := lns["http"]
-	if tlsCfg != nil {
-		httpLn = tls.NewListener(httpLn, tlsCfg)
+	if s.certs != nil {
+		httpLn = tls.NewListener(httpLn, s.certs.ServerConfig())
 	}
 	httpSrv := &http.Server{Handler: s.srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
@@ -349,6 +352,9 @@ func (s *server) build(f *config.File) (*generation, error) {
 func (s *server) reload() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	// The listener certificate files are re-read on every SIGHUP, whatever becomes of
+	// the configuration file; a bad one is logged and the last good one keeps serving.
+	_ = s.certs.Reload()
 	f, err := s.load()
 	var gen *generation
 	if err == nil {
@@ -373,7 +379,7 @@ func (s *server) reload() {
 		return
 	}
 	if b := restartOnly(scfg); !bytes.Equal(b, s.srvJSON) {
-		s.log.Warn("configuration reload: listener, TLS, grpc, shutdown_grace and readiness settings take effect only after a restart")
+		s.log.Warn("configuration reload: listener, TLS file name, grpc, shutdown_grace and readiness settings take effect only after a restart")
 	}
 	if strings.ToLower(f.Log.Format) != s.format {
 		s.log.Warn("configuration reload: log.format takes effect only after a restart")

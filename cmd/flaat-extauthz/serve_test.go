@@ -2,6 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -280,5 +289,79 @@ func TestServeDevSwitches(t *testing.T) {
 	res := r.stop(syscall.SIGTERM)
 	if n := strings.Count(res.stderr, "INSECURE DEVELOPMENT SWITCHES ARE ON"); n != 2 {
 		t.Errorf("%d warnings, want 2 (start-up and one tick):\n%s", n, res.stderr)
+	}
+}
+
+// TestServeTLSReloadOnSIGHUP: SIGHUP re-reads the listener certificate files (both
+// listeners share them); the clock stands still, so the automatic check cannot be what
+// picked them up. A bad certificate file is refused and the last good one keeps serving.
+func TestServeTLSReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert := func(serial int64) {
+		t.Helper()
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := x509.MarshalECPrivateKey(k)
+		os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	}
+	writeCert(100)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("issuers: [{issuer: https://op.example}]\nserver: {tls: {cert_file: "+certFile+", key_file: "+keyFile+"}}\n"), 0o600)
+
+	a, _, errb := testApp(nil)
+	a.httpClient = offlineClient()
+	fixed := time.Now()
+	a.now = func() time.Time { return fixed }
+	reloaded := make(chan bool, 4)
+	a.reloaded = func(ok bool) { reloaded <- ok }
+	r := start(t, a, append([]string{"serve", "--config", cfg}, loopback...)...)
+	serial := func(listener string) int64 {
+		t.Helper()
+		c, err := tls.Dial("tcp", r.addrs[listener], &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatalf("%s handshake: %v", listener, err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	for _, l := range []string{"grpc", "http"} {
+		if got := serial(l); got != 100 {
+			t.Fatalf("%s serial %d, want 100", l, got)
+		}
+	}
+	writeCert(101)
+	r.sigs <- syscall.SIGHUP
+	<-reloaded
+	for _, l := range []string{"grpc", "http"} {
+		if got := serial(l); got != 101 {
+			t.Errorf("%s serial %d after SIGHUP, want 101", l, got)
+		}
+	}
+	os.WriteFile(certFile, []byte("garbage"), 0o600)
+	r.sigs <- syscall.SIGHUP
+	<-reloaded
+	for _, l := range []string{"grpc", "http"} {
+		if got := serial(l); got != 101 {
+			t.Errorf("%s serial %d after a bad certificate file, want 101 (last good)", l, got)
+		}
+	}
+	if !strings.Contains(errb.String(), "tls files not reloaded") {
+		t.Errorf("bad certificate not logged:\n%s", errb.String())
 	}
 }
