@@ -116,6 +116,14 @@ type server struct {
 	stopping  atomic.Bool
 	reloadMu  sync.Mutex
 	closers   sync.WaitGroup // old generations being drained
+
+	// readiness is server.readiness as the listeners started with it; runCtx ends when
+	// serve stops. readyLoop is true while a readinessLoop runs. healthMu serialises
+	// updates of the gRPC health service (updateHealth).
+	readiness string
+	runCtx    context.Context
+	readyLoop atomic.Bool
+	healthMu  sync.Mutex
 }
 
 func (s *server) current() *generation { return s.cur.Load() }
@@ -203,16 +211,16 @@ func (s *server) run(ctx context.Context) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.runCtx, s.readiness = runCtx, eff.Readiness
 	s.startupLog(f, gen, addrs)
 	if s.sw.Enabled() {
 		tick, stop := s.a.ticker(devSwitchNag)
 		defer stop()
 		go devswitch.Nag(runCtx, s.log, s.sw, tick)
 	}
-	if eff.Readiness == envoy.ReadinessLazy {
-		envoy.SetServing(s.health, true)
-	} else {
-		go s.readinessLoop(runCtx)
+	s.updateHealth()
+	if eff.Readiness != envoy.ReadinessLazy {
+		s.startReadinessLoop()
 	}
 	if s.banner != nil {
 		s.banner(addrs)
@@ -378,6 +386,15 @@ func (s *server) reload() {
 		}
 		return
 	}
+	if s.readiness != envoy.ReadinessLazy && s.runCtx != nil {
+		// Fetch the new issuers' discovery and JWKS before the swap, so that a reload
+		// whose OPs answer never turns the health service NOT_SERVING, not even briefly.
+		rctx, cancel := context.WithTimeout(s.runCtx, readyTimeout)
+		if gen.eng.Ready(rctx) == nil {
+			gen.ready.Store(true)
+		}
+		cancel()
+	}
 	if b := restartOnly(scfg); !bytes.Equal(b, s.srvJSON) {
 		s.log.Warn("configuration reload: listener, TLS file name, grpc, shutdown_grace and readiness settings take effect only after a restart")
 	}
@@ -386,9 +403,14 @@ func (s *server) reload() {
 	}
 	s.level.Set(logLevel(f.Log.Level))
 	old := s.cur.Swap(gen)
+	s.updateHealth()
 	s.m.SetCacheSource(gen.eng.CacheStats)
 	s.m.Reload(true, s.a.now())
 	s.log.Info("configuration reloaded", "source", s.source, "issuers", len(f.Issuers), "routes", len(f.Policy.Routes))
+	if s.readiness != envoy.ReadinessLazy && !gen.ready.Load() {
+		s.log.Warn("not ready after the reload: the new configuration's issuers' discovery or JWKS not fetched yet; checks are answered meanwhile")
+		s.startReadinessLoop()
+	}
 	s.logWarnings(gen)
 	if old != nil {
 		s.closers.Add(1)
@@ -403,14 +425,29 @@ func (s *server) reload() {
 	}
 }
 
-// readinessLoop tries Ready on the current generation until it succeeds, then marks
-// the gRPC health service SERVING. It retries with a doubling wait up to readyRetry.
+// startReadinessLoop starts readinessLoop unless one is running.
+func (s *server) startReadinessLoop() {
+	if s.readyLoop.CompareAndSwap(false, true) {
+		go s.readinessLoop(s.runCtx)
+	}
+}
+
+// readinessLoop tries Ready on the current generation until it succeeds (checkReady
+// then marks the gRPC health service SERVING). It retries with a doubling wait up to
+// readyRetry. A reload that swaps in a generation that is not ready restarts it (or, if
+// it still runs, it carries on with the new generation).
 func (s *server) readinessLoop(ctx context.Context) {
 	wait := 250 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := s.checkReady(ctx)
 		if err == nil {
-			return
+			s.readyLoop.Store(false)
+			// A reload may have swapped in a generation that is not ready after
+			// checkReady looked and before the flag was cleared: carry on with it.
+			if g := s.cur.Load(); g == nil || g.ready.Load() || !s.readyLoop.CompareAndSwap(false, true) {
+				return
+			}
+			continue
 		}
 		if attempt == 0 || wait == readyRetry {
 			s.log.Warn("not ready yet: issuers' discovery or JWKS not fetched; checks are answered meanwhile (503 while an OP is unreachable)", "err", err.Error())
@@ -419,12 +456,16 @@ func (s *server) readinessLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			s.readyLoop.Store(false)
 			return
 		case <-t.C:
 		}
 		wait = min(2*wait, readyRetry)
 	}
 }
+
+// readyTimeout bounds one readiness attempt (discovery + JWKS of every issuer).
+const readyTimeout = 5 * time.Second
 
 // checkReady asks the current engine; on success the gRPC health turns SERVING.
 func (s *server) checkReady(ctx context.Context) error {
@@ -435,16 +476,34 @@ func (s *server) checkReady(ctx context.Context) error {
 	if g.ready.Load() {
 		return nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	if err := g.eng.Ready(rctx); err != nil {
 		return err
 	}
-	if g.ready.CompareAndSwap(false, true) && !s.stopping.Load() {
-		envoy.SetServing(s.health, true)
-		s.log.Info("ready: every issuer's discovery and JWKS fetched")
+	if g.ready.CompareAndSwap(false, true) {
+		s.updateHealth()
+		if s.cur.Load() == g {
+			s.log.Info("ready: every issuer's discovery and JWKS fetched")
+		}
 	}
 	return nil
+}
+
+// updateHealth sets the gRPC health service from the current state: SERVING with
+// readiness lazy, or once the current generation's issuers were fetched (eager). It
+// is called whenever that changes — start-up, a generation turning ready, a reload —
+// so the health always describes the configuration that serves: a reload that swaps
+// in a generation that is not ready turns it NOT_SERVING until it is; a refused reload
+// changes nothing. After shutdown (health.Shutdown) updates are ignored.
+func (s *server) updateHealth() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if s.stopping.Load() {
+		return
+	}
+	g := s.cur.Load()
+	envoy.SetServing(s.health, s.readiness == envoy.ReadinessLazy || (g != nil && g.ready.Load()))
 }
 
 // adminHandler serves /metrics, /healthz and /readyz.

@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 )
@@ -363,5 +365,92 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "tls files not reloaded") {
 		t.Errorf("bad certificate not logged:\n%s", errb.String())
+	}
+}
+
+// TestServeHealthFollowsReload: the gRPC health service describes the configuration
+// that serves. A reload that adds an issuer whose discovery fails turns it NOT_SERVING
+// (and /readyz 503 naming the issuer) until the discovery succeeds, as at start-up; a
+// refused reload and a reload whose OPs answer leave it SERVING (the new issuers are
+// fetched before the swap).
+func TestServeHealthFollowsReload(t *testing.T) {
+	op1, op2 := optest.New(t), optest.New(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	write := func(issuers ...string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("issuers: [{issuer: "+strings.Join(issuers, "}, {issuer: ")+"}]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(op1.Issuer())
+	a, _, _ := testApp(nil)
+	clk := clocktest.New(time.Now())
+	a.now = clk.Now // a failed discovery is retried after a back-off on this clock
+	reloaded := make(chan bool, 4)
+	a.reloaded = func(ok bool) { reloaded <- ok }
+	r := start(t, a, append([]string{"serve", "--config", path}, loopback...)...)
+	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	health := func() healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		hr, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: envoy.AuthorizationService})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hr.GetStatus()
+	}
+	sighup := func(want bool) {
+		t.Helper()
+		r.sigs <- syscall.SIGHUP
+		if ok := <-reloaded; ok != want {
+			t.Fatalf("reload ok=%v, want %v", ok, want)
+		}
+	}
+	if code, body := r.get("admin", "/readyz", nil); code != 200 { // readies the first configuration
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
+	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v at start, want SERVING", st)
+	}
+
+	// A refused reload keeps the old configuration, and its health.
+	os.WriteFile(path, []byte("issuers: [{issuer: ftp://nope}]\n"), 0o600)
+	sighup(false)
+	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v after a refused reload, want SERVING", st)
+	}
+	// A reload whose OPs answer stays SERVING.
+	write(op1.Issuer())
+	sighup(true)
+	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v after a reload of reachable issuers, want SERVING", st)
+	}
+
+	// A new issuer whose discovery fails: not ready, as at start-up.
+	op2.SetFault(optest.Discovery, optest.Fault{Status: http.StatusNotFound})
+	write(op1.Issuer(), op2.Issuer())
+	sighup(true)
+	if st := health(); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health %v after adding an issuer whose discovery fails, want NOT_SERVING", st)
+	}
+	if code, body := r.get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
+		t.Fatalf("/readyz = %d %q, want 503", code, body)
+	}
+	// The OP recovers: the next readiness attempt (here /readyz's) makes it SERVING.
+	op2.ClearFaults()
+	clk.Advance(time.Minute) // past the authorizer's back-off after a failed discovery
+	if code, body := r.get("admin", "/readyz", nil); code != 200 {
+		t.Fatalf("/readyz = %d %q after the OP recovered", code, body)
+	}
+	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v once the new issuer is ready, want SERVING", st)
+	}
+	if res := r.stop(syscall.SIGTERM); res.code != 0 {
+		t.Fatalf("exit %d:\n%s", res.code, res.stderr)
 	}
 }
