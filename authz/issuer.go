@@ -492,7 +492,9 @@ func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []by
 // Its transport is wrapped by internal/resilience: per OP host at most
 // resilience.DefaultMaxConcurrent requests in flight, and a circuit breaker that fails
 // fast (→ 503) after resilience.DefaultFailureThreshold consecutive failures (transport
-// errors, 5xx, 429) and lets one probe through after resilience.DefaultOpenDuration.
+// errors, 5xx, 429, and broken replies: over MaxResponseSize, or a 200 that is not JSON
+// although JSON was asked for) and lets one probe through after
+// resilience.DefaultOpenDuration.
 func newHTTPClient(cfg Config, now func() time.Time, log *slog.Logger) (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
@@ -515,7 +517,7 @@ func newHTTPClient(cfg Config, now func() time.Time, log *slog.Logger) (*http.Cl
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	tr.MaxIdleConnsPerHost = 64
-	rt := resilience.New(tr, resilience.WithClock(now),
+	rt := resilience.New(tr, resilience.WithClock(now), resilience.WithMaxBodyBytes(MaxResponseSize),
 		resilience.WithStateChange(func(host string, from, to resilience.State) {
 			log.Warn("authz: OP circuit breaker changed state", slog.String("host", host),
 				slog.String("from", from.String()), slog.String("to", to.String()))

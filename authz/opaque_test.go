@@ -396,38 +396,54 @@ func TestVerifyRejectsBeforeParsing(t *testing.T) {
 }
 
 // TestDefaultClientCircuitBreaker: the default HTTP client stops calling an OP that keeps
-// failing (fail fast, still 503, never invalid or valid) and probes it again later.
+// failing (fail fast, still 503, never invalid or valid) and probes it again later. A
+// 200 that is no usable reply (HTML, truncated JSON, over MaxResponseSize) is a failure
+// like a 500 — and, like every OP error, never cached: the recovered OP is asked again.
 func TestDefaultClientCircuitBreaker(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	op := newOP(t, clk)
-	a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil) // no WithHTTPClient: the default client
-	if err := a.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	op.SetFault(optest.Userinfo, optest.Fault{Status: 500})
-	for i := 0; i < 5; i++ {
-		if _, err := a.Verify(ctx, op.MintOpaque(nil)); errKind(err) != "unavailable" {
-			t.Fatalf("%d: %v", i, err)
-		}
-	}
-	if n := op.Count(optest.Userinfo); n != 5 {
-		t.Fatalf("%d userinfo requests before the breaker opened, want 5", n)
-	}
-	for i := 0; i < 20; i++ {
-		if _, err := a.Verify(ctx, op.MintOpaque(nil)); errKind(err) != "unavailable" {
-			t.Fatalf("open breaker: %v", err)
-		}
-	}
-	if n := op.Count(optest.Userinfo); n != 5 {
-		t.Fatalf("open breaker let %d more requests through", n-5)
-	}
-	op.ClearFaults()
-	clk.Advance(11 * time.Second) // past the open duration: one probe, which succeeds
-	if _, err := a.Verify(ctx, op.MintOpaque(nil)); err != nil {
-		t.Fatalf("after the OP recovered: %v", err)
-	}
-	if n := op.Count(optest.Userinfo); n != 6 {
-		t.Fatalf("%d userinfo requests, want 6 (one probe)", n)
+	for name, fault := range map[string]optest.Fault{
+		"500":            {Status: 500},
+		"HTML page":      {HTML: true},
+		"truncated JSON": {MalformedJSON: true},
+		"oversized body": {HugeBody: 2 * authz.MaxResponseSize},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newClock()
+			op := newOP(t, clk)
+			a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil) // no WithHTTPClient: the default client
+			if err := a.Ready(ctx); err != nil {
+				t.Fatal(err)
+			}
+			op.SetFault(optest.Userinfo, fault)
+			first := op.MintOpaque(nil)
+			for i := 0; i < 5; i++ {
+				tok := first
+				if i > 0 {
+					tok = op.MintOpaque(nil)
+				}
+				if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
+					t.Fatalf("%d: %v", i, err)
+				}
+			}
+			if n := op.Count(optest.Userinfo); n != 5 {
+				t.Fatalf("%d userinfo requests before the breaker opened, want 5", n)
+			}
+			for i := 0; i < 20; i++ {
+				if _, err := a.Verify(ctx, op.MintOpaque(nil)); errKind(err) != "unavailable" {
+					t.Fatalf("open breaker: %v", err)
+				}
+			}
+			if n := op.Count(optest.Userinfo); n != 5 {
+				t.Fatalf("open breaker let %d more requests through", n-5)
+			}
+			op.ClearFaults()
+			clk.Advance(11 * time.Second) // past the open duration: one probe, which succeeds
+			if _, err := a.Verify(ctx, first); err != nil {
+				t.Fatalf("after the OP recovered, the token first refused: %v", err)
+			}
+			if n := op.Count(optest.Userinfo); n != 6 {
+				t.Fatalf("%d userinfo requests, want 6 (one probe)", n)
+			}
+		})
 	}
 }

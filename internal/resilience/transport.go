@@ -25,7 +25,9 @@
 package resilience
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,7 +137,7 @@ func WithMaxConcurrent(n int) Option {
 }
 
 // WithFailureThreshold sets how many consecutive failures (transport errors, timeouts,
-// 5xx, 429) open a host's breaker. n <= 0 keeps the default (DefaultFailureThreshold).
+// 5xx, 429, broken replies: see Transport) open a host's breaker. n <= 0 keeps the default (DefaultFailureThreshold).
 func WithFailureThreshold(n int) Option {
 	return func(t *Transport) {
 		if n > 0 {
@@ -176,7 +178,9 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithMaxBodyBytes limits every response body: reading more than n bytes fails with an
-// error wrapping ErrBodyTooLarge. n <= 0: no limit (the default; NewClient sets one).
+// error wrapping ErrBodyTooLarge. It also lets the breaker judge reply bodies (see
+// Transport): an oversized or (when JSON was asked for) non-JSON reply is a failure.
+// n <= 0: no limit and no judging (the default; NewClient sets one).
 func WithMaxBodyBytes(n int64) Option {
 	return func(t *Transport) { t.maxBody = n }
 }
@@ -194,8 +198,14 @@ func WithStateChange(fn func(host string, from, to State)) Option {
 // lower-cased.
 //
 // Failures are: errors of the wrapped RoundTripper (refused, reset, TLS, timeouts)
-// except a cancellation by the caller (context.Canceled), and responses with status
-// 5xx or 429. Everything else (including 4xx) is a success and resets the count. A 429
+// except a cancellation by the caller (context.Canceled), responses with status 5xx or
+// 429 and, when a body limit is set (WithMaxBodyBytes; NewClient sets one), broken
+// replies: a body over the limit, a 200 whose body is not valid JSON although the
+// request's Accept header asked for JSON (an HTML error page, truncated JSON), or a
+// body that fails while being read. Everything else (including 4xx) is a success and
+// resets the count. With a body limit, bodies of replies that are not 5xx or 429 are
+// read within RoundTrip (holding the concurrency slot), judged, and handed to the
+// caller from memory. A 429
 // with a Retry-After header opens the breaker at once, for max(open duration,
 // Retry-After) capped by WithMaxRetryAfter.
 type Transport struct {
@@ -311,12 +321,75 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			retry = t.retryAfter(res.Header.Get("Retry-After"))
 		}
 		t.record(key, h, false, retry)
+	case t.maxBody > 0:
+		return t.judgeBody(req, res, key, h, probe, release)
 	default:
 		t.record(key, h, true, 0)
 	}
 	res.Body = t.wrapBody(res.Body, release)
 	return res, nil
 }
+
+// judgeBody reads the body of a reply that the status alone would count as a success
+// (with a body limit set) and counts it for the breaker only then: a body over the
+// limit, a 200 that is not valid JSON although the request's Accept header asked for
+// JSON (an HTML error page, a truncated document, garbage), and an error while reading
+// the body are failures. The response is returned with the body read so far (up to the
+// limit, then an error wrapping ErrBodyTooLarge), so the caller sees exactly what it
+// would have read itself; a read error is returned as the RoundTrip error.
+func (t *Transport) judgeBody(req *http.Request, res *http.Response, key string, h *hostState, probe bool, release func()) (*http.Response, error) {
+	data, err := io.ReadAll(io.LimitReader(res.Body, t.maxBody+1))
+	_ = res.Body.Close()
+	release()
+	if err != nil {
+		if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
+			if probe {
+				t.forgetProbe(h)
+			}
+		} else {
+			t.record(key, h, false, 0)
+		}
+		return nil, fmt.Errorf("resilience: reading the response body: %w", err)
+	}
+	rb := &readBody{r: bytes.NewReader(data)}
+	ok := true
+	switch {
+	case int64(len(data)) > t.maxBody:
+		rb.r, rb.err, ok = bytes.NewReader(data[:t.maxBody]), fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, t.maxBody), false
+		res.ContentLength = -1
+	case res.StatusCode == http.StatusOK && acceptsJSON(req) && !json.Valid(data):
+		ok = false
+	}
+	t.record(key, h, ok, 0)
+	res.Body = rb
+	return res, nil
+}
+
+// acceptsJSON reports whether req asked for JSON (an Accept header mentioning "json").
+func acceptsJSON(req *http.Request) bool {
+	for _, v := range req.Header.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "json") {
+			return true
+		}
+	}
+	return false
+}
+
+// readBody is a body already read by judgeBody: its bytes, then err (nil: io.EOF).
+type readBody struct {
+	r   *bytes.Reader
+	err error
+}
+
+func (b *readBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF && b.err != nil {
+		return n, b.err
+	}
+	return n, err
+}
+
+func (b *readBody) Close() error { return nil }
 
 // admit decides whether a request may be sent now; probe reports that it is the one
 // half-open probe.
@@ -526,7 +599,7 @@ func ReadAll(r io.Reader, max int64) ([]byte, error) {
 type Stats struct {
 	Requests          int64 // RoundTrip calls
 	Successes         int64 // responses that count as success
-	Failures          int64 // transport errors (not caller cancellations), 5xx, 429
+	Failures          int64 // transport errors (not caller cancellations), 5xx, 429, broken replies
 	RejectedOpen      int64 // failed fast with *OpenError
 	RejectedSaturated int64 // failed with *SaturatedError
 	Opened            int64 // times the breaker went to Open

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -506,4 +507,131 @@ func FuzzRetryAfter(f *testing.F) {
 			t.Fatalf("retryAfter(%q) = %v", v, d)
 		}
 	})
+}
+
+// TestBrokenRepliesCountAsFailures: with a body limit, a reply that the status alone
+// would call a success but that is no usable reply (HTML or truncated JSON where JSON
+// was asked for, an empty 200, a body over the limit, a body that breaks off) is a
+// breaker failure; the caller still gets the body it would have read. Real OP replies
+// come from an httptest server.
+func TestBrokenRepliesCountAsFailures(t *testing.T) {
+	const limit = 1 << 10
+	cases := []struct {
+		name   string
+		accept string
+		status int
+		body   string
+		// hijack drops the connection after the headers and part of the body.
+		hijack  bool
+		failure bool
+		// readErr: reading the body (or RoundTrip) fails with this.
+		readErr error
+	}{
+		{name: "JSON object", accept: "application/json", status: 200, body: `{"sub":"a"}`},
+		{name: "JSON with a jwk-set Accept", accept: "application/json, application/jwk-set+json", status: 200, body: `{"keys":[]}`},
+		{name: "HTML page where JSON was asked", accept: "application/json", status: 200, body: "<html><body>Service Unavailable</body></html>", failure: true},
+		{name: "truncated JSON", accept: "application/json", status: 200, body: `{"sub":"a","groups":[`, failure: true},
+		{name: "empty 200", accept: "application/json", status: 200, body: "", failure: true},
+		{name: "body over the limit", accept: "application/json", status: 200, body: `{"pad":"` + strings.Repeat("x", limit) + `"}`, failure: true, readErr: ErrBodyTooLarge},
+		{name: "body over the limit, JSON not asked", status: 200, body: strings.Repeat("x", limit+1), failure: true, readErr: ErrBodyTooLarge},
+		{name: "text where JSON was not asked", status: 200, body: "plain"},
+		{name: "HTML 404 is an answer, not a broken OP", accept: "application/json", status: 404, body: "<html>not found</html>"},
+		{name: "connection dropped mid-body", accept: "application/json", status: 200, body: `{"sub":"a"}`, hijack: true, failure: true, readErr: io.ErrUnexpectedEOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.hijack {
+					c, buf, _ := w.(http.Hijacker).Hijack()
+					fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n%s", tc.body)
+					buf.Flush()
+					c.Close()
+					return
+				}
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			const threshold = 3
+			tr := New(srv.Client().Transport, WithMaxBodyBytes(limit), WithFailureThreshold(threshold), WithClock(newClock().Now))
+			host := strings.TrimPrefix(srv.URL, "http://")
+			for i := 0; i < threshold; i++ {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/userinfo", nil)
+				if tc.accept != "" {
+					req.Header.Set("Accept", tc.accept)
+				}
+				res, err := tr.RoundTrip(req)
+				var b []byte
+				if err == nil {
+					b, err = io.ReadAll(res.Body)
+					res.Body.Close()
+				}
+				switch {
+				case tc.readErr != nil:
+					if !errors.Is(err, tc.readErr) {
+						t.Fatalf("err = %v, want %v", err, tc.readErr)
+					}
+				case err != nil:
+					t.Fatalf("err = %v", err)
+				case string(b) != tc.body:
+					t.Fatalf("caller read %q, server sent %q", b, tc.body)
+				}
+				if len(b) > limit {
+					t.Fatalf("caller read %d bytes, limit %d", len(b), limit)
+				}
+			}
+			st := tr.Stats()[host]
+			if st.InFlight != 0 {
+				t.Fatalf("slot not released: %+v", st)
+			}
+			if tc.failure {
+				if st.Failures != threshold || st.State != Open {
+					t.Fatalf("stats %+v: want %d failures and an open breaker", st, threshold)
+				}
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/userinfo", nil)
+				if _, err := tr.RoundTrip(req); !errors.Is(err, ErrCircuitOpen) {
+					t.Fatalf("after %d broken replies: err = %v, want ErrCircuitOpen", threshold, err)
+				}
+				return
+			}
+			if st.Failures != 0 || st.Successes != threshold || st.State != Closed {
+				t.Fatalf("stats %+v: want only successes", st)
+			}
+		})
+	}
+}
+
+// TestBrokenReplyProbe: a half-open probe answered with garbage re-opens the breaker;
+// one answered with JSON closes it.
+func TestBrokenReplyProbe(t *testing.T) {
+	var body atomic.Value
+	body.Store("<html>")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, body.Load().(string))
+	}))
+	defer srv.Close()
+	clk := newClock()
+	tr := New(srv.Client().Transport, WithMaxBodyBytes(1<<10), WithFailureThreshold(1), WithOpenDuration(time.Minute), WithClock(clk.Now))
+	host := strings.TrimPrefix(srv.URL, "http://")
+	send := func() error {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Accept", "application/json")
+		res, err := tr.RoundTrip(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		return err
+	}
+	if err := send(); err != nil || tr.Stats()[host].State != Open {
+		t.Fatalf("garbage: %v, %+v", err, tr.Stats()[host])
+	}
+	clk.Advance(time.Minute)
+	if err := send(); err != nil || tr.Stats()[host].State != Open || tr.Stats()[host].Probes != 1 {
+		t.Fatalf("garbage probe: %v, %+v (want open again)", err, tr.Stats()[host])
+	}
+	body.Store(`{"ok":true}`)
+	clk.Advance(time.Minute)
+	if err := send(); err != nil || tr.Stats()[host].State != Closed {
+		t.Fatalf("JSON probe: %v, %+v (want closed)", err, tr.Stats()[host])
+	}
 }

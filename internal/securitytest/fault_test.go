@@ -92,9 +92,11 @@ func TestFaultInjection(t *testing.T) {
 					t.Errorf("one 429 with Retry-After must open the breaker at once: %+v", st)
 				}
 			}},
-		{name: "malformed JSON", set: onEndpoints(optest.Fault{MalformedJSON: true})},
-		{name: "HTML error page", set: onEndpoints(optest.Fault{HTML: true})},
-		{name: "10 MiB body", set: onEndpoints(optest.Fault{HugeBody: 10 << 20})},
+		// 200s that are no usable reply count as failures too: without that, an OP
+		// answering garbage would be bounded only by the concurrency limit.
+		{name: "malformed JSON", breaker: true, set: onEndpoints(optest.Fault{MalformedJSON: true})},
+		{name: "HTML error page", breaker: true, set: onEndpoints(optest.Fault{HTML: true})},
+		{name: "10 MiB body", breaker: true, set: onEndpoints(optest.Fault{HugeBody: 10 << 20})},
 		{name: "redirect to another host",
 			set: func(s *Stack) {
 				s.Net.SetHook(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
@@ -128,10 +130,14 @@ func TestFaultInjection(t *testing.T) {
 			const newTokens = 10
 			start := time.Now()
 			var new503, cached200 int
+			var firstNew string // reached the broken OP: must not be remembered as bad
 			for i := 0; i < newTokens; i++ {
 				tok := s.OP.MintJWT(map[string]any{"aud": "api"})
 				if i%2 == 1 {
 					tok = s.OP.MintOpaque(nil)
+				}
+				if i == 0 {
+					firstNew = tok
 				}
 				got, _ := s.Check(t, Req{Authorization: Bearer(tok)}, 2*time.Second)
 				if got == 200 {
@@ -179,9 +185,9 @@ func TestFaultInjection(t *testing.T) {
 				}
 				clock.Advance(time.Second)
 			} else if st.Opened > 0 {
-				// A fault that is not a breaker failure by itself (e.g. a 10 MiB body) can
-				// still open it on a loaded machine, when reading the body outlasts the
-				// timeout; recovery then starts after the open period, like for the others.
+				// A fault that is not a breaker failure by itself (e.g. a redirect) could
+				// still open it on a loaded machine, when a reply outlasts the timeout;
+				// recovery then starts after the open period, like for the others.
 				clock.Advance(openFor)
 			}
 			recovered := 0
@@ -195,6 +201,9 @@ func TestFaultInjection(t *testing.T) {
 			}
 			if got, _ := s.Check(t, Req{Authorization: Bearer(s.OP.MintOpaque(nil))}, 0); got != 200 {
 				t.Errorf("after repair: new opaque token %d, want 200", got)
+			}
+			if got, _ := s.Check(t, Req{Authorization: Bearer(firstNew)}, 0); got != 200 {
+				t.Errorf("after repair: the token first refused during the fault got %d, want 200 (OP errors are never cached)", got)
 			}
 			report(t, "fault %-26s new tokens: %d/%d got 503, cached: %d/%d got 200, OP requests during fault: %d, breaker opened %d×, rejected fast %d, %v for %d checks, recovered on try %d",
 				tc.name+":", new503, newTokens, cached200, 2*newTokens, opRequests, st.Opened, st.RejectedOpen, elapsed.Round(time.Millisecond), 3*newTokens, recovered)
