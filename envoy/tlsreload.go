@@ -44,7 +44,6 @@ type CertReloader struct {
 // certState is one loaded set of files; never modified once stored.
 type certState struct {
 	stamp fileStamp
-	cert  *tls.Certificate
 	leaf  *x509.Certificate
 	base  *tls.Config // Certificates, ClientCAs, ClientAuth, MinVersion; NextProtos per listener
 	// perProtos caches base with a listener's NextProtos (see ServerConfig).
@@ -194,5 +193,5 @@ func (r *CertReloader) load() (*certState, error) {
 			return nil, fmt.Errorf("envoy: load tls certificate: %w", err)
 		}
 	}
-	return &certState{stamp: stamp, cert: cert, leaf: leaf, base: c}, nil
+	return &certState{stamp: stamp, leaf: leaf, base: c}, nil
 }
