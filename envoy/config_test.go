@@ -51,7 +51,7 @@ headers:
 forward_access_token: true
 metadata_claims: [email]
 path_prefix: /check
-grpc: {max_concurrent_streams: 100, keepalive_min_time: 5s, max_connection_age: 300}
+grpc: {max_concurrent_streams: 100, keepalive_min_time: 5s, max_connection_age: 300, stream_workers: 8}
 tls: {cert_file: c.pem, key_file: k.pem}
 shutdown_grace: 3s
 readiness: lazy
@@ -61,7 +61,7 @@ deny_log_interval: 30s
 		t.Fatal(err)
 	}
 	if c.GRPCListen != "127.0.0.1:7001" || c.HTTPListen != ":9002" || len(c.Headers) != 1 || c.Headers[0].Claim != "preferred_username" ||
-		c.GRPC.KeepaliveMinTime.D() != 5*time.Second || c.GRPC.MaxConnectionAge.D() != 5*time.Minute ||
+		c.GRPC.KeepaliveMinTime.D() != 5*time.Second || c.GRPC.StreamWorkers != 8 || c.GRPC.MaxConnectionAge.D() != 5*time.Minute ||
 		c.ShutdownGrace.D() != 3*time.Second || c.Readiness != "lazy" || !c.ForwardAccessToken ||
 		c.DenyLogInterval.D() != 30*time.Second {
 		t.Errorf("decoded %+v", c)
@@ -90,7 +90,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		Headers:        []HeaderConfig{{Name: "x-a", Claim: "sub"}, {Name: "X-A", Claim: ""}, {Name: "Authorization", Claim: "sub"}, {Name: "", Claim: "x"}},
 		MetadataClaims: []string{""},
 		PathPrefix:     "check",
-		GRPC:           GRPCConfig{KeepaliveTime: authz.Duration(-time.Second)},
+		GRPC:           GRPCConfig{KeepaliveTime: authz.Duration(-time.Second), StreamWorkers: 1<<16 + 1},
 		TLS:            TLSConfig{CertFile: "c.pem", ClientCAFile: "ca.pem"},
 		Readiness:      "sometimes",
 		DenyLogLevel:   "loud",
@@ -104,7 +104,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		"server.grpc_listen", "server.http_listen", "server.token_header", "server.realm",
 		"server.headers[1].name", "server.headers[1].claim", "server.headers[2].name", "server.headers[3].name",
-		"server.metadata_claims[0]", "server.path_prefix", "server.grpc.keepalive_time", "server.tls:",
+		"server.metadata_claims[0]", "server.path_prefix", "server.grpc.keepalive_time", "server.grpc.stream_workers", "server.tls:",
 		"server.readiness", "server.deny_log_level", "server.deny_log_interval",
 	} {
 		if !strings.Contains(err.Error(), want) {

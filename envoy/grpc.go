@@ -37,8 +37,9 @@ func SetServing(h *health.Server, serving bool) {
 // NewGRPCServer returns a gRPC server (not yet serving) with s as the Authorization
 // service, h as grpc.health.v1 (nil: a private health server that always reports
 // SERVING — pass your own from NewHealth to gate readiness), server reflection (so grpcurl works without
-// protos), and s's keepalive, max-concurrent-streams and TLS/mTLS settings. TLS files
-// are read here (s.ListenerTLS) and re-read when they change. Its codec is the proto codec, except that s's memoised answers are
+// protos), and s's keepalive, max-concurrent-streams, stream-worker and TLS/mTLS
+// settings. TLS files are read here (s.ListenerTLS) and re-read when they change. Its
+// codec is the proto codec, except that s's memoised answers are
 // sent as the bytes encoded once when they were memoised (they are never modified).
 // extra options are appended (e.g. stats handlers). The caller runs Serve on its
 // listener and GracefulStop on shutdown.
@@ -56,6 +57,9 @@ func NewGRPCServer(s *Server, h *health.Server, extra ...grpc.ServerOption) (*gr
 			MaxConnectionAge:      cfg.GRPC.MaxConnectionAge.D(),
 			MaxConnectionAgeGrace: cfg.GRPC.MaxConnectionAgeGrace.D(),
 		}),
+	}
+	if n := cfg.GRPC.StreamWorkers; n > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(n)))
 	}
 	if n := cfg.GRPC.MaxConcurrentStreams; n > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(n))

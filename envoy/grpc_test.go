@@ -9,11 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,6 +125,45 @@ func TestGRPCLoopback(t *testing.T) {
 			t.Errorf("got %v", resp)
 		}
 	})
+}
+
+// TestGRPCStreamWorkers: with the default workers, with fewer workers than concurrent
+// calls (the rest get goroutines of their own) and with workers off, every one of many
+// concurrent checks is answered.
+func TestGRPCStreamWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		workers int
+	}{{"default", 0}, {"fewer than calls", 2}, {"off", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newTestServer(t, &fakeAuthorizer{d: allowAlice()}, Config{GRPC: GRPCConfig{StreamWorkers: tc.workers}})
+			gs, err := NewGRPCServer(s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := authv3.NewAuthorizationClient(serveGRPC(t, gs, nil))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, 64)
+			for range 64 {
+				wg.Go(func() {
+					resp, err := client.Check(ctx, checkRequest(map[string]string{"authorization": "Bearer t"}))
+					if err == nil && resp.GetStatus().GetCode() != int32(codes.OK) {
+						err = fmt.Errorf("code %d", resp.GetStatus().GetCode())
+					}
+					errs <- err
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
 }
 
 func TestGRPCNilHealthIsServing(t *testing.T) {
