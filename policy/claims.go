@@ -88,28 +88,49 @@ func scalarString(v any) string {
 	}
 }
 
-// heldValues returns the claim's values, split on sep when set, without empty strings.
-func heldValues(claims map[string]any, name, sep string) ([]string, bool) {
-	vals, ok := ClaimValues(claims, name)
-	if !ok {
-		return nil, false
+// heldValues appends the claim's values, split on sep when set, without empty strings,
+// to dst (callers pass a stack buffer, so that evaluating a requirement allocates
+// nothing for a typical claim), and reports whether the claim is present (as
+// ClaimValues).
+func heldValues(dst []string, claims map[string]any, name, sep string) ([]string, bool) {
+	v, ok := lookupClaim(claims, name)
+	if !ok || v == nil {
+		return dst, false
 	}
-	out := make([]string, 0, len(vals))
-	for _, v := range vals {
-		switch {
-		case sep == "":
-			if v != "" {
-				out = append(out, v)
+	switch t := v.(type) {
+	case []any:
+		for _, e := range t {
+			if e != nil {
+				dst = appendHeld(dst, scalarString(e), sep)
 			}
-		case strings.TrimSpace(sep) == "":
-			out = append(out, strings.Fields(v)...)
-		default:
-			for part := range strings.SplitSeq(v, sep) {
-				if part = strings.TrimSpace(part); part != "" {
-					out = append(out, part)
-				}
+		}
+	case []string:
+		for _, e := range t {
+			dst = appendHeld(dst, e, sep)
+		}
+	default:
+		dst = appendHeld(dst, scalarString(v), sep)
+	}
+	return dst, true
+}
+
+// appendHeld appends the parts of one value v (split on sep when set) that are not empty.
+func appendHeld(dst []string, v, sep string) []string {
+	switch {
+	case sep == "":
+		if v != "" {
+			dst = append(dst, v)
+		}
+	case strings.TrimSpace(sep) == "":
+		for f := range strings.FieldsSeq(v) {
+			dst = append(dst, f)
+		}
+	default:
+		for part := range strings.SplitSeq(v, sep) {
+			if part = strings.TrimSpace(part); part != "" {
+				dst = append(dst, part)
 			}
 		}
 	}
-	return out, true
+	return dst
 }

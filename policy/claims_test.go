@@ -89,7 +89,7 @@ func TestHeldValuesSeparator(t *testing.T) {
 		{"s", " ", []string{"x", "y", "z"}},
 		{"s", "", []string{"x  y\tz"}},
 	} {
-		got, _ := heldValues(claims, tc.name, tc.sep)
+		got, _ := heldValues(nil, claims, tc.name, tc.sep)
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s sep %q: %q want %q", tc.name, tc.sep, got, tc.want)
 		}
@@ -137,7 +137,7 @@ func FuzzClaimValues(f *testing.F) {
 			}
 		}
 		// Splitting never yields empty values.
-		held, _ := heldValues(claims, name, ",")
+		held, _ := heldValues(nil, claims, name, ",")
 		for _, h := range held {
 			if h == "" {
 				t.Fatalf("%q: empty held value", name)

@@ -96,7 +96,8 @@ func (authNode) eval(c map[string]any) outcome {
 
 // hasValue reports whether the claim holds at least one non-empty value.
 func hasValue(c map[string]any, name, sep string) bool {
-	vals, _ := heldValues(c, name, sep)
+	var buf [smallHeld]string
+	vals, _ := heldValues(buf[:0], c, name, sep)
 	return len(vals) > 0
 }
 
@@ -178,7 +179,8 @@ func (n *valuesNode) countText(count int) string {
 const smallHeld = 16
 
 func (n *valuesNode) eval(c map[string]any) outcome {
-	held, _ := heldValues(c, n.claim, n.sep)
+	var buf [smallHeld]string
+	held, _ := heldValues(buf[:0], c, n.claim, n.sep)
 	if len(held) == 0 {
 		return leaf(false, n.kind+": claim "+strconv.Quote(n.claim)+" missing or empty (required: "+n.matchText()+")")
 	}
@@ -271,7 +273,8 @@ func (n *oneOfNode) describe() string {
 }
 
 func (n *oneOfNode) eval(c map[string]any) outcome {
-	held, _ := heldValues(c, n.claim, "")
+	var buf [smallHeld]string
+	held, _ := heldValues(buf[:0], c, n.claim, "")
 	for _, h := range held {
 		if n.set[h] {
 			if n.met.static {
@@ -309,10 +312,11 @@ func (n *scopeNode) describe() string {
 
 func (n *scopeNode) eval(c map[string]any) outcome {
 	name := "scope"
-	held, ok := heldValues(c, "scope", " ")
+	var buf [smallHeld]string
+	held, ok := heldValues(buf[:0], c, "scope", " ")
 	if !ok {
 		name = "scp"
-		held, _ = heldValues(c, "scp", " ")
+		held, _ = heldValues(buf[:0], c, "scp", " ")
 	}
 	var set map[string]bool
 	if len(held) > smallHeld {
