@@ -10,11 +10,11 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 )
 
-// BenchmarkWarmPathDenySampled is BenchmarkWarmPathDeny with server.deny_log_interval
-// set (10s): the repeated bad token is logged once, then only counted.
-func BenchmarkWarmPathDenySampled(b *testing.B) {
+// BenchmarkWarmPathDenyEveryLine is BenchmarkWarmPathDeny with server.deny_log_interval
+// 0s: every denial of the repeated bad token is logged at info (JSON).
+func BenchmarkWarmPathDenyEveryLine(b *testing.B) {
 	f := newFixtureWith(b, map[string]any{}, func(doc map[string]any) {
-		doc["server"].(map[string]any)["deny_log_interval"] = "10s"
+		doc["server"].(map[string]any)["deny_log_interval"] = "0s"
 	})
 	r := load.Request
 	r.Token = f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))

@@ -130,7 +130,8 @@ func BenchmarkWarmPathOpaque(b *testing.B) {
 }
 
 // BenchmarkWarmPathDeny is a repeated token with a foreign signature (negative cache
-// hit, denial logged at info).
+// hit) with the default deny_log_interval: the first denial is logged at info, the
+// identical ones after it are counted (BenchmarkWarmPathDenyEveryLine logs each).
 func BenchmarkWarmPathDeny(b *testing.B) {
 	f := newFixture(b, map[string]any{})
 	bad := f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))

@@ -125,7 +125,7 @@ func BenchmarkCheckDenyLogged(b *testing.B) {
 			log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			d := authz.Decision{Outcome: authz.OutcomeInvalidToken, Reason: "token signature invalid", Route: "api",
 				TokenHash: "0011223344556677", Err: errors.New("authz: invalid token: signature")}
-			s, err := NewServer(constAuthorizer{d: d}, Config{DenyLogInterval: authz.Duration(interval)}, WithLogger(log))
+			s, err := NewServer(constAuthorizer{d: d}, Config{DenyLogInterval: durationPtr(interval)}, WithLogger(log))
 			if err != nil {
 				b.Fatal(err)
 			}

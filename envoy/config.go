@@ -28,6 +28,9 @@ const (
 	DefaultGroupsClaim       = "groups"
 	DefaultShutdownGrace     = 10 * time.Second
 	DefaultKeepaliveMinTime  = 10 * time.Second
+	// DefaultDenyLogInterval is how long identical denials of one token are only counted
+	// after one was logged (Config.DenyLogInterval).
+	DefaultDenyLogInterval = 10 * time.Second
 	// DefaultStreamWorkers is the number of gRPC stream workers (GRPCConfig.StreamWorkers).
 	DefaultStreamWorkers = 64
 	// ReadinessEager: not ready until every configured issuer's discovery succeeded once.
@@ -112,14 +115,16 @@ type Config struct {
 	// DenyLogLevel is the slog level of the one log line per denial: "debug", "info" or
 	// "warn". Default "info". Allows are logged at debug; OP outages at warn.
 	DenyLogLevel string `json:"deny_log_level,omitempty"`
-	// DenyLogInterval, when > 0, samples the denial lines of repeated bad tokens: of
-	// the identical denials of one token (same token hash, outcome, route and reason)
-	// one line is written per interval; the others are counted and the next line of
-	// that token reports them as "suppressed". Denials without a token, allows and OP
-	// outages are never sampled, and the decision metrics count every denial. Use it
-	// where a client retrying a bad token could flood the logs. Default 0: one line per
-	// denial. A reload starts the count afresh.
-	DenyLogInterval authz.Duration `json:"deny_log_interval,omitempty"`
+	// DenyLogInterval samples the denial lines of repeated bad tokens (log-flood
+	// protection): the first denial of a token with one outcome, route and reason is
+	// logged; the identical ones within the interval after it are only counted, and the
+	// next line of that token reports them as "suppressed" (how many identical denials
+	// were left out since its last line). A denial of another token, or of the same
+	// token with another reason or route, is logged at once. Denials without a token,
+	// allows and OP outages are never sampled, and the decision metrics count every
+	// denial. nil (absent): 10s (DefaultDenyLogInterval); 0: one line per denial. A
+	// reload starts the count afresh.
+	DenyLogInterval *authz.Duration `json:"deny_log_interval,omitempty"`
 }
 
 // HeaderConfig is one identity header: the claim's values, joined by ",", set on the
@@ -272,6 +277,10 @@ func (c Config) withDefaults() Config {
 	if c.DenyLogLevel == "" {
 		c.DenyLogLevel = "info"
 	}
+	if c.DenyLogInterval == nil {
+		d := authz.Duration(DefaultDenyLogInterval)
+		c.DenyLogInterval = &d
+	}
 	return c
 }
 
@@ -355,7 +364,7 @@ func (c Config) Validate() error {
 		{"grpc.keepalive_time", c.GRPC.KeepaliveTime}, {"grpc.keepalive_timeout", c.GRPC.KeepaliveTimeout},
 		{"grpc.keepalive_min_time", c.GRPC.KeepaliveMinTime}, {"grpc.max_connection_age", c.GRPC.MaxConnectionAge},
 		{"grpc.max_connection_age_grace", c.GRPC.MaxConnectionAgeGrace}, {"shutdown_grace", c.ShutdownGrace},
-		{"deny_log_interval", c.DenyLogInterval},
+		{"deny_log_interval", *c.DenyLogInterval},
 	} {
 		if d.v < 0 {
 			bad(d.field, "must not be negative")

@@ -95,7 +95,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		Readiness:      "sometimes",
 		DenyLogLevel:   "loud",
 
-		DenyLogInterval: authz.Duration(-time.Second),
+		DenyLogInterval: durationPtr(-time.Second),
 	}
 	err := c.Validate()
 	if !errors.Is(err, ErrInvalidConfig) {

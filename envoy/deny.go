@@ -99,7 +99,8 @@ func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, de
 // denySamplerSlots bounds the state of sampled denial logging (a power of two).
 const denySamplerSlots = 1024
 
-// denySampler decides which denial lines to write when Config.DenyLogInterval > 0:
+// denySampler decides which denial lines to write when the deny log interval is > 0
+// (Config.DenyLogInterval; by default 10s):
 // the first denial of a token hash (with one outcome, route and reason) is logged; the
 // identical ones within the interval after it are counted, not logged; the first one
 // after the interval is logged with the count ("suppressed"). The state is a fixed
@@ -122,6 +123,14 @@ type sampleSlot struct {
 type sampleKey struct {
 	tokenHash, route, reason string
 	outcome                  authz.Outcome
+}
+
+// denyLogInterval is DenyLogInterval's duration; the default when it is absent.
+func (c Config) denyLogInterval() time.Duration {
+	if c.DenyLogInterval == nil {
+		return DefaultDenyLogInterval
+	}
+	return c.DenyLogInterval.D()
 }
 
 func newDenySampler(interval time.Duration) *denySampler {
@@ -158,7 +167,7 @@ func (s *denySampler) admit(now time.Time, d *authz.Decision) (log bool, suppres
 }
 
 // logDecision writes one line: allows at debug, denials at the configured level
-// (sampled per token when DenyLogInterval is set), OP outages at warn. Nothing is
+// (sampled per token unless DenyLogInterval is 0), OP outages at warn. Nothing is
 // formatted when the level is off. Never logs the token.
 func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request, d *authz.Decision, transport string) {
 	lvl := slog.LevelDebug

@@ -176,7 +176,7 @@ func TestDenyLogSampling(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := &manualClock{t: time.Unix(1000, 0)}
 			fa := &fakeAuthorizer{}
-			s, buf := newTestServer(t, fa, Config{DenyLogInterval: authz.Duration(tt.interval)}, WithClock(clock.now))
+			s, buf := newTestServer(t, fa, Config{DenyLogInterval: durationPtr(tt.interval)}, WithClock(clock.now))
 			for i, st := range tt.steps {
 				clock.add(st.advance)
 				fa.d = st.d
@@ -208,12 +208,68 @@ func TestDenyLogSampling(t *testing.T) {
 	}
 }
 
+// TestDenyLogDefault: without deny_log_interval in the configuration, the first denial
+// of every distinct (token hash, reason) — and route — is logged at info, identical
+// repeats within 10 s are not logged, and the next line of that token after the interval
+// reports how many were left out.
+func TestDenyLogDefault(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1000, 0)}
+	fa := &fakeAuthorizer{}
+	s, buf := newTestServer(t, fa, Config{}, WithClock(clock.now))
+	if got := s.Config().DenyLogInterval; got == nil || got.D() != DefaultDenyLogInterval || DefaultDenyLogInterval != 10*time.Second {
+		t.Fatalf("effective deny_log_interval %v, want 10s", got)
+	}
+	type step struct {
+		hash, reason, route string
+		advance             time.Duration
+		want                string // "": no line; else "hash/reason/route suppressed=N", "summary …" for a summary line
+	}
+	for i, st := range []step{
+		{hash: "aa", reason: "token expired", route: "api", want: "aa/token expired/api suppressed=0"},
+		{hash: "aa", reason: "token expired", route: "api", advance: time.Second},
+		{hash: "aa", reason: "token expired", route: "api"},
+		// The same token with another reason: logged at once; the repeats of the first
+		// reason are reported by a summary line.
+		{hash: "aa", reason: "signature verification failed", route: "api",
+			want: "summary aa/token expired/api suppressed=2; aa/signature verification failed/api suppressed=0"},
+		{hash: "bb", reason: "token expired", route: "api", want: "bb/token expired/api suppressed=0"},
+		{hash: "bb", reason: "token expired", route: "api"},
+		{hash: "bb", reason: "token expired", route: "admin", want: "summary bb/token expired/api suppressed=1; bb/token expired/admin suppressed=0"},
+		{hash: "bb", reason: "token expired", route: "admin", advance: 5 * time.Second},
+		{hash: "bb", reason: "token expired", route: "admin", advance: 4 * time.Second},
+		{hash: "bb", reason: "token expired", route: "admin", advance: time.Second, want: "bb/token expired/admin suppressed=2"},
+	} {
+		clock.add(st.advance)
+		fa.d = authz.Decision{Outcome: authz.OutcomeInvalidToken, TokenHash: st.hash, Reason: st.reason, Route: st.route}
+		buf.Reset()
+		if _, err := s.Check(context.Background(), checkRequest(map[string]string{"authorization": "Bearer x"})); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range logLines(t, buf) {
+			prefix := ""
+			switch {
+			case l["level"] != "INFO":
+				t.Errorf("step %d: line not at info: %v", i, l)
+			case l["msg"] == "denials suppressed":
+				prefix = "summary "
+			case l["msg"] != "decision":
+				t.Errorf("step %d: unexpected line %v", i, l)
+			}
+			got = append(got, fmt.Sprintf("%s%v/%v/%v suppressed=%v", prefix, l["token_hash"], l["reason"], l["route"], l["suppressed"]))
+		}
+		if g := strings.Join(got, "; "); g != st.want {
+			t.Errorf("step %d: lines %q, want %q", i, g, st.want)
+		}
+	}
+}
+
 // TestDenyLogSamplingSlotTakeover: a token that takes over another token's slot
 // reports the other's suppressed lines in a summary line, with that token's hash.
 func TestDenyLogSamplingSlotTakeover(t *testing.T) {
 	clock := &manualClock{t: time.Unix(1000, 0)}
 	fa := &fakeAuthorizer{}
-	s, buf := newTestServer(t, fa, Config{DenyLogInterval: authz.Duration(time.Minute)}, WithClock(clock.now))
+	s, buf := newTestServer(t, fa, Config{DenyLogInterval: durationPtr(time.Minute)}, WithClock(clock.now))
 	slot := s.snap.Load().sampler.slot
 	a := "a0"
 	b := ""
@@ -244,7 +300,7 @@ func TestDenyLogSamplingConcurrent(t *testing.T) {
 	fa := AuthorizerFunc(func(_ context.Context, r authz.Request) authz.Decision {
 		return authz.Decision{Outcome: authz.OutcomeInvalidToken, TokenHash: r.RequestID, Reason: "expired"}
 	})
-	s, buf := newTestServer(t, fa, Config{DenyLogInterval: authz.Duration(time.Minute)}, WithClock(clock.now))
+	s, buf := newTestServer(t, fa, Config{DenyLogInterval: durationPtr(time.Minute)}, WithClock(clock.now))
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)

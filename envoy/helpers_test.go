@@ -197,3 +197,9 @@ func histogram(t *testing.T, o prometheus.Observer) (uint64, float64) {
 	pb := writeMetric(t, o)
 	return pb.GetHistogram().GetSampleCount(), pb.GetHistogram().GetSampleSum()
 }
+
+// durationPtr is a pointer to d as a configuration duration.
+func durationPtr(d time.Duration) *authz.Duration {
+	v := authz.Duration(d)
+	return &v
+}

@@ -89,7 +89,7 @@ type snapshot struct {
 
 func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), wire: newWireTable(), httpNames: canonicalNames(cfg.Headers),
-		sampler: newDenySampler(cfg.DenyLogInterval.D())}
+		sampler: newDenySampler(cfg.denyLogInterval())}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
 	for _, h := range cfg.Headers {
 		v.allNames = append(v.allNames, h.Name)
