@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -152,19 +153,43 @@ type Stats struct {
 // and needs no Close.
 type Cache[V any] struct {
 	o     Options
-	lru   *lru.Cache[Key, *entry[V]]
+	lru   *lru.Cache[Key, entry[V]]
 	group singleflight.Group
+	// base is a reading of o.Now at New; entries keep their instants as offsets from it.
+	base time.Time
 
 	hits, misses, negHits, staleHits atomic.Uint64
 	evictions, loads, loadErrors     atomic.Uint64
 }
 
-// entry is one stored value or negative error. It is immutable once stored.
+// entry is one stored value or negative error, stored by value in the LRU's own list
+// element (one allocation per entry, not two). Its instants are offsets from the
+// cache's base (two int64s instead of two 24-byte time.Time values): with the entry
+// inline, the LRU element is 128 bytes instead of a 96-byte element plus an 80-byte
+// entry. Offsets compare as the instants would with Time.Before (see at, wallAt).
 type entry[V any] struct {
 	v          V
-	err        error     // non-nil: a negative entry
-	expires    time.Time // the value's own end of life; zero = unknown
-	freshUntil time.Time // served by Get before this instant
+	err        error         // non-nil: a negative entry
+	expires    time.Duration // wallAt(the value's own end of life); noExpiry = unknown
+	freshUntil time.Duration // at(instant): served by Get before it
+}
+
+// noExpiry is entry.expires of a value whose end of life is unknown (zero time).
+const noExpiry = time.Duration(math.MinInt64)
+
+// at is t as an offset from the cache's base: a.Before(b) exactly when at(a) < at(b),
+// on the monotonic clock when both t and the base have a reading of it (time.Now), on
+// the wall clock otherwise (an injected clock), as Time.Before and Time.Sub do.
+func (c *Cache[V]) at(t time.Time) time.Duration { return t.Sub(c.base) }
+
+// wallAt is at on the wall clock alone, for a value's own end of life: it comes from a
+// token's exp, which has no monotonic reading, so Time.Before compares it on the wall
+// clock too. A zero t (unknown) is noExpiry.
+func (c *Cache[V]) wallAt(t time.Time) time.Duration {
+	if t.IsZero() {
+		return noExpiry
+	}
+	return t.Round(0).Sub(c.base.Round(0))
 }
 
 // result is what one load hands to all its waiters.
@@ -212,8 +237,8 @@ func New[V any](o Options) (*Cache[V], error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Cache[V]{o: o}
-	l, err := lru.New[Key, *entry[V]](o.Size)
+	c := &Cache[V]{o: o, base: o.Now()}
+	l, err := lru.New[Key, entry[V]](o.Size)
 	if err != nil { // unreachable: Size > 0 here
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
@@ -250,7 +275,7 @@ func (c *Cache[V]) Get(ctx context.Context, k Key, load Loader[V]) (v V, hit boo
 // call Lookup first so that the closure is only built (and allocated) on a miss.
 func (c *Cache[V]) Lookup(k Key) (v V, found bool, err error) {
 	e, ok := c.lru.Get(k)
-	if !ok || !c.o.Now().Before(e.freshUntil) {
+	if !ok || c.at(c.o.Now()) >= e.freshUntil {
 		return v, false, nil
 	}
 	if e.err != nil {
@@ -288,7 +313,7 @@ func (c *Cache[V]) miss(ctx context.Context, k Key, load Loader[V]) (v V, hit bo
 func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V] {
 	// A load that finished between the caller's lookup and DoChan has stored a fresh
 	// entry: use it rather than loading again.
-	if e, ok := c.lru.Peek(k); ok && c.o.Now().Before(e.freshUntil) {
+	if e, ok := c.lru.Peek(k); ok && c.at(c.o.Now()) < e.freshUntil {
 		return &result[V]{v: e.v, err: e.err, hit: true}
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.LoadTimeout)
@@ -302,7 +327,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 			ttl = min(ttl, expires.Sub(now))
 		}
 		if ttl > 0 {
-			c.add(k, &entry[V]{v: v, expires: expires, freshUntil: now.Add(ttl)})
+			c.add(k, entry[V]{v: v, expires: c.wallAt(expires), freshUntil: c.at(now.Add(ttl))})
 		} else {
 			c.lru.Remove(k) // do not leave an older entry behind the fresh answer
 		}
@@ -311,7 +336,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 	c.loadErrors.Add(1)
 	if !panicked && c.o.IsNegative != nil && c.o.IsNegative(err) {
 		if c.o.NegativeTTL > 0 {
-			c.add(k, &entry[V]{err: err, freshUntil: now.Add(c.o.NegativeTTL)})
+			c.add(k, entry[V]{err: err, freshUntil: c.at(now.Add(c.o.NegativeTTL))})
 		} else {
 			c.lru.Remove(k) // a proven-invalid key must not be served stale
 		}
@@ -327,15 +352,15 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 }
 
 // staleUsable reports whether an expired positive entry may be served after a failed load.
-func (c *Cache[V]) staleUsable(e *entry[V], now time.Time) bool {
-	return c.o.StaleIfError > 0 && e.err == nil && !e.expires.IsZero() &&
-		now.Before(e.expires) && now.Before(e.freshUntil.Add(c.o.StaleIfError))
+func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
+	return c.o.StaleIfError > 0 && e.err == nil && e.expires != noExpiry &&
+		c.wallAt(now) < e.expires && c.at(now)-e.freshUntil < c.o.StaleIfError
 }
 
 // add stores e and counts an eviction when the LRU had to drop its oldest entry to make
 // room. Evictions are counted from Add's result rather than from an eviction callback:
 // golang-lru calls the callback for Remove and Purge too, which are not evictions.
-func (c *Cache[V]) add(k Key, e *entry[V]) {
+func (c *Cache[V]) add(k Key, e entry[V]) {
 	if c.lru.Add(k, e) {
 		c.evictions.Add(1)
 	}
