@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -52,13 +53,15 @@ func splitJWS(token string) (*jwsParts, bool) {
 	if err != nil || len(hb) == 0 || hb[0] != '{' {
 		return nil, false
 	}
-	var header map[string]any
-	if err := json.Unmarshal(hb, &header); err != nil {
-		return nil, false
-	}
-	if hasDuplicateMembers(hb) {
-		// Not a header we can read unambiguously; verifyJWT rejects it.
-		header = map[string]any{"alg": "", dupMarker: true}
+	header, fast := decodeObjectFast(hb)
+	if !fast {
+		if err := json.Unmarshal(hb, &header); err != nil {
+			return nil, false
+		}
+		if hasDuplicateMembers(hb) {
+			// Not a header we can read unambiguously; verifyJWT rejects it.
+			header = map[string]any{"alg": "", dupMarker: true}
+		}
 	}
 	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
 	parts.alg, _ = header["alg"].(string)
@@ -113,14 +116,18 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	if p.payload == nil || p.signature == nil {
 		return nil, invalid("malformed JWT")
 	}
-	var claims map[string]any
-	if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil {
-		return nil, invalid("malformed JWT claims")
-	}
-	if hasDuplicateMembers(p.payload) {
-		// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
-		// other component can read a different exp, iss or sub from the same token.
-		return nil, invalid("malformed JWT claims: duplicate member")
+	// One pass for the usual claims; json.Unmarshal and the duplicate scan decide
+	// everything else (decodeObjectFast takes nothing they would reject).
+	claims, fast := decodeObjectFast(p.payload)
+	if !fast {
+		if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil {
+			return nil, invalid("malformed JWT claims")
+		}
+		if hasDuplicateMembers(p.payload) {
+			// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
+			// other component can read a different exp, iss or sub from the same token.
+			return nil, invalid("malformed JWT claims: duplicate member")
+		}
 	}
 	issClaim, _ := claims["iss"].(string)
 	is := a.byID[normalizeIssuer(issClaim)]
@@ -226,11 +233,14 @@ func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discover
 	if err != nil {
 		return invalid("JWT algorithm not accepted")
 	}
+	// The signing input is the token's own bytes, not a copy: the verifiers only hash
+	// them (and nothing else may write to them).
+	input := unsafe.Slice(unsafe.StringData(p.input), len(p.input))
 	for i, k := range keys {
 		if i == 8 { // a kid-less token must not make us try a huge JWKS
 			break
 		}
-		if v.Verify([]byte(p.input), p.signature, k.pub) == nil {
+		if v.Verify(input, p.signature, k.pub) == nil {
 			return nil
 		}
 	}
