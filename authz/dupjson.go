@@ -26,15 +26,20 @@ type dupScanner struct {
 	bad bool // malformed input: treated as a duplicate
 }
 
-func (s *dupScanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
+func (s *dupScanner) ws() { s.i = skipWS(s.b, s.i) }
+
+// skipWS returns the index of the first byte of b at or after i that is not JSON white
+// space (len(b) if none).
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
 		case ' ', '\t', '\n', '\r':
-			s.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // next returns the byte at the cursor (after white space), or 0 at the end.

@@ -35,16 +35,7 @@ type fastDecoder struct {
 	i int
 }
 
-func (d *fastDecoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
+func (d *fastDecoder) ws() { d.i = skipWS(d.b, d.i) }
 
 // value decodes the value at the cursor (after white space); depth is its container's.
 func (d *fastDecoder) value(depth int) (any, bool) {
