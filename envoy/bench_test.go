@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 
@@ -39,13 +40,7 @@ func benchServer(b *testing.B, d authz.Decision) *Server {
 func BenchmarkCheckAllow(b *testing.B) {
 	s := benchServer(b, allowAlice())
 	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Check(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchCheck(b, s, req)
 }
 
 // BenchmarkCheckAllowCached is BenchmarkCheckAllow with an identity from the cache (the
@@ -55,26 +50,14 @@ func BenchmarkCheckAllowCached(b *testing.B) {
 	d.Cached = true
 	s := benchServer(b, d)
 	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Check(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchCheck(b, s, req)
 }
 
 // BenchmarkCheckDeny is a full Check answered 403 with challenge and JSON body.
 func BenchmarkCheckDeny(b *testing.B) {
 	s := benchServer(b, authz.Decision{Outcome: authz.OutcomeForbidden, Reason: `groups: missing "ops"`, Route: "admin"})
 	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi"})
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Check(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchCheck(b, s, req)
 }
 
 // BenchmarkCheckResponseAllow is response building alone.
@@ -130,13 +113,7 @@ func BenchmarkCheckDenyLogged(b *testing.B) {
 				b.Fatal(err)
 			}
 			req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi", "x-request-id": "r"})
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.Check(ctx, req); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchCheck(b, s, req)
 		})
 	}
 }
@@ -164,5 +141,17 @@ func BenchmarkCodecMarshalAllow(b *testing.B) {
 				data.Free()
 			}
 		})
+	}
+}
+
+// benchCheck measures s.Check answering req, with allocations reported.
+func benchCheck(b *testing.B, s *Server, req *authv3.CheckRequest) {
+	b.Helper()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Check(ctx, req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
