@@ -321,7 +321,7 @@ func TestDemo(t *testing.T) {
 	if toks["ADMIN"] == "" || toks["USER"] == "" {
 		t.Fatalf("tokens not printed:\n%s", banner)
 	}
-	for _, want := range []string{"DEVELOPMENT OP", "curl -i", "grpcurl -plaintext", r.addrs["http"], r.addrs["grpc"], "envoy.service.auth.v3.Authorization/Check"} {
+	for _, want := range []string{"DEVELOPMENT OP", "curl -i", "grpcurl -plaintext", r.Addrs["http"], r.Addrs["grpc"], "envoy.service.auth.v3.Authorization/Check"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q", want)
 		}
@@ -339,11 +339,11 @@ func TestDemo(t *testing.T) {
 		{"no token", "/hello", nil, 401},
 	}
 	for _, tc := range httpCases {
-		if code, body := r.get("http", tc.path, tc.hdr); code != tc.want {
+		if code, body := r.Get("http", tc.path, tc.hdr); code != tc.want {
 			t.Errorf("%s: HTTP %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("gRPC %q: %v %v, want %v", tc.tok, codes.Code(resp.GetStatus().GetCode()), err, tc.want)
 		}
 	}
-	if res := r.stop(syscall.SIGINT); res.code != 0 {
+	if res := r.Stop(syscall.SIGINT); res.code != 0 {
 		t.Errorf("exit %d after Ctrl-C:\n%s", res.code, res.stderr)
 	}
 }

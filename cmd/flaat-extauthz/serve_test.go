@@ -25,20 +25,20 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	a.httpClient = offlineClient()
 	r := start(t, a, append([]string{"serve", "--issuer", "https://login.example.org"}, loopback...)...)
 
-	if code, body := r.get("admin", "/healthz", nil); code != 200 || body != "ok\n" {
+	if code, body := r.Get("admin", "/healthz", nil); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, body := r.get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
+	if code, body := r.Get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
 		t.Errorf("/readyz = %d %q, want 503 naming the issuers", code, body)
 	}
-	if code, _ := r.get("http", "/anything", nil); code != 401 {
+	if code, _ := r.Get("http", "/anything", nil); code != 401 {
 		t.Errorf("check without token = %d, want 401", code)
 	}
-	if code, _ := r.get("http", "/anything", map[string]string{"Authorization": "Bearer not-a-jwt"}); code != 503 {
+	if code, _ := r.Get("http", "/anything", map[string]string{"Authorization": "Bearer not-a-jwt"}); code != 503 {
 		// An opaque token can only be checked at the (unreachable) OP: fail closed.
 		t.Errorf("check with opaque token, OP unreachable = %d, want 503", code)
 	}
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("grpc health = %v %v, want NOT_SERVING until discovery works", hr.GetStatus(), err)
 	}
-	res := r.stop(syscall.SIGTERM)
+	res := r.Stop(syscall.SIGTERM)
 	if res.code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", res.code, res.stderr)
 	}
@@ -64,16 +64,16 @@ func TestServeNoArguments(t *testing.T) {
 	a, _, _ := testApp(nil)
 	a.httpClient = offlineClient()
 	r := start(t, a, append([]string{"serve"}, loopback...)...)
-	if code, body := r.get("admin", "/healthz", nil); code != 200 {
+	if code, body := r.Get("admin", "/healthz", nil); code != 200 {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, _ := r.get("http", "/x", nil); code != 401 {
+	if code, _ := r.Get("http", "/x", nil); code != 401 {
 		t.Errorf("no token = %d, want 401", code)
 	}
-	if code, _ := r.get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 401 {
+	if code, _ := r.Get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 401 {
 		t.Errorf("opaque token with no trusted issuer = %d, want 401", code)
 	}
-	res := r.stop(syscall.SIGTERM)
+	res := r.Stop(syscall.SIGTERM)
 	if res.code != 0 || !strings.Contains(res.stderr, "no trusted issuer is configured") {
 		t.Errorf("exit %d; stderr lacks the no-issuer warning:\n%s", res.code, res.stderr)
 	}

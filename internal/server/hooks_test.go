@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil"
 )
 
 // TestServeHooks: an extra listener is served, reaches the current authorizer and stops
@@ -35,17 +36,17 @@ func TestServeHooks(t *testing.T) {
 	})
 	srv = func() *Server { return r.srv }
 
-	if code, _ := r.get("logout", "/", nil); code != http.StatusNoContent {
+	if code, _ := r.Get("logout", "/", nil); code != http.StatusNoContent {
 		t.Errorf("extra listener = %d, want 204 (it sees the current authorizer)", code)
 	}
-	if code, _, h := r.getH("http", "/x", nil); code != 401 || h.Get("x-wrapped") != "yes" {
+	if code, _, h := r.GetH("http", "/x", nil); code != 401 || h.Get("x-wrapped") != "yes" {
 		t.Errorf("check = %d x-wrapped=%q, want 401 through the middleware", code, h.Get("x-wrapped"))
 	}
 	ctx := context.Background()
-	if err := Probe(ctx, nil, r.addrs["admin"], HealthzPath); err != nil {
+	if err := Probe(ctx, nil, r.Addrs["admin"], HealthzPath); err != nil {
 		t.Errorf("Probe healthz: %v", err)
 	}
-	if err := Probe(ctx, nil, r.addrs["admin"], ReadyzPath); err == nil || !strings.Contains(err.Error(), "503") {
+	if err := Probe(ctx, nil, r.Addrs["admin"], ReadyzPath); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("Probe readyz with an unreachable OP = %v, want a 503 error", err)
 	}
 	if _, err := r.stop(syscall.SIGTERM); err != nil {
@@ -54,7 +55,7 @@ func TestServeHooks(t *testing.T) {
 	if len(shutdownRan) != 1 {
 		t.Errorf("OnShutdown ran %d times, want 1", len(shutdownRan))
 	}
-	if err := Probe(ctx, nil, r.addrs["logout"], "/"); err == nil {
+	if err := Probe(ctx, nil, r.Addrs["logout"], "/"); err == nil {
 		t.Error("extra listener still answers after shutdown")
 	}
 }
@@ -85,7 +86,7 @@ func TestNewRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name != "no logger" {
-				tc.o.Logger, _ = NewLogger(&syncBuffer{}, f.Log)
+				tc.o.Logger, _ = NewLogger(&testutil.Buffer{}, f.Log)
 			}
 			s, err := New(f, tc.o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -35,10 +35,10 @@ func TestServeReadyAndMetrics(t *testing.T) {
 	op := oidctest.New(t)
 	r := start(t, Options{Load: defaultLoader(config.Overrides{Issuers: []string{op.Issuer()}, LogFormat: "text"})})
 
-	if code, body := r.get("admin", "/readyz", nil); code != 200 {
+	if code, body := r.Get("admin", "/readyz", nil); code != 200 {
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +48,10 @@ func TestServeReadyAndMetrics(t *testing.T) {
 		t.Errorf("grpc health = %v %v, want SERVING once ready", hr.GetStatus(), err)
 	}
 	tok := op.MintJWT(map[string]any{"sub": "alice"})
-	if code, body := r.get("http", "/x", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
+	if code, body := r.Get("http", "/x", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
 		t.Errorf("valid token = %d %s", code, body)
 	}
-	code, body := r.get("admin", "/metrics", nil)
+	code, body := r.Get("admin", "/metrics", nil)
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
@@ -120,11 +120,11 @@ func TestServeReload(t *testing.T) {
 	gc.gate = make(chan struct{})
 	gc.mu.Unlock()
 	inflight := make(chan int, 1)
-	go func() { code, _ := r.get("http", "/admin", alice); inflight <- code }()
+	go func() { code, _ := r.Get("http", "/admin", alice); inflight <- code }()
 	<-gc.entered // the check is now waiting for userinfo on the old configuration
 
 	write("ops") // alice is not in ops
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	if ok := <-reloaded; !ok {
 		t.Fatal("valid reload refused")
 	}
@@ -135,27 +135,27 @@ func TestServeReload(t *testing.T) {
 	if code := <-inflight; code != 200 {
 		t.Errorf("check in flight during reload = %d, want 200 from the old configuration", code)
 	}
-	if code, _ := r.get("http", "/admin", alice); code != 403 {
+	if code, _ := r.Get("http", "/admin", alice); code != 403 {
 		t.Errorf("after reload = %d, want 403 from the new configuration", code)
 	}
 
 	os.WriteFile(path, []byte("policy: {routes: [{name: x, nonsense: 1}]}\n"), 0o600)
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	if ok := <-reloaded; ok {
 		t.Fatal("invalid reload applied")
 	}
-	if code, _ := r.get("http", "/admin", alice); code != 403 {
+	if code, _ := r.Get("http", "/admin", alice); code != 403 {
 		t.Errorf("after refused reload = %d, want 403 (previous configuration)", code)
 	}
 	bob := map[string]string{"Authorization": "Bearer " + op.MintJWT(map[string]any{"sub": "bob", "groups": []string{"ops"}})}
-	code, _, hdr := r.getH("http", "/admin", bob)
+	code, _, hdr := r.GetH("http", "/admin", bob)
 	if code != 200 {
 		t.Errorf("ops member after refused reload = %d, want 200", code)
 	}
 	if hdr.Get("x-ops-user") != "bob" || hdr.Get("x-admins-user") != "" {
 		t.Errorf("identity headers after reload: %v, want the reloaded x-ops-user only", hdr)
 	}
-	_, metrics := r.get("admin", "/metrics", nil)
+	_, metrics := r.Get("admin", "/metrics", nil)
 	for _, want := range []string{`flaat_extauthz_config_reloads_total{result="ok"} 1`, `flaat_extauthz_config_reloads_total{result="failed"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -171,14 +171,14 @@ func TestServeDevSwitches(t *testing.T) {
 	_, load := writeConfig(t, "issuers: [{issuer: https://op.example}]\npolicy:\n  routes:\n    - {name: admin, path: {prefix: /admin}, require: {groups: {values: [admins]}}}\n    - {name: ops, path: {prefix: /ops}, require: {groups: {values: [ops]}}}\n")
 	r := start(t, Options{Load: load, HTTPClient: offlineClient(), DevSwitches: devswitch.Switches{AssumeGroups: []string{"admins"}},
 		Tick: func(time.Duration) <-chan time.Time { return ticks }})
-	if code, _ := r.get("http", "/admin", nil); code != 200 {
+	if code, _ := r.Get("http", "/admin", nil); code != 200 {
 		t.Errorf("/admin with assumed group admins = %d, want 200 without any token", code)
 	}
-	if code, _ := r.get("http", "/ops", nil); code != 403 {
+	if code, _ := r.Get("http", "/ops", nil); code != 403 {
 		t.Errorf("/ops = %d, want 403 (only the assumed groups)", code)
 	}
 	ticks <- time.Now()
-	_, metrics := r.get("admin", "/metrics", nil)
+	_, metrics := r.Get("admin", "/metrics", nil)
 	if !strings.Contains(metrics, "flaat_extauthz_insecure_dev_switches_enabled 1") ||
 		!strings.Contains(metrics, "flaat_extauthz_insecure_dev_switch_decisions_total 2") {
 		t.Errorf("dev switch metrics missing:\n%s", metrics)
@@ -227,7 +227,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 		Now: func() time.Time { return fixed }, OnReload: func(ok bool) { reloaded <- ok }})
 	serial := func(listener string) int64 {
 		t.Helper()
-		c, err := tls.Dial("tcp", r.addrs[listener], &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
+		c, err := tls.Dial("tcp", r.Addrs[listener], &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
 		if err != nil {
 			t.Fatalf("%s handshake: %v", listener, err)
 		}
@@ -240,7 +240,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	writeCert(101)
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	<-reloaded
 	for _, l := range []string{"grpc", "http"} {
 		if got := serial(l); got != 101 {
@@ -248,7 +248,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	os.WriteFile(certFile, []byte("garbage"), 0o600)
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	<-reloaded
 	for _, l := range []string{"grpc", "http"} {
 		if got := serial(l); got != 101 {
@@ -279,7 +279,7 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	clk := clocktest.New(time.Now()) // a failed discovery is retried after a back-off on this clock
 	reloaded := make(chan bool, 4)
 	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), Now: clk.Now, OnReload: func(ok bool) { reloaded <- ok }})
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,12 +295,12 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	}
 	sighup := func(want bool) {
 		t.Helper()
-		r.sigs <- syscall.SIGHUP
+		r.Sigs <- syscall.SIGHUP
 		if ok := <-reloaded; ok != want {
 			t.Fatalf("reload ok=%v, want %v", ok, want)
 		}
 	}
-	if code, body := r.get("admin", "/readyz", nil); code != 200 { // readies the first configuration
+	if code, body := r.Get("admin", "/readyz", nil); code != 200 { // readies the first configuration
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
 	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
@@ -327,13 +327,13 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	if st := health(); st != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health %v after adding an issuer whose discovery fails, want NOT_SERVING", st)
 	}
-	if code, body := r.get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
+	if code, body := r.Get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
 		t.Fatalf("/readyz = %d %q, want 503", code, body)
 	}
 	// The OP recovers: the next readiness attempt (here /readyz's) makes it SERVING.
 	op2.ClearFaults()
 	clk.Advance(time.Minute) // past the authorizer's back-off after a failed discovery
-	if code, body := r.get("admin", "/readyz", nil); code != 200 {
+	if code, body := r.Get("admin", "/readyz", nil); code != 200 {
 		t.Fatalf("/readyz = %d %q after the OP recovered", code, body)
 	}
 	if st := health(); st != healthpb.HealthCheckResponse_SERVING {

@@ -17,7 +17,6 @@
 package securitytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -38,6 +37,7 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
@@ -145,24 +145,7 @@ func (t *Transport) Path(p string) int {
 func (t *Transport) CloseIdleConnections() { t.base.(*http.Transport).CloseIdleConnections() }
 
 // LogBuffer collects log output; safe for concurrent use.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type LogBuffer struct{ testutil.Buffer }
 
 // Logger returns a debug-level JSON logger writing into l.
 func (l *LogBuffer) Logger() *slog.Logger {
