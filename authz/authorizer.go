@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -40,25 +41,24 @@ func (nopObserver) JWKSRefresh(string, error)                    {}
 type Option func(*options)
 
 type options struct {
-	client  *http.Client
-	now     func() time.Time
-	log     *slog.Logger
-	obs     Observer
-	project bool
-	keep    []string
+	transport http.RoundTripper
+	now       func() time.Time
+	log       *slog.Logger
+	obs       Observer
+	project   bool
+	keep      []string
 }
 
-// WithHTTPClient sets the HTTP client for every OP request. Default: an own client whose
-// TLS settings come from Config (CAFile, InsecureSkipTLSVerify). Whatever the client, the
-// Authorizer uses a copy whose redirect policy never follows a redirect to another host
-// or from https to http (the redirect is then answered as a broken OP). Per-call timeouts
-// come from Config.HTTPTimeout via contexts, not from the client.
-func WithHTTPClient(c *http.Client) Option {
-	return func(o *options) {
-		if c != nil {
-			o.client = c
-		}
-	}
+// WithTransport sets the innermost RoundTripper of the OP client (tests count, fake or
+// fail requests there). Default: a clone of http.DefaultTransport whose TLS settings
+// come from Config (CAFile, InsecureSkipTLSVerify); with WithTransport they do not
+// apply. Whatever the transport, the Authorizer's client is built the one way
+// (resilience.NewClient): the circuit breaker and concurrency limit of Config.Breaker,
+// the response-size limit, and a redirect policy that never follows a redirect to
+// another host or from https to http (the redirect is then answered as a broken OP).
+// Per-call timeouts come from Config.HTTPTimeout via contexts.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *options) { o.transport = rt }
 }
 
 // WithClock sets the clock for every time check (exp, nbf, iat, leeway, refresh limits,
@@ -160,7 +160,7 @@ type Authorizer struct {
 	cfg        Config // with defaults
 	pol        *policy.Engine
 	client     *http.Client
-	ownClient  bool
+	breaker    *resilience.Transport
 	now        func() time.Time
 	log        *slog.Logger
 	obs        Observer
@@ -205,17 +205,11 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 	if o.project {
 		a.keep, a.interned = projection(o.keep), newInterner()
 	}
-	if o.client != nil {
-		c := *o.client
-		c.CheckRedirect = sameHostRedirects(o.client.CheckRedirect)
-		a.client = &c
-	} else {
-		c, err := newHTTPClient(cfg, o.now, o.log)
-		if err != nil {
-			return nil, err
-		}
-		a.client, a.ownClient = c, true
+	c, tr, err := newHTTPClient(cfg, o.transport, o.now, o.log)
+	if err != nil {
+		return nil, err
 	}
+	a.client, a.breaker = c, tr
 	var hint *regexp.Regexp
 	if cfg.OPHint != "" {
 		hint = regexp.MustCompile(cfg.OPHint) // validated above
@@ -261,12 +255,14 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 func (a *Authorizer) Close() error {
 	a.closeOnce.Do(func() {
 		a.cancel()
-		if a.ownClient {
-			a.client.CloseIdleConnections()
-		}
+		a.breaker.CloseIdleConnections()
 	})
 	return nil
 }
+
+// OPStats returns, per OP host (host[:port]), the OP client's request counters and
+// circuit-breaker state (for metrics: resilience.NewCollector).
+func (a *Authorizer) OPStats() map[string]resilience.Stats { return a.breaker.Stats() }
 
 // CacheStats returns the identity cache's counters; the zero Stats if the cache is
 // disabled.

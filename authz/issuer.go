@@ -17,13 +17,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 )
@@ -50,26 +51,26 @@ type issuer struct {
 	introspect   string // effective mode
 	ready        atomic.Bool
 
-	mu        sync.Mutex
-	disc      *discovery
-	discCall  *call[*discovery]
-	discErr   error
-	discErrAt time.Time
+	// flights shares one discovery fetch and one JWKS fetch between concurrent
+	// callers; each fetch runs on the Authorizer's context, and each waiter selects on
+	// its own (await). Every flight gets a key of its own (flightKey), so that a caller
+	// never joins a flight that has already recorded its outcome.
+	flights   singleflight.Group
+	flightSeq atomic.Uint64
+
+	mu         sync.Mutex
+	disc       *discovery
+	discFlight string // key of the discovery flight running; "" none
+	discErr    error
+	discErrAt  time.Time
 
 	keys      atomic.Pointer[keyIndex]
 	kmu       sync.Mutex
-	keyCall   *call[*keyIndex]
+	keyFlight string    // key of the JWKS flight running; "" none
 	forcedAt  time.Time // last refresh triggered by an unknown kid
 	forcedErr error
 	initErr   error
 	initErrAt time.Time
-}
-
-// call is one shared fetch; waiters select on done and their own context.
-type call[T any] struct {
-	done chan struct{}
-	v    T
-	err  error
 }
 
 // discovery is what we use from the OP's discovery document.
@@ -110,11 +111,17 @@ func (is *issuer) unavailable(endpoint string, err error) error {
 	return &UnavailableError{Issuer: is.id, Endpoint: endpoint, Err: err}
 }
 
-// wait waits for c or ctx.
-func wait[T any](ctx context.Context, c *call[T], onCancel func(error) error) (T, error) {
+// flightKey returns a new singleflight key for a fetch of what.
+func (is *issuer) flightKey(what string) string {
+	return what + "#" + strconv.FormatUint(is.flightSeq.Add(1), 10)
+}
+
+// await waits for a flight's result or for ctx (the flight carries on for the others).
+func await[T any](ctx context.Context, ch <-chan singleflight.Result, onCancel func(error) error) (T, error) {
 	select {
-	case <-c.done:
-		return c.v, c.err
+	case r := <-ch:
+		v, _ := r.Val.(T)
+		return v, r.Err
 	case <-ctx.Done():
 		var zero T
 		return zero, onCancel(ctx.Err())
@@ -129,31 +136,28 @@ func (is *issuer) discover(ctx context.Context) (*discovery, error) {
 		is.mu.Unlock()
 		return d, nil
 	}
-	c := is.discCall
-	if c == nil {
+	if is.discFlight == "" {
 		if is.discErr != nil && is.a.now().Sub(is.discErrAt) < failBackoff {
 			err := is.discErr
 			is.mu.Unlock()
 			return nil, err
 		}
-		c = &call[*discovery]{done: make(chan struct{})}
-		is.discCall = c
-		go func() {
-			d, err := is.fetchDiscovery()
-			is.mu.Lock()
-			if err == nil {
-				is.disc = d
-			} else {
-				is.discErr, is.discErrAt = err, is.a.now()
-			}
-			is.discCall = nil
-			is.mu.Unlock()
-			c.v, c.err = d, err
-			close(c.done)
-		}()
+		is.discFlight = is.flightKey("discovery")
 	}
+	ch := is.flights.DoChan(is.discFlight, func() (any, error) {
+		d, err := is.fetchDiscovery()
+		is.mu.Lock()
+		if err == nil {
+			is.disc = d
+		} else {
+			is.discErr, is.discErrAt = err, is.a.now()
+		}
+		is.discFlight = ""
+		is.mu.Unlock()
+		return d, err
+	})
 	is.mu.Unlock()
-	return wait(ctx, c, func(err error) error { return is.unavailable("discovery", err) })
+	return await[*discovery](ctx, ch, func(err error) error { return is.unavailable("discovery", err) })
 }
 
 func (is *issuer) fetchDiscovery() (*discovery, error) {
@@ -329,8 +333,7 @@ var errRateLimited = errors.New("authz: jwks refresh rate-limited")
 func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx *keyIndex, refreshed bool, err error) {
 	a := is.a
 	is.kmu.Lock()
-	c := is.keyCall
-	if c == nil {
+	if is.keyFlight == "" {
 		now := a.now()
 		if forced {
 			if !is.forcedAt.IsZero() && now.Sub(is.forcedAt) < a.cfg.JWKSRefreshInterval.D() {
@@ -353,28 +356,28 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 				return nil, false, err
 			}
 		}
-		c = &call[*keyIndex]{done: make(chan struct{})}
-		is.keyCall = c
-		go func() {
-			err := is.refreshJWKS(d.jwksURI)
-			idx := is.keys.Load()
-			if err == nil && idx == nil {
-				err = is.unavailable("jwks", errors.New("no usable keys"))
-			}
-			is.kmu.Lock()
-			is.keyCall = nil
-			if forced {
-				is.forcedErr = err
-			} else if err != nil {
-				is.initErr, is.initErrAt = err, a.now()
-			}
-			is.kmu.Unlock()
-			c.v, c.err = idx, err
-			close(c.done)
-		}()
+		is.keyFlight = is.flightKey("jwks")
 	}
+	// Only the caller that set keyFlight starts the flight (its forced decides what is
+	// recorded); the others join it.
+	ch := is.flights.DoChan(is.keyFlight, func() (any, error) {
+		err := is.refreshJWKS(d.jwksURI)
+		idx := is.keys.Load()
+		if err == nil && idx == nil {
+			err = is.unavailable("jwks", errors.New("no usable keys"))
+		}
+		is.kmu.Lock()
+		is.keyFlight = ""
+		if forced {
+			is.forcedErr = err
+		} else if err != nil {
+			is.initErr, is.initErrAt = err, a.now()
+		}
+		is.kmu.Unlock()
+		return idx, err
+	})
 	is.kmu.Unlock()
-	idx, err = wait(ctx, c, func(err error) error { return is.unavailable("jwks", err) })
+	idx, err = await[*keyIndex](ctx, ch, func(err error) error { return is.unavailable("jwks", err) })
 	return idx, true, err
 }
 
@@ -486,60 +489,43 @@ func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []by
 	return res.StatusCode, body, res.Header, nil
 }
 
-// newHTTPClient builds the default client: TLS 1.2+, the system roots plus CAFile, and
-// InsecureSkipTLSVerify if (dangerously) configured.
+// newHTTPClient builds the Authorizer's OP client with resilience.NewClient, the one
+// constructor of an OP client: TLS 1.2+, the system roots plus CAFile, and
+// InsecureSkipTLSVerify if (dangerously) configured, over base (nil: a clone of
+// http.DefaultTransport; WithTransport sets it).
 //
-// Its transport is wrapped by internal/resilience: per OP host at most
-// resilience.DefaultMaxConcurrent requests in flight, and a circuit breaker that fails
-// fast (→ 503) after resilience.DefaultFailureThreshold consecutive failures (transport
-// errors, 5xx, 429, and broken replies: over MaxResponseSize, or a 200 that is not JSON
-// although JSON was asked for) and lets one probe through after
-// resilience.DefaultOpenDuration.
-func newHTTPClient(cfg Config, now func() time.Time, log *slog.Logger) (*http.Client, error) {
+// Per OP host at most Breaker.MaxConcurrent requests are in flight, and a circuit
+// breaker fails fast (→ 503) after Breaker.FailureThreshold consecutive failures
+// (transport errors, 5xx, 429, and broken replies: over MaxResponseSize, or a 200 that
+// is not JSON although JSON was asked for) and lets one probe through after
+// Breaker.OpenDuration. Redirects to another host are never followed.
+func newHTTPClient(cfg Config, base http.RoundTripper, now func() time.Time, log *slog.Logger) (*http.Client, *resilience.Transport, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("authz: ca_file: %w", err)
+			return nil, nil, fmt.Errorf("authz: ca_file: %w", err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("authz: ca_file %s holds no PEM certificate", cfg.CAFile)
+			return nil, nil, fmt.Errorf("authz: ca_file %s holds no PEM certificate", cfg.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if cfg.InsecureSkipTLSVerify {
 		tc.InsecureSkipVerify = true //nolint:gosec // documented: MUST NOT be used in production
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	tr.MaxIdleConnsPerHost = 64
-	rt := resilience.New(tr, resilience.WithClock(now), resilience.WithMaxBodyBytes(MaxResponseSize),
+	b := cfg.Breaker
+	c, tr := resilience.NewClient(resilience.ClientConfig{TLS: tc, Base: base},
+		resilience.WithClock(now), resilience.WithMaxBodyBytes(MaxResponseSize),
+		resilience.WithFailureThreshold(b.FailureThreshold), resilience.WithOpenDuration(b.OpenDuration.D()),
+		resilience.WithMaxConcurrent(b.MaxConcurrent), resilience.WithMaxRetryAfter(b.MaxRetryAfter.D()),
 		resilience.WithStateChange(func(host string, from, to resilience.State) {
 			log.Warn("authz: OP circuit breaker changed state", slog.String("host", host),
 				slog.String("from", from.String()), slog.String("to", to.String()))
 		}))
-	return &http.Client{Transport: rt, CheckRedirect: sameHostRedirects(nil)}, nil
-}
-
-// sameHostRedirects wraps a redirect policy: a redirect to another host, or from https to
-// http, is not followed (the 3xx is returned and treated as a broken OP); at most 5
-// redirects are followed.
-func sameHostRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		orig := via[0].URL
-		if !strings.EqualFold(req.URL.Host, orig.Host) || (orig.Scheme == "https" && req.URL.Scheme != "https") {
-			return http.ErrUseLastResponse
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		return nil
-	}
+	return c, tr, nil
 }

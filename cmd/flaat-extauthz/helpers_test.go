@@ -45,11 +45,11 @@ func runCmd(t *testing.T, a *app, args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// offlineClient refuses every request: "no OP is reachable".
-func offlineClient() *http.Client {
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+// offline refuses every request: "no OP is reachable".
+func offline() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return nil, errors.New("test: network disabled")
-	})}
+	})
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -22,7 +22,7 @@ var loopback = []string{"--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.
 // /readyz says why it is not ready; checks fail closed; SIGTERM exits 0.
 func TestServeEmbeddedDefault(t *testing.T) {
 	a, _, _ := testApp(nil)
-	a.httpClient = offlineClient()
+	a.transport = offline()
 	r := start(t, a, append([]string{"serve", "--issuer", "https://login.example.org"}, loopback...)...)
 
 	if code, body := r.Get("admin", "/healthz", nil); code != 200 || body != "ok\n" {
@@ -62,7 +62,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 // answers health, warns that no issuer is trusted, and denies every token (fail closed).
 func TestServeNoArguments(t *testing.T) {
 	a, _, _ := testApp(nil)
-	a.httpClient = offlineClient()
+	a.transport = offline()
 	r := start(t, a, append([]string{"serve"}, loopback...)...)
 	if code, body := r.Get("admin", "/healthz", nil); code != 200 {
 		t.Errorf("/healthz = %d %q", code, body)
@@ -97,7 +97,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _, _ := testApp(tc.env)
-			a.httpClient = offlineClient()
+			a.transport = offline()
 			res := runCmd(t, a, append(tc.args, loopback...)...)
 			if res.code == 0 {
 				t.Fatalf("exit 0, want failure")

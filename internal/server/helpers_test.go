@@ -39,11 +39,11 @@ func writeConfig(t *testing.T, yaml string) (path string, load func() (*config.F
 	return path, fileLoader(path, config.Overrides{})
 }
 
-// offlineClient refuses every request: "no OP is reachable".
-func offlineClient() *http.Client {
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+// offline refuses every request: "no OP is reachable".
+func offline() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return nil, errors.New("test: network disabled")
-	})}
+	})
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -26,7 +26,7 @@ func TestServeHooks(t *testing.T) {
 	var shutdownRan []string
 	r := start(t, Options{
 		Load:           defaultLoader(config.Overrides{Issuers: []string{"https://op.example"}}),
-		HTTPClient:     offlineClient(),
+		Transport:      offline(),
 		Listeners:      []Listener{{Name: "logout", Addr: "127.0.0.1:0", Handler: extra}},
 		HTTPMiddleware: func(h http.Handler) http.Handler { return wrapHeader(h, "x-wrapped", "yes") },
 		OnShutdown: []func(context.Context) error{func(context.Context) error {

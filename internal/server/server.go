@@ -49,6 +49,7 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -79,10 +80,10 @@ type Options struct {
 	// DevSwitches, when Enabled, replace token verification by a made-up identity
 	// (devswitch). INSECURE: the caller must have checked --allow-insecure-dev-switches.
 	DevSwitches devswitch.Switches
-	// Now is the clock (default time.Now); HTTPClient the client for OP requests
-	// (default: authz's).
-	Now        func() time.Time
-	HTTPClient *http.Client
+	// Now is the clock (default time.Now). Transport, if set, is the innermost
+	// RoundTripper of the OP client (authz.WithTransport; tests fake the network there).
+	Now       func() time.Time
+	Transport http.RoundTripper
 	// Signals delivers SIGHUP (reload) and SIGTERM/SIGINT (stop). nil: the process's.
 	Signals <-chan os.Signal
 	// Tick creates the ticker of the dev-switch warning (default a time.Ticker).
@@ -164,6 +165,7 @@ func New(f *config.File, o Options) (*Server, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = metrics.New(s.reg)
+	s.reg.MustRegister(resilience.NewCollector("flaat_extauthz", s.opStats))
 	em, err := envoy.NewMetrics(s.reg)
 	if err != nil {
 		return nil, err
@@ -239,6 +241,15 @@ func (s *Server) Authorizer() *authz.Authorizer {
 		if e, ok := g.eng.(authzEngine); ok {
 			return e.Authorizer
 		}
+	}
+	return nil
+}
+
+// opStats are the OP client's counters and breaker states of the configuration that
+// serves now (none with the development switches).
+func (s *Server) opStats() map[string]resilience.Stats {
+	if a := s.Authorizer(); a != nil {
+		return a.OPStats()
 	}
 	return nil
 }
@@ -426,7 +437,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		return newGeneration(devEngine{d}, f, current), nil
 	}
 	az, err := authz.New(f.AuthzConfig(), pol, authz.WithLogger(s.log), authz.WithObserver(s.m),
-		authz.WithClock(s.o.Now), authz.WithHTTPClient(s.o.HTTPClient),
+		authz.WithClock(s.o.Now), authz.WithTransport(s.o.Transport),
 		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -62,6 +64,7 @@ func TestServeReadyAndMetrics(t *testing.T) {
 		`flaat_extauthz_cache_misses_total 1`,
 		`flaat_extauthz_insecure_dev_switches_enabled 0`,
 		`flaat_extauthz_check_duration_seconds_bucket`,
+		`flaat_extauthz_op_breaker_state{host="` + strings.TrimPrefix(op.Issuer(), "http://") + `"} 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
@@ -81,8 +84,8 @@ type gatedClient struct {
 	entered chan struct{}
 }
 
-func (g *gatedClient) client() *http.Client {
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+func (g *gatedClient) transport() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		g.mu.Lock()
 		gate := g.gate
 		g.mu.Unlock()
@@ -91,7 +94,7 @@ func (g *gatedClient) client() *http.Client {
 			<-gate
 		}
 		return http.DefaultTransport.RoundTrip(r)
-	})}
+	})
 }
 
 // TestServeReload: a valid new configuration applies without dropping the check in
@@ -113,7 +116,7 @@ func TestServeReload(t *testing.T) {
 	write("admins")
 	gc := &gatedClient{entered: make(chan struct{}, 1)}
 	reloaded := make(chan bool, 4)
-	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), HTTPClient: gc.client(), OnReload: func(ok bool) { reloaded <- ok }})
+	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), Transport: gc.transport(), OnReload: func(ok bool) { reloaded <- ok }})
 
 	alice := map[string]string{"Authorization": "Bearer " + op.MintJWT(map[string]any{"sub": "alice", "groups": []string{"admins"}})}
 	gc.mu.Lock()
@@ -169,7 +172,7 @@ func TestServeReload(t *testing.T) {
 func TestServeDevSwitches(t *testing.T) {
 	ticks := make(chan time.Time)
 	_, load := writeConfig(t, "issuers: [{issuer: https://op.example}]\npolicy:\n  routes:\n    - {name: admin, path: {prefix: /admin}, require: {groups: {values: [admins]}}}\n    - {name: ops, path: {prefix: /ops}, require: {groups: {values: [ops]}}}\n")
-	r := start(t, Options{Load: load, HTTPClient: offlineClient(), DevSwitches: devswitch.Switches{AssumeGroups: []string{"admins"}},
+	r := start(t, Options{Load: load, Transport: offline(), DevSwitches: devswitch.Switches{AssumeGroups: []string{"admins"}},
 		Tick: func(time.Duration) <-chan time.Time { return ticks }})
 	if code, _ := r.Get("http", "/admin", nil); code != 200 {
 		t.Errorf("/admin with assumed group admins = %d, want 200 without any token", code)
@@ -223,7 +226,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 
 	fixed := time.Now()
 	reloaded := make(chan bool, 4)
-	r := start(t, Options{Load: fileLoader(cfg, config.Overrides{}), HTTPClient: offlineClient(),
+	r := start(t, Options{Load: fileLoader(cfg, config.Overrides{}), Transport: offline(),
 		Now: func() time.Time { return fixed }, OnReload: func(ok bool) { reloaded <- ok }})
 	serial := func(listener string) int64 {
 		t.Helper()
@@ -342,4 +345,48 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	if log, err := r.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("Run = %v:\n%s", err, log)
 	}
+}
+
+// TestServeBreakerFromConfig: verification.breaker reaches the OP client serve runs, and
+// its state is exported per OP host: with failure_threshold 1, the one failed discovery
+// at start-up opens the breaker (gauge 2); checks fail closed meanwhile.
+func TestServeBreakerFromConfig(t *testing.T) {
+	tests := []struct {
+		name      string
+		threshold int
+		state     string
+	}{
+		{"threshold 1: open after one failure", 1, "2"},
+		{"default threshold 5: still closed", 0, "0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			refuse := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return nil, errors.New("test: connection refused")
+			})
+			_, load := writeConfig(t, fmt.Sprintf("issuers: [{issuer: https://op.example}]\nverification: {breaker: {failure_threshold: %d}}\n", tc.threshold))
+			r := start(t, Options{Load: load, Transport: refuse})
+			// The start-up discovery attempt has failed once the first readiness check ends.
+			if code, _ := r.Get("admin", ReadyzPath, nil); code != 503 {
+				t.Fatalf("/readyz = %d, want 503", code)
+			}
+			if code, _ := r.Get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 503 {
+				t.Errorf("check with the OP down = %d, want 503", code)
+			}
+			_, body := r.Get("admin", MetricsPath, nil)
+			if want := `flaat_extauthz_op_breaker_state{host="op.example"} ` + tc.state; !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "op_"))
+			}
+		})
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
