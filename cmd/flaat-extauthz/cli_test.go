@@ -56,6 +56,7 @@ func TestUserinfo(t *testing.T) {
 	downTok := down.MintJWT(map[string]any{"sub": "alice", "jti": "jti-down"})
 	down.Close()
 	opaque := op.MintOpaque(map[string]any{"sub": "carol", "groups": []string{"users"}})
+	// An opaque token is random base64url and may begin with '-': pass it after "--".
 
 	tests := []struct {
 		name     string
@@ -79,11 +80,11 @@ func TestUserinfo(t *testing.T) {
 			contains: []string{"Claims (NOT verified)", `"sub": "mallory"`, "Result: INVALID", "untrusted"}},
 		{name: "trust-any trusts the token's own issuer", args: []string{"--trust-any", foreign}, code: 0,
 			contains: []string{"Claims (verified)", "--trust-any (DEBUGGING ONLY", "Result: valid"}, stderr: []string{"WARNING: --trust-any", "DEBUGGING ONLY"}},
-		{name: "trust-any with opaque token", args: []string{"--trust-any", opaque}, code: 3, stderr: []string{"needs a JWT"}},
+		{name: "trust-any with opaque token", args: []string{"--trust-any", "--", opaque}, code: 3, stderr: []string{"needs a JWT"}},
 		{name: "OP down", args: []string{"--issuer", down.Issuer(), downTok}, code: 3, contains: []string{"Result: ERROR", "unavailable"}},
-		{name: "opaque with introspection credentials", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), opaque}, code: 0,
+		{name: "opaque with introspection credentials", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), "--", opaque}, code: 0,
 			contains: []string{"Access token: opaque (verified)", `"active": true`, `"sub": "carol"`, "Verified by: userinfo, introspection"}},
-		{name: "opaque only introspection", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), "--only", "introspection", opaque}, code: 0,
+		{name: "opaque only introspection", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), "--only", "introspection", "--", opaque}, code: 0,
 			contains: []string{`"active": true`}},
 		{name: "no issuer configured", args: []string{alice}, code: 3, stderr: []string{"no trusted issuer"}},
 		{name: "bad output", args: []string{"-o", "yaml", alice}, code: 3, stderr: []string{"--output"}},
