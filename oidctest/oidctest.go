@@ -78,3 +78,7 @@ func New(t testing.TB, opts ...Option) *OP {
 	t.Cleanup(op.Close)
 	return op
 }
+
+// Start starts an OP outside a test (a runnable example, a local tool); call Close when
+// done. Tests use New.
+func Start(opts ...Option) (*OP, error) { return devop.Start(opts...) }
