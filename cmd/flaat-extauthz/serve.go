@@ -85,7 +85,7 @@ health service report ready once every issuer's discovery and JWKS were fetched
 	}
 	cf.register(cmd.Flags(), true)
 	cmd.Flags().BoolVar(&allowDev, "allow-insecure-dev-switches", false,
-		"honour flaat's DISABLE_AUTHENTICATION_* environment variables (tokens are then NOT verified). Development only; without this flag their presence is a start-up error")
+		"honour flaat's DISABLE_AUTHENTICATION_* environment variables (tokens are then NOT verified) and DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (the policy is then NOT enforced). Development only; without this flag their presence is a start-up error")
 	cmd.Flags().DurationVar(&grace, "shutdown-grace", 0,
 		"how long checks in flight may finish after SIGTERM; overrides server.shutdown_grace (default 10s)")
 	return cmd
@@ -342,7 +342,7 @@ func (s *server) build(f *config.File) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.sw.Enabled() {
+	if s.sw.MakesUpIdentity() {
 		d := devswitch.New(s.sw, pol, s.a.now, s.m.DevSwitchDecision)
 		return newGeneration(devEngine{d}, f, s.current), nil
 	}
@@ -351,6 +351,9 @@ func (s *server) build(f *config.File) (*generation, error) {
 		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
 	if err != nil {
 		return nil, err
+	}
+	if s.sw.AssumeAuthorized {
+		return newGeneration(assumeAuthorizedEngine{authzEngine{az}, devswitch.NewAssumeAuthorized(az, s.m.DevSwitchDecision)}, f, s.current), nil
 	}
 	return newGeneration(authzEngine{az}, f, s.current), nil
 }
@@ -583,6 +586,16 @@ func logLevel(s string) slog.Level {
 type authzEngine struct{ *authz.Authorizer }
 
 func (e authzEngine) Close() { _ = e.Authorizer.Close() }
+
+// assumeAuthorizedEngine is authz behind DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER.
+type assumeAuthorizedEngine struct {
+	authzEngine
+	off *devswitch.AssumeAuthorized
+}
+
+func (e assumeAuthorizedEngine) Authorize(ctx context.Context, r authz.Request) authz.Decision {
+	return e.off.Authorize(ctx, r)
+}
 
 // devEngine adapts the dev-switch authorizer to engine: always ready, no cache.
 type devEngine struct{ *devswitch.Authorizer }

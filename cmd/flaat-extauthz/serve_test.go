@@ -150,6 +150,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"every problem at once", nil, []string{"serve", "--config", bad}, []string{"server.readiness", "issuers[0].issuer", `format "xml"`}},
 		{"config from env", map[string]string{envConfig: bad}, []string{"serve"}, []string{"server.readiness"}},
 		{"dev switch without flag", map[string]string{config.EnvAssumeUser: "YES"}, []string{"serve", "--issuer", "https://op"}, []string{"--allow-insecure-dev-switches"}},
+		{"authorization switch without flag", map[string]string{config.EnvAssumeAuthorized: "YES"}, []string{"serve", "--issuer", "https://op"}, []string{"--allow-insecure-dev-switches"}},
 		{"unknown flag", nil, []string{"serve", "--nope"}, []string{"unknown flag"}},
 	}
 	for _, tc := range tests {
@@ -452,5 +453,37 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	}
 	if res := r.stop(syscall.SIGTERM); res.code != 0 {
 		t.Fatalf("exit %d:\n%s", res.code, res.stderr)
+	}
+}
+
+// TestServeAssumeAuthorized: with DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (and
+// the guard flag) serve still verifies tokens — none or a forged one is 401 — but a
+// verified user who lacks the route's group is let through, with the switch named in
+// the warning and counted in the metrics.
+func TestServeAssumeAuthorized(t *testing.T) {
+	op := optest.New(t)
+	cfg := writeFile(t, t.TempDir(), "c.yaml", "issuers: [{issuer: "+op.Issuer()+"}]\npolicy:\n  default: {groups: {values: [admins]}}\n")
+	a, _, _ := testApp(map[string]string{config.EnvAssumeAuthorized: "YES"})
+	r := start(t, a, append([]string{"serve", "--config", cfg, "--allow-insecure-dev-switches", "--log-format", "text"}, loopback...)...)
+	other := optest.New(t)
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"no token", "", 401},
+		{"token of an untrusted OP", "Bearer " + other.MintJWT(map[string]any{"sub": "mallory", "groups": []string{"admins"}}), 401},
+		{"verified, not in the group", "Bearer " + op.MintJWT(map[string]any{"sub": "alice", "groups": []string{"users"}}), 200},
+		{"verified, in the group", "Bearer " + op.MintJWT(map[string]any{"sub": "bob", "groups": []string{"admins"}}), 200},
+	} {
+		h := map[string]string{}
+		if tc.auth != "" {
+			h["Authorization"] = tc.auth
+		}
+		if code, body := r.get("http", "/x", h); code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+	}
+	if _, body := r.get("admin", "/metrics", nil); !strings.Contains(body, "flaat_extauthz_insecure_dev_switches_enabled 1") {
+		t.Error("metrics do not show the switch on")
 	}
 }
