@@ -88,32 +88,41 @@ func ParseEntitlement(s string) (Entitlement, error) {
 // parseEntitlementAt parses s with the ":group:" keyword at s[k:].
 func parseEntitlementAt(s string, k int) (Entitlement, error) {
 	var e Entitlement
-	ns := strings.Split(s[len("urn:"):k], ":")
-	if len(ns) < 2 {
+	// Namespace parts: <nid>:<delegated-ns>[:<subns>…], optional components after the last.
+	ns := s[len("urn:"):k]
+	i := strings.LastIndexByte(ns, ':')
+	if i < 0 {
 		return e, fmt.Errorf("%w: must look like urn:<nid>:<namespace>:group:<group>", ErrBadEntitlement)
 	}
-	last := len(ns) - 1
-	name, comps := ns[last], ""
-	if i := strings.IndexAny(name, "?#"); i >= 0 {
-		name, comps = name[:i], name[i:]
+	head, last := ns[:i], ns[i+1:]
+	if j := strings.IndexAny(last, "?#"); j >= 0 {
+		if !urnComponents(last[j:]) {
+			return e, fmt.Errorf("%w: \"?\" or \"#\" after a namespace part must start ?+r, ?=q or #f components", ErrBadEntitlement)
+		}
+		last = last[:j]
 	}
-	ns[last] = name
-	if last == 0 || !urnComponents(comps) {
+	if strings.ContainsAny(head, "?#") {
 		return e, fmt.Errorf("%w: \"?\" or \"#\" in a namespace part is only allowed as ?+r, ?=q and #f components after the last one", ErrBadEntitlement)
 	}
-	for _, p := range ns {
-		if p == "" {
-			return e, fmt.Errorf("%w: empty part", ErrBadEntitlement)
-		}
-		if strings.ContainsAny(p, "?#") {
-			return e, fmt.Errorf("%w: \"?\" or \"#\" in a namespace part", ErrBadEntitlement)
-		}
+	if n := strings.Count(head, ":"); n > 0 {
+		e.SubNamespaces = make([]string, 0, n)
 	}
-	e.NID = strings.ToLower(ns[0])
-	e.Namespace = strings.ToLower(ns[1])
-	for _, p := range ns[2:] {
-		e.SubNamespaces = append(e.SubNamespaces, strings.ToLower(p))
+	idx := 0
+	for {
+		p, rest, more := strings.Cut(head, ":")
+		if err := e.setNamespacePart(idx, p); err != nil {
+			return Entitlement{}, err
+		}
+		idx++
+		if !more {
+			break
+		}
+		head = rest
 	}
+	if err := e.setNamespacePart(idx, last); err != nil {
+		return Entitlement{}, err
+	}
+	// Group part: <group>[:<subgroup>…][:role=<role>][#<authority>].
 	body, auth, hasAuth := strings.Cut(s[k+len(":group:"):], "#")
 	if hasAuth {
 		if auth == "" {
@@ -145,10 +154,31 @@ func parseEntitlementAt(s string, k int) (Entitlement, error) {
 		}
 		rest = rest[:i]
 	}
-	for _, p := range rest {
-		e.SubGroups = append(e.SubGroups, upperEscapes(p))
+	if len(rest) > 0 {
+		for i := range rest {
+			rest[i] = upperEscapes(rest[i])
+		}
+		e.SubGroups = rest[:len(rest):len(rest)]
 	}
 	return e, nil
+}
+
+// setNamespacePart sets the idx-th namespace part (0 NID, 1 delegated namespace, then
+// sub-namespaces), lower-case.
+func (e *Entitlement) setNamespacePart(idx int, p string) error {
+	if p == "" {
+		return fmt.Errorf("%w: empty part", ErrBadEntitlement)
+	}
+	p = strings.ToLower(p)
+	switch idx {
+	case 0:
+		e.NID = p
+	case 1:
+		e.Namespace = p
+	default:
+		e.SubNamespaces = append(e.SubNamespaces, p)
+	}
+	return nil
 }
 
 // urnComponents reports whether c is empty or a valid sequence of the optional URN
