@@ -10,8 +10,8 @@ export GOFLAGS := -buildvcs=false
 # Packages whose tests print figures (attack counts, fault outcomes, soak numbers, the
 # flaat-compatibility line) run in `security` with -v so that the figures reach the
 # output; `unit` runs everything else.
-FIGURE_PKGS := ./internal/securitytest/ ./soak/ ./cmd/flaat-extauthz/internal/compat/
-UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/securitytest -e /soak -e /internal/compat)
+FIGURE_PKGS := ./internal/testutil/securitytest/ ./soak/ ./internal/testutil/compat/
+UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/testutil/securitytest -e /soak -e /internal/testutil/compat)
 
 all: build
 

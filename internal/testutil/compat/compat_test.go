@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/cmd/flaat-extauthz/internal/devswitch"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/explain"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -48,7 +48,7 @@ type compatCase struct {
 	path   string // request path; default "/"
 	claims map[string]any
 	token  token
-	sw     config.DevSwitches
+	sw     devswitch.Switches
 	want   string // what flaat (or AarcEntitlement) expects
 	// diff names a documented difference (docs/flaat-compat.md); ours is what
 	// flaat-extauthz answers instead of want.
@@ -218,20 +218,20 @@ func flaskCases() []compatCase {
 func overrideCases() []compatCase {
 	const src = "flaat 1.2.1 flaat/aio/overrides_test.py"
 	pol := def(`{groups: {claim: claim-name, values: [claim-value]}}`)
-	authn := config.DevSwitches{AssumeUser: true}
-	authzOff := config.DevSwitches{AssumeAuthorized: true}
+	authn := devswitch.Switches{AssumeUser: true}
+	authzOff := devswitch.Switches{AssumeAuthorized: true}
 	forbiddenUser := map[string]any{"sub": "foo"}
 	return []compatCase{
 		{src: src, name: "test_env_override_authentication: no user", policy: pol, token: noToken, want: unauth},
-		{src: src, name: "test_env_override_authentication: no user, " + config.EnvAssumeUser, policy: pol, token: noToken, sw: authn, want: allow,
+		{src: src, name: "test_env_override_authentication: no user, " + devswitch.EnvAssumeUser, policy: pol, token: noToken, sw: authn, want: allow,
 			diff: "authn-switch-0.13.3", ours: forbidden},
 		{src: src, name: "test_env_override_authorization: forbidden user", policy: pol, token: goodToken, claims: forbiddenUser, want: forbidden},
-		{src: src, name: "test_env_override_authorization: forbidden user, " + config.EnvAssumeUser, policy: pol, token: goodToken, claims: forbiddenUser, sw: authn, want: allow,
+		{src: src, name: "test_env_override_authorization: forbidden user, " + devswitch.EnvAssumeUser, policy: pol, token: goodToken, claims: forbiddenUser, sw: authn, want: allow,
 			diff: "authn-switch-0.13.3", ours: forbidden},
 		{src: src, name: "test_env_override_authorization_without_user: no user", policy: pol, token: noToken, want: unauth},
-		{src: src, name: "test_env_override_authorization_without_user: no user, " + config.EnvAssumeAuthorized, policy: pol, token: noToken, sw: authzOff, want: unauth},
+		{src: src, name: "test_env_override_authorization_without_user: no user, " + devswitch.EnvAssumeAuthorized, policy: pol, token: noToken, sw: authzOff, want: unauth},
 		// Not a test of flaat's own: what its _run_work_flow does with the switch (flaat/__init__.py).
-		{src: "flaat 1.2.1 flaat/__init__.py AuthWorkflow._run_work_flow", name: "forbidden user, " + config.EnvAssumeAuthorized, policy: pol, token: goodToken, claims: forbiddenUser, sw: authzOff, want: allow},
+		{src: "flaat 1.2.1 flaat/__init__.py AuthWorkflow._run_work_flow", name: "forbidden user, " + devswitch.EnvAssumeAuthorized, policy: pol, token: goodToken, claims: forbiddenUser, sw: authzOff, want: allow},
 	}
 }
 
@@ -370,7 +370,7 @@ func aarcCases() []compatCase {
 }
 
 // run answers c through the check path and returns the outcome.
-func run(t *testing.T, op *optest.OP, c compatCase) string {
+func run(t *testing.T, op *oidctest.OP, c compatCase) string {
 	t.Helper()
 	doc := "policy:\n" + c.policy
 	if c.token != byClaims {
@@ -430,8 +430,8 @@ func run(t *testing.T, op *optest.OP, c compatCase) string {
 }
 
 func TestFlaatCompat(t *testing.T) {
-	op := optest.New(t)
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "flaat-compat.md"))
+	op := oidctest.New(t)
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "flaat-compat.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
-// Package devswitch implements flaat's development switches. The
-// DISABLE_AUTHENTICATION_* switches (flaat 0.13.3) are an authorizer that verifies
-// nothing: it makes up an identity for every request and evaluates the policy on it.
-// DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (flaat 1.x) wraps the real
-// authorizer: tokens are verified, the policy is not enforced. They exist for
-// compatibility with flaat and MUST NOT be used anywhere but on a developer's machine;
-// cmd/flaat-extauthz only builds them with --allow-insecure-dev-switches, and logs a
+// Package devswitch is the one place of flaat's development switches: reading them
+// from the environment (FromEnv, which refuses them without
+// --allow-insecure-dev-switches); for the DISABLE_AUTHENTICATION_* switches (flaat
+// 0.13.3) an authorizer that verifies nothing: it makes up an identity for every request
+// and evaluates the policy on it; and for DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER
+// (flaat 1.x) a wrapper of the real authorizer: tokens are verified, the policy is not
+// enforced. They exist for compatibility with flaat and MUST NOT be used anywhere but on
+// a developer's machine; the server (internal/server) builds them only when the
+// switches are allowed, and logs a
 // warning at start-up and every minute.
 package devswitch
 
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -35,7 +36,7 @@ var GroupClaims = []string{"groups", "eduperson_entitlement", "entitlements"}
 // Authorizer answers every request with a made-up identity. It does not look at the
 // Authorization header at all.
 type Authorizer struct {
-	sw       config.DevSwitches
+	sw       Switches
 	pol      *policy.Engine
 	clock    func() time.Time
 	decision func() // called once per decision (metric); may be nil
@@ -43,7 +44,7 @@ type Authorizer struct {
 
 // New returns an Authorizer for the switches sw (which must be Enabled) and the policy
 // pol. onDecision, if non-nil, is called for every decision it makes up.
-func New(sw config.DevSwitches, pol *policy.Engine, clock func() time.Time, onDecision func()) *Authorizer {
+func New(sw Switches, pol *policy.Engine, clock func() time.Time, onDecision func()) *Authorizer {
 	if clock == nil {
 		clock = time.Now
 	}
@@ -90,9 +91,9 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 	id := a.Identity()
 	res := sel.Evaluate(id.Claims)
 	if !res.Allowed && (a.sw.AssumeValidGroups || a.sw.AssumeAuthorized) {
-		env := config.EnvAssumeValidGroups
+		env := EnvAssumeValidGroups
 		if !a.sw.AssumeValidGroups {
-			env = config.EnvAssumeAuthorized
+			env = EnvAssumeAuthorized
 		}
 		res = assumeMet(res, env, sel.Description)
 	}
@@ -151,14 +152,14 @@ func (a *AssumeAuthorized) Authorize(ctx context.Context, r authz.Request) authz
 	if a.decision != nil {
 		a.decision()
 	}
-	d.Policy = assumeMet(d.Policy, config.EnvAssumeAuthorized, d.Route)
+	d.Policy = assumeMet(d.Policy, EnvAssumeAuthorized, d.Route)
 	d.Outcome, d.Reason = authz.OutcomeAllow, d.Policy.Reason
 	return d
 }
 
 // Warn logs the loud warning that the switches are on; call it at start-up and then
 // every minute (Nag).
-func Warn(log *slog.Logger, sw config.DevSwitches) {
+func Warn(log *slog.Logger, sw Switches) {
 	if !sw.MakesUpIdentity() {
 		log.Warn("INSECURE DEVELOPMENT SWITCH IS ON: tokens are verified but the policy is NOT enforced, every verified user is allowed; never use this in production",
 			"switches", sw.String())
@@ -170,7 +171,7 @@ func Warn(log *slog.Logger, sw config.DevSwitches) {
 
 // Nag calls Warn every interval until ctx is done. It uses tick to create the ticker
 // channel (time.Tick in production) so tests need not wait.
-func Nag(ctx context.Context, log *slog.Logger, sw config.DevSwitches, tick <-chan time.Time) {
+func Nag(ctx context.Context, log *slog.Logger, sw Switches, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -38,20 +37,20 @@ func TestAuthorize(t *testing.T) {
 	pol := engine(t)
 	tests := []struct {
 		name string
-		sw   config.DevSwitches
+		sw   Switches
 		path string
 		want authz.Outcome
 	}{
-		{"user: authenticated route", config.DevSwitches{AssumeUser: true}, "/x", authz.OutcomeAllow},
-		{"user: group route denied", config.DevSwitches{AssumeUser: true}, "/admin", authz.OutcomeForbidden},
-		{"groups: member", config.DevSwitches{AssumeGroups: []string{"admins"}}, "/admin", authz.OutcomeAllow},
-		{"groups: also in entitlement claim", config.DevSwitches{AssumeGroups: []string{"admins"}}, "/ent", authz.OutcomeAllow},
-		{"groups: not member", config.DevSwitches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
-		{"valid groups: everything", config.DevSwitches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
-		{"user + authorization: everything", config.DevSwitches{AssumeUser: true, AssumeAuthorized: true}, "/admin", authz.OutcomeAllow},
-		{"authorization + bad path still denied", config.DevSwitches{AssumeUser: true, AssumeAuthorized: true}, "/%zz", authz.OutcomeForbidden},
-		{"public route", config.DevSwitches{AssumeUser: true}, "/health", authz.OutcomeAllow},
-		{"bad path still denied", config.DevSwitches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
+		{"user: authenticated route", Switches{AssumeUser: true}, "/x", authz.OutcomeAllow},
+		{"user: group route denied", Switches{AssumeUser: true}, "/admin", authz.OutcomeForbidden},
+		{"groups: member", Switches{AssumeGroups: []string{"admins"}}, "/admin", authz.OutcomeAllow},
+		{"groups: also in entitlement claim", Switches{AssumeGroups: []string{"admins"}}, "/ent", authz.OutcomeAllow},
+		{"groups: not member", Switches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
+		{"valid groups: everything", Switches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
+		{"user + authorization: everything", Switches{AssumeUser: true, AssumeAuthorized: true}, "/admin", authz.OutcomeAllow},
+		{"authorization + bad path still denied", Switches{AssumeUser: true, AssumeAuthorized: true}, "/%zz", authz.OutcomeForbidden},
+		{"public route", Switches{AssumeUser: true}, "/health", authz.OutcomeAllow},
+		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,7 +72,7 @@ func TestAuthorize(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if d := New(config.DevSwitches{AssumeUser: true}, pol, nil, nil).Authorize(ctx, authz.Request{Path: "/x"}); d.Outcome != authz.OutcomeUnavailable {
+	if d := New(Switches{AssumeUser: true}, pol, nil, nil).Authorize(ctx, authz.Request{Path: "/x"}); d.Outcome != authz.OutcomeUnavailable {
 		t.Errorf("cancelled ctx: %v, want unavailable (never allow a decision nobody waits for)", d.Outcome)
 	}
 }
@@ -110,7 +109,7 @@ func TestAssumeAuthorized(t *testing.T) {
 			if overridden != (n == 1) || n > 1 {
 				t.Errorf("decision hook called %d times", n)
 			}
-			if overridden && (!d.Policy.Allowed || !strings.Contains(d.Reason, config.EnvAssumeAuthorized) || d.Identity != id) {
+			if overridden && (!d.Policy.Allowed || !strings.Contains(d.Reason, EnvAssumeAuthorized) || d.Identity != id) {
 				t.Errorf("override = %+v", d)
 			}
 		})
@@ -124,8 +123,8 @@ func TestAssumeAuthorized(t *testing.T) {
 
 func TestWarnAuthorizationOnly(t *testing.T) {
 	var buf bytes.Buffer
-	Warn(slog.New(slog.NewTextHandler(&buf, nil)), config.DevSwitches{AssumeAuthorized: true})
-	if !strings.Contains(buf.String(), "policy is NOT enforced") || !strings.Contains(buf.String(), config.EnvAssumeAuthorized+"=YES") {
+	Warn(slog.New(slog.NewTextHandler(&buf, nil)), Switches{AssumeAuthorized: true})
+	if !strings.Contains(buf.String(), "policy is NOT enforced") || !strings.Contains(buf.String(), EnvAssumeAuthorized+"=YES") {
 		t.Errorf("warning %q", buf.String())
 	}
 }
@@ -136,7 +135,7 @@ func TestNag(t *testing.T) {
 	tick := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	sw := config.DevSwitches{AssumeUser: true}
+	sw := Switches{AssumeUser: true}
 	go func() { Nag(ctx, log, sw, tick); close(done) }()
 	tick <- time.Now()
 	tick <- time.Now()
@@ -145,7 +144,7 @@ func TestNag(t *testing.T) {
 	if n := strings.Count(buf.String(), "INSECURE DEVELOPMENT SWITCHES ARE ON"); n != 2 {
 		t.Errorf("%d warnings, want 2:\n%s", n, buf.String())
 	}
-	if !strings.Contains(buf.String(), config.EnvAssumeUser+"=YES") {
+	if !strings.Contains(buf.String(), EnvAssumeUser+"=YES") {
 		t.Error("warning does not name the switch")
 	}
 }
