@@ -140,7 +140,13 @@ func TestServeAssumeAuthorized(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
-	if _, body := r.get("admin", "/metrics", nil); !strings.Contains(body, "flaat_extauthz_insecure_dev_switches_enabled 1") {
-		t.Error("metrics do not show the switch on")
+	_, body := r.get("admin", "/metrics", nil)
+	for _, want := range []string{"flaat_extauthz_insecure_dev_switches_enabled 1", "flaat_extauthz_insecure_dev_switch_decisions_total 1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q (one denial was overridden)", want)
+		}
+	}
+	if res := r.stop(syscall.SIGTERM); !strings.Contains(res.stderr, "policy is NOT enforced") || !strings.Contains(res.stderr, devswitch.EnvAssumeAuthorized+"=YES") {
+		t.Errorf("no start-up warning naming the switch:\n%s", res.stderr)
 	}
 }
