@@ -59,6 +59,8 @@ func TestConfigErrorsSingle(t *testing.T) {
 		{"YAML 1.1 boolean group, scalar", `{"default":{"groups":{"values":false}}}`, "default.groups.values: got boolean false — YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the group name"},
 		{"YAML 1.1 boolean entitlement", `{"default":{"entitlements":{"values":[true]}}}`, "default.entitlements.values[0]: got boolean true — YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the value"},
 		{"YAML 1.1 boolean subject", `{"default":{"subject":["x",false]}}`, "default.subject[1]: got boolean false — YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the value"},
+		{"YAML 1.1 boolean claim", `{"default":{"claim":true}}`, "default.claim: got boolean true — YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the value"},
+		{"YAML 1.1 boolean level", `{"default":{"all_of":[{"authenticated":true},false]}}`, "default.all_of[1]: got boolean false — YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the access level name"},
 		{"values element not a string", `{"default":{"groups":{"values":["a",7]}}}`, "default.groups: must be a string or a list of strings"},
 		{"n_of no of", `{"default":{"n_of":{"n":1}}}`, "default.n_of.of: must list requirements"},
 		{"unknown level", `{"access_levels":{"user":{"authenticated":true}},"routes":[{"path":{"prefix":"/"},"require":"admin"}]}`, `routes[0].require.level: unknown access level "admin" (known: user)`},

@@ -170,6 +170,9 @@ func (e *locatedError) Error() string {
 	return e.Path + ": " + e.Msg
 }
 
+// isBool reports whether the JSON value b (trimmed) is true or false.
+func isBool(b []byte) bool { return string(b) == "true" || string(b) == "false" }
+
 // yaml11Hint explains a boolean where a string was expected; under `groups` the
 // located problem says "quote the group name".
 const yaml11Hint = "YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the value"
@@ -252,7 +255,7 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 		*l = StringList{s}
 		return nil
 	}
-	if bytes.Equal(b, []byte("true")) || bytes.Equal(b, []byte("false")) {
+	if isBool(b) {
 		return &locatedError{Msg: "got boolean " + string(b) + " — " + yaml11Hint}
 	}
 	var raw []json.RawMessage
@@ -262,7 +265,7 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 	list := make([]string, len(raw))
 	for i, v := range raw {
 		v = bytes.TrimSpace(v)
-		if bytes.Equal(v, []byte("true")) || bytes.Equal(v, []byte("false")) {
+		if isBool(v) {
 			return &locatedError{Path: fmt.Sprintf("[%d]", i), Msg: "got boolean " + string(v) + " — " + yaml11Hint}
 		}
 		if err := json.Unmarshal(v, &list[i]); err != nil {
@@ -276,6 +279,9 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 // UnmarshalJSON accepts a claim name or an object {name, separator}.
 func (c *ClaimRequirement) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if isBool(b) {
+		return &locatedError{Msg: "got boolean " + string(b) + " — " + yaml11Hint}
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -316,6 +322,10 @@ func (r *Requirement) UnmarshalJSON(b []byte) error {
 		}
 		r.Level = s
 		r.set = map[string]bool{"level": true}
+		return nil
+	}
+	if isBool(b) {
+		r.problems = append(r.problems, Problem{Message: "got boolean " + string(b) + " — " + strings.TrimSuffix(yaml11Hint, "value") + "access level name"})
 		return nil
 	}
 	var raw map[string]json.RawMessage
