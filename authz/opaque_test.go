@@ -410,7 +410,7 @@ func TestDefaultClientCircuitBreaker(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
 			op := newOP(t, clk)
-			a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil) // no WithHTTPClient: the default client
+			a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil) // no WithTransport: the default transport
 			if err := a.Ready(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -136,17 +136,17 @@ func TestServeAssumeAuthorized(t *testing.T) {
 		if tc.auth != "" {
 			h["Authorization"] = tc.auth
 		}
-		if code, body := r.get("http", "/x", h); code != tc.want {
+		if code, body := r.Get("http", "/x", h); code != tc.want {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
-	_, body := r.get("admin", "/metrics", nil)
+	_, body := r.Get("admin", "/metrics", nil)
 	for _, want := range []string{"flaat_extauthz_insecure_dev_switches_enabled 1", "flaat_extauthz_insecure_dev_switch_decisions_total 1"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q (one denial was overridden)", want)
 		}
 	}
-	if res := r.stop(syscall.SIGTERM); !strings.Contains(res.stderr, "policy is NOT enforced") || !strings.Contains(res.stderr, devswitch.EnvAssumeAuthorized+"=YES") {
+	if res := r.Stop(syscall.SIGTERM); !strings.Contains(res.stderr, "policy is NOT enforced") || !strings.Contains(res.stderr, devswitch.EnvAssumeAuthorized+"=YES") {
 		t.Errorf("no start-up warning naming the switch:\n%s", res.stderr)
 	}
 }
