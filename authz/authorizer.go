@@ -42,6 +42,7 @@ type Option func(*options)
 
 type options struct {
 	transport http.RoundTripper
+	wrap      func(http.RoundTripper) http.RoundTripper
 	now       func() time.Time
 	log       *slog.Logger
 	obs       Observer
@@ -59,6 +60,13 @@ type options struct {
 // Per-call timeouts come from Config.HTTPTimeout via contexts.
 func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) { o.transport = rt }
+}
+
+// WithTransportWrap wraps the innermost RoundTripper of the OP client (the default one,
+// with Config's TLS settings, or WithTransport's), inside the circuit breaker: the
+// wrapper sees every request that is really sent to an OP, e.g. to trace it.
+func WithTransportWrap(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) { o.wrap = wrap }
 }
 
 // WithClock sets the clock for every time check (exp, nbf, iat, leeway, refresh limits,
@@ -205,7 +213,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 	if o.project {
 		a.keep, a.interned = projection(o.keep), newInterner()
 	}
-	c, tr, err := newHTTPClient(cfg, o.transport, o.now, o.log)
+	c, tr, err := newHTTPClient(cfg, o.transport, o.wrap, o.now, o.log)
 	if err != nil {
 		return nil, err
 	}

@@ -492,14 +492,15 @@ func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []by
 // newHTTPClient builds the Authorizer's OP client with resilience.NewClient, the one
 // constructor of an OP client: TLS 1.2+, the system roots plus CAFile, and
 // InsecureSkipTLSVerify if (dangerously) configured, over base (nil: a clone of
-// http.DefaultTransport; WithTransport sets it).
+// http.DefaultTransport; WithTransport sets it), wrapped by wrap if set
+// (WithTransportWrap).
 //
 // Per OP host at most Breaker.MaxConcurrent requests are in flight, and a circuit
 // breaker fails fast (→ 503) after Breaker.FailureThreshold consecutive failures
 // (transport errors, 5xx, 429, and broken replies: over MaxResponseSize, or a 200 that
 // is not JSON although JSON was asked for) and lets one probe through after
 // Breaker.OpenDuration. Redirects to another host are never followed.
-func newHTTPClient(cfg Config, base http.RoundTripper, now func() time.Time, log *slog.Logger) (*http.Client, *resilience.Transport, error) {
+func newHTTPClient(cfg Config, base http.RoundTripper, wrap func(http.RoundTripper) http.RoundTripper, now func() time.Time, log *slog.Logger) (*http.Client, *resilience.Transport, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
@@ -519,7 +520,7 @@ func newHTTPClient(cfg Config, base http.RoundTripper, now func() time.Time, log
 		tc.InsecureSkipVerify = true //nolint:gosec // documented: MUST NOT be used in production
 	}
 	b := cfg.Breaker
-	c, tr := resilience.NewClient(resilience.ClientConfig{TLS: tc, Base: base},
+	c, tr := resilience.NewClient(resilience.ClientConfig{TLS: tc, Base: base, Wrap: wrap},
 		resilience.WithClock(now), resilience.WithMaxBodyBytes(MaxResponseSize),
 		resilience.WithFailureThreshold(b.FailureThreshold), resilience.WithOpenDuration(b.OpenDuration.D()),
 		resilience.WithMaxConcurrent(b.MaxConcurrent), resilience.WithMaxRetryAfter(b.MaxRetryAfter.D()),

@@ -129,10 +129,10 @@ func TestConfigJSONAndDefaults(t *testing.T) {
 
 func TestNewHTTPClient(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := newHTTPClient(Config{CAFile: filepath.Join(dir, "nope")}, nil, time.Now, slog.Default()); err == nil {
+	if _, _, err := newHTTPClient(Config{CAFile: filepath.Join(dir, "nope")}, nil, nil, time.Now, slog.Default()); err == nil {
 		t.Fatal("missing CA file accepted")
 	}
-	c, tr, err := newHTTPClient(Config{InsecureSkipTLSVerify: true, Breaker: BreakerConfig{FailureThreshold: 1}}, nil, time.Now, slog.Default())
+	c, tr, err := newHTTPClient(Config{InsecureSkipTLSVerify: true, Breaker: BreakerConfig{FailureThreshold: 1}}, nil, nil, time.Now, slog.Default())
 	if err != nil || c.CheckRedirect == nil || c.Transport != tr {
 		t.Fatalf("%v", err)
 	}

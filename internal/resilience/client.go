@@ -26,6 +26,9 @@ type ClientConfig struct {
 	// http.DefaultTransport with TLS (tests use it to count or fake requests; TLS then
 	// does not apply).
 	Base http.RoundTripper
+	// Wrap, when set, wraps the innermost RoundTripper (Base or the default), inside the
+	// breaker: it sees every request that is really sent (e.g. for tracing).
+	Wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // NewClient returns the *http.Client for talking to OPs. It is the only constructor of
@@ -55,6 +58,9 @@ func NewClient(cfg ClientConfig, opts ...Option) (*http.Client, *Transport) {
 		tr.TLSClientConfig = tc
 		tr.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 		base = tr
+	}
+	if cfg.Wrap != nil {
+		base = cfg.Wrap(base)
 	}
 	tr := New(base, append([]Option{WithMaxBodyBytes(DefaultMaxBodyBytes)}, opts...)...)
 	return &http.Client{Transport: tr, CheckRedirect: sameHostRedirect}, tr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // TestServeHooks: an extra listener is served, reaches the current authorizer and stops
-// with the others; HTTPMiddleware wraps the check handler; OnShutdown runs after the
+// with the others; HTTPMiddleware wraps the check handler; OPTransportWrap sees the OP
+// requests; OnShutdown runs after the
 // listeners stopped; Probe reports /healthz and /readyz as a healthcheck command would.
 func TestServeHooks(t *testing.T) {
 	var srv func() *Server
@@ -24,9 +26,16 @@ func TestServeHooks(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	var shutdownRan []string
+	var wrapped atomic.Int64
 	r := start(t, Options{
-		Load:           defaultLoader(config.Overrides{Issuers: []string{"https://op.example"}}),
-		Transport:      offline(),
+		Load:      defaultLoader(config.Overrides{Issuers: []string{"https://op.example"}}),
+		Transport: offline(),
+		OPTransportWrap: func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				wrapped.Add(1)
+				return next.RoundTrip(req)
+			})
+		},
 		Listeners:      []Listener{{Name: "logout", Addr: "127.0.0.1:0", Handler: extra}},
 		HTTPMiddleware: func(h http.Handler) http.Handler { return wrapHeader(h, "x-wrapped", "yes") },
 		OnShutdown: []func(context.Context) error{func(context.Context) error {
@@ -48,6 +57,9 @@ func TestServeHooks(t *testing.T) {
 	}
 	if err := Probe(ctx, nil, r.Addrs["admin"], ReadyzPath); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("Probe readyz with an unreachable OP = %v, want a 503 error", err)
+	}
+	if wrapped.Load() == 0 {
+		t.Error("OPTransportWrap saw no OP request (the discovery attempt)")
 	}
 	if _, err := r.stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

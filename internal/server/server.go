@@ -7,8 +7,8 @@
 //
 // Listeners: the ext_authz gRPC server, the HTTP auth-request server and the admin
 // listener (/metrics, /healthz, /readyz), plus any Options.Listeners (e.g. an OIDC
-// back-channel logout endpoint). Options.GRPCOptions, Options.HTTPMiddleware and
-// Options.OnShutdown are the hooks for tracing.
+// back-channel logout endpoint). Options.GRPCOptions, Options.HTTPMiddleware,
+// Options.OPTransportWrap and Options.OnShutdown are the hooks for tracing.
 //
 // Generations: every applied configuration is a generation (an authorizer and the file
 // it came from). A reload (SIGHUP) builds a new one and swaps it in; checks in flight
@@ -84,6 +84,9 @@ type Options struct {
 	// RoundTripper of the OP client (authz.WithTransport; tests fake the network there).
 	Now       func() time.Time
 	Transport http.RoundTripper
+	// OPTransportWrap, if set, wraps the OP client's innermost transport, inside the
+	// circuit breaker (authz.WithTransportWrap; e.g. for tracing OP requests).
+	OPTransportWrap func(http.RoundTripper) http.RoundTripper
 	// Signals delivers SIGHUP (reload) and SIGTERM/SIGINT (stop). nil: the process's.
 	Signals <-chan os.Signal
 	// Tick creates the ticker of the dev-switch warning (default a time.Ticker).
@@ -438,7 +441,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		return newGeneration(devEngine{d}, f, current), nil
 	}
 	az, err := authz.New(f.AuthzConfig(), pol, authz.WithLogger(s.log), authz.WithObserver(s.m),
-		authz.WithClock(s.o.Now), authz.WithTransport(s.o.Transport),
+		authz.WithClock(s.o.Now), authz.WithTransport(s.o.Transport), authz.WithTransportWrap(s.o.OPTransportWrap),
 		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
 	if err != nil {
 		return nil, err
