@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"encoding/json"
+	"log/slog"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -146,5 +147,35 @@ func TestBadRequestRow(t *testing.T) {
 	}
 	if got := counterValue(t, m.decisions.WithLabelValues("bad_request", "none", authz.ReasonAmbiguousPath)); got != 2 {
 		t.Fatalf("reason=ambiguous_path counted %v times, want 2", got)
+	}
+}
+
+// TestLoggedPathHasNoQueryOrFragmentAndIsCapped: decision lines never carry the query or
+// the fragment (a token pasted there), and a long path is cut at 1 KiB with its length.
+func TestLoggedPathHasNoQueryOrFragmentAndIsCapped(t *testing.T) {
+	long := "/" + strings.Repeat("é", 2000)
+	for _, tc := range []struct{ in, want string }{
+		{"/a/b", "/a/b"},
+		{"/a?access_token=secret", "/a"},
+		{"/a#access_token=secret", "/a"},
+		{"/a#x?y", "/a"},
+		{long, long[:maxLogPath-1] + "…(4001 bytes)"},
+		{long + "?q=" + strings.Repeat("x", 5000), long[:maxLogPath-1] + "…(4001 bytes)"},
+	} {
+		if got := logPath(tc.in); got != tc.want {
+			t.Errorf("logPath(%.40q…) = %.60q…, want %.60q…", tc.in, got, tc.want)
+		}
+	}
+	var buf strings.Builder
+	fa := &fakeAuthorizer{d: authz.Decision{Outcome: authz.OutcomeNoToken}}
+	s, err := NewServer(fa, Config{DenyLogLevel: "info"}, WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.RequestURI = "/x#tok3n-in-fragment" + strings.Repeat("a", 3000)
+	s.HTTPHandler().ServeHTTP(httptest.NewRecorder(), req)
+	if strings.Contains(buf.String(), "tok3n") || !strings.Contains(buf.String(), "path=/x") {
+		t.Fatalf("log line %s", buf.String())
 	}
 }
