@@ -2,8 +2,8 @@ package envoy
 
 import (
 	"encoding/json"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
