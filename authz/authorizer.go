@@ -434,6 +434,9 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	d.Cached = hit
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		if ue, ok := errors.AsType[*UnavailableError](err); ok && d.Outcome == OutcomeUnavailable {
+			d.RetryAfter = ue.RetryAfter
+		}
 		a.logDenial(ctx, r, d)
 		return d
 	}
