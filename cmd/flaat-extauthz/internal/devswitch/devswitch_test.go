@@ -48,7 +48,8 @@ func TestAuthorize(t *testing.T) {
 		{"groups: not member", config.DevSwitches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
 		{"valid groups: everything", config.DevSwitches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
 		{"public route", config.DevSwitches{AssumeUser: true}, "/health", authz.OutcomeAllow},
-		{"bad path still denied", config.DevSwitches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
+		{"bad path still denied", config.DevSwitches{AssumeValidGroups: true}, "/%zz", authz.OutcomeBadRequest},
+		{"ambiguous path still denied", config.DevSwitches{AssumeValidGroups: true}, "/admin/..;/x", authz.OutcomeBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
