@@ -117,3 +117,36 @@ func TestFailedDiscoveryRetriedByNextRequestAfterBackoff(t *testing.T) {
 		t.Fatalf("discovery fetched %d times, want 2", n)
 	}
 }
+
+// TestIntrospectionExtClaimsAreLifted: claims an OP nests under "ext" in its
+// introspection answer (Ory Hydra and others) are lifted to the top level, so a policy
+// names them without "ext." (a policy on "ext.groups" matches nothing). The top level
+// wins over a lifted claim of the same name.
+func TestIntrospectionExtClaimsAreLifted(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	op := newOP(t, clk)
+	ic := op.IssuerConfig()
+	ic.Userinfo, ic.Introspect = authz.UserinfoNever, authz.IntrospectAlways
+	pol, err := policy.New(policy.Config{Routes: []policy.Route{
+		{Name: "nested", Path: &policy.PathMatch{Prefix: "/nested"}, Require: &policy.Requirement{Groups: &policy.ValuesRequirement{Claim: "ext.groups", Values: policy.StringList{"admins"}}}},
+		{Name: "lifted", Path: &policy.PathMatch{Prefix: "/lifted"}, Require: &policy.Requirement{Groups: &policy.ValuesRequirement{Values: policy.StringList{"admins"}}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAuthz(t, clk, noCache(ic), pol)
+	tok := op.MintJWT(nil, optest.WithIntrospectionExt(map[string]any{"groups": []any{"admins"}, "sub": "not-the-top-level-sub"}))
+	id, err := a.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, nested := id.Claims["ext"]; nested || id.Subject != optest.DefaultSubject {
+		t.Fatalf("claims %v subject %q", id.Claims, id.Subject)
+	}
+	for path, want := range map[string]authz.Outcome{"/lifted": authz.OutcomeAllow, "/nested": authz.OutcomeForbidden} {
+		if d := a.Authorize(ctx, authz.Request{Method: "GET", Path: path, Authorization: "Bearer " + tok}); d.Outcome != want {
+			t.Errorf("%s: %v (%s), want %v", path, d.Outcome, d.Reason, want)
+		}
+	}
+}
