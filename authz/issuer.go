@@ -237,13 +237,57 @@ type pubKey struct {
 type keyIndex struct {
 	byKid map[string][]pubKey
 	all   []pubKey
+	// unusable are kids the JWKS lists only with keys that may not verify signatures
+	// (symmetric, use "enc", key_ops without "verify", unparsable): known, so a token
+	// naming one is invalid without another refresh.
+	unusable map[string]bool
+	// withdrawn are kids that earlier sets of this issuer listed and this one does not
+	// (at most maxWithdrawn): the OP has unpublished them, so a token naming one is
+	// invalid, also while refreshes are rate-limited.
+	withdrawn map[string]bool
+	// fetchedAt is when this set was fetched.
+	fetchedAt time.Time
+}
+
+// maxWithdrawn bounds keyIndex.withdrawn.
+const maxWithdrawn = 256
+
+// withWithdrawn returns a copy of idx whose withdrawn set lists the kids of prev (and
+// those prev had withdrawn) that idx lacks.
+func (idx *keyIndex) withWithdrawn(prev *keyIndex) *keyIndex {
+	if prev == nil {
+		return idx
+	}
+	out := *idx
+	out.withdrawn = map[string]bool{}
+	add := func(kid string) {
+		if _, ok := idx.byKid[kid]; !ok && !idx.unusable[kid] && len(out.withdrawn) < maxWithdrawn {
+			out.withdrawn[kid] = true
+		}
+	}
+	for kid := range prev.byKid {
+		add(kid)
+	}
+	for kid := range prev.unusable {
+		add(kid)
+	}
+	for kid := range prev.withdrawn {
+		add(kid)
+	}
+	return &out
 }
 
 func buildIndex(set jwk.Set) *keyIndex {
-	idx := &keyIndex{byKid: map[string][]pubKey{}}
+	idx := &keyIndex{byKid: map[string][]pubKey{}, unusable: map[string]bool{}}
 	for i := 0; i < set.Len(); i++ {
 		k, ok := set.Key(i)
-		if !ok || k.KeyType() == jwa.OctetSeq {
+		if !ok {
+			continue
+		}
+		if kid := k.KeyID(); kid != "" {
+			idx.unusable[kid] = true // cleared below when a usable key has this kid
+		}
+		if k.KeyType() == jwa.OctetSeq {
 			continue // symmetric keys are never used
 		}
 		if u := k.KeyUsage(); u != "" && u != "sig" {
@@ -268,6 +312,9 @@ func buildIndex(set jwk.Set) *keyIndex {
 		}
 		idx.all = append(idx.all, pk)
 		idx.byKid[pk.kid] = append(idx.byKid[pk.kid], pk)
+	}
+	for kid := range idx.byKid {
+		delete(idx.unusable, kid)
 	}
 	return idx
 }
@@ -303,6 +350,7 @@ func (idx *keyIndex) candidates(kid, alg string) (keys []pubKey, known bool) {
 	list := idx.all
 	if kid != "" {
 		list, known = idx.byKid[kid]
+		known = known || idx.unusable[kid]
 	}
 	for _, k := range list {
 		if fits(alg, k) {
@@ -456,9 +504,10 @@ func (a *Authorizer) postFetch(u string, set jwk.Set) (jwk.Set, error) {
 	a.jwksMu.Lock()
 	owners := a.jwksOwners[u]
 	a.jwksMu.Unlock()
+	idx.fetchedAt = a.now()
 	for _, is := range owners {
 		if len(idx.all) > 0 {
-			is.keys.Store(idx)
+			is.keys.Store(idx.withWithdrawn(is.keys.Load()))
 		}
 		a.obs.JWKSRefresh(is.id, nil)
 	}

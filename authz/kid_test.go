@@ -150,3 +150,38 @@ func TestIntrospectionExtClaimsAreLifted(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownKidIs401OnlyWhenARefreshShouldHaveFoundIt: while JWKS refreshes are
+// rate-limited, an unknown kid is 401 when a refresh should have found it — the OP has
+// withdrawn it, or the token was issued (iat + leeway) before the current set was
+// fetched — and 503 otherwise.
+func TestUnknownKidIs401OnlyWhenARefreshShouldHaveFoundIt(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	op := newOP(t, clk)
+	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+	if err := a.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldKey := op.MintJWT(nil) // kid 1, not yet verified
+	clk.Advance(2 * time.Minute)
+	op.Rotate() // kid 2 only: kid 1 withdrawn
+	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
+		t.Fatalf("kid 2 (refresh): %v", err)
+	}
+	for _, tc := range []struct {
+		name, tok, want string
+	}{
+		{"withdrawn kid", oldKey, "invalid"},
+		{"unknown kid issued long before the set was fetched", op.MintJWT(map[string]any{"iat": clk.Now().Add(-2 * time.Minute).Unix()}, optest.WithKid("never-published")), "invalid"},
+		{"unknown kid issued after the set was fetched", op.MintJWT(nil, optest.WithKid("maybe-new")), "unavailable"},
+		{"unknown kid without iat", op.MintJWT(map[string]any{"iat": nil}, optest.WithKid("no-iat")), "unavailable"},
+	} {
+		if _, err := a.Verify(ctx, tc.tok); errKind(err) != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+	}
+	if n := op.Count(optest.JWKS); n != 2 {
+		t.Fatalf("JWKS fetched %d times, want 2 (start, kid 2)", n)
+	}
+}

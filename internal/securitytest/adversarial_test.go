@@ -94,6 +94,10 @@ type attack struct {
 	noOutbound bool
 	// before/after set and clear an OP fault around the check.
 	before, after func(e *advEnv)
+	// freshKid: the token names a kid the OP never published. The clock is first moved
+	// past the JWKS refresh interval, so that the kid gets a refresh (which does not
+	// find it: 401); without one, an unknown kid is 503, its key may be new.
+	freshKid bool
 	// verify returns a non-empty string when the attack got through in another way.
 	verify func(e *advEnv, resp *authv3.CheckResponse) string
 }
@@ -145,9 +149,15 @@ func adversarialCases() []attack {
 			})},
 		{name: "OP kid, signed by an unpublished key", want: 401,
 			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithSigner(e.attacker)) })},
-		{name: "kid path traversal", want: 401,
+		{name: "kid path traversal", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(`{"alg":"RS256","kid":"../../../../etc/passwd"}`, e.attacker, e.payload(e.s.OP.Issuer(), "", true))
+			})},
+		// Right after the refresh above: another never-published kid is 503 (its key may
+		// be one the OP has just published), not a 401 that would be cached as final.
+		{name: "second made-up kid while JWKS refreshes are rate-limited", want: 503, noOutbound: true,
+			req: bearer(func(e *advEnv) string {
+				return e.withHeader(`{"alg":"RS256","kid":"made-up-2"}`, e.attacker, e.payload(e.s.OP.Issuer(), "", true))
 			})},
 		{name: "crit header", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
@@ -155,15 +165,15 @@ func adversarialCases() []attack {
 			})},
 
 		// --- keys from elsewhere: must never be fetched ---
-		{name: "jku to another server", want: 401,
+		{name: "jku to another server", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q,"jku":%q}`, kidAttack, e.evil.URL+"/jwks"), e.attacker, e.payload(e.s.OP.Issuer(), "", true))
 			})},
-		{name: "x5u to another server", want: 401,
+		{name: "x5u to another server", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q,"x5u":%q}`, kidAttack, e.evil.URL+"/cert.pem"), e.attacker, e.payload(e.s.OP.Issuer(), "", true))
 			})},
-		{name: "embedded jwk header", want: 401,
+		{name: "embedded jwk header", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				jb, _ := json.Marshal(e.attackerJWK)
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q,"jwk":%s}`, kidAttack, jb), e.attacker, e.payload(e.s.OP.Issuer(), "", true))
@@ -186,7 +196,7 @@ func adversarialCases() []attack {
 			req: bearer(func(e *advEnv) string {
 				return e.mint(map[string]any{"iss": "HTTP" + strings.TrimPrefix(e.s.OP.Issuer(), "http")})
 			})},
-		{name: "iss with trailing slash, signed by another key", want: 401,
+		{name: "iss with trailing slash, signed by another key", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q}`, kidAttack), e.attacker, e.payload(e.s.OP.Issuer()+"/", "", true))
 			})},
@@ -468,6 +478,9 @@ func TestAdversarial(t *testing.T) {
 	allowed := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.freshKid {
+				e.clock.Advance(31 * time.Second) // past the default JWKS refresh interval (30s)
+			}
 			r := tc.req(e)
 			if tc.before != nil {
 				tc.before(e)
