@@ -401,28 +401,32 @@ func decodeOnce(s string) string {
 }
 
 // ordinaryPath reports whether p (without query) has exactly one reading: valid UTF-8
-// without percent-escapes, "\", ";", "#", control characters, "//" and dot-segments.
-// Its reading is path.Clean(p).
+// without percent-escapes, "\\", ";", "#", control characters, "//" and dot-segments.
+// Its reading is path.Clean(p). One pass, like plainPath.
 func ordinaryPath(p string) bool {
-	if !plainPath(p) || strings.IndexByte(p, '#') >= 0 || strings.Contains(p, "//") {
-		return false
-	}
+	ascii := true
 	for i := 0; i < len(p); i++ {
-		if p[i] != '/' {
-			continue
-		}
-		rest := p[i+1:]
-		if strings.HasPrefix(rest, ".") {
-			rest = rest[1:]
-			if strings.HasPrefix(rest, ".") {
-				rest = rest[1:]
-			}
-			if rest == "" || rest[0] == '/' {
+		switch c := p[i]; {
+		case c == '%', c == '\\', c == ';', c == '#', c < 0x20, c == 0x7f:
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case c == '/' && i+1 < len(p):
+			switch p[i+1] {
+			case '/':
 				return false
+			case '.': // "/." or "/.." followed by "/" or the end is a dot-segment
+				j := i + 2
+				if j < len(p) && p[j] == '.' {
+					j++
+				}
+				if j == len(p) || p[j] == '/' {
+					return false
+				}
 			}
 		}
 	}
-	return true
+	return ascii || utf8.ValidString(p)
 }
 
 // hasUpper reports whether p has an ASCII upper-case letter.

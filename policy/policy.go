@@ -17,6 +17,7 @@ package policy
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 )
@@ -269,9 +270,21 @@ func (e *Engine) level(name string) (Selection, error) {
 //
 // Select does not evaluate claims and does not look at any token.
 func (e *Engine) Select(r Request) (Selection, error) {
-	p, err := NormalizePath(r.Path)
-	if err != nil {
-		return Selection{}, err
+	raw := r.Path
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	// An ordinary path is its own single reading: NormalizePath would return
+	// path.Clean(raw) after the same checks.
+	ordinary := len(raw) <= maxPathLen && strings.HasPrefix(raw, "/") && ordinaryPath(raw)
+	var p string
+	if ordinary {
+		p = path.Clean(raw)
+	} else {
+		var err error
+		if p, err = NormalizePath(r.Path); err != nil {
+			return Selection{}, err
+		}
 	}
 	if v := r.ContextExtensions[e.key]; v != "" {
 		s, err := e.level(v)
@@ -284,11 +297,7 @@ func (e *Engine) Select(r Request) (Selection, error) {
 	}
 	host := normalizeHost(r.Host)
 	method := strings.ToUpper(r.Method)
-	raw := r.Path
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
-	if ordinaryPath(raw) { // one reading: p
+	if ordinary {
 		i := e.route(host, p, method, false)
 		if e.anyCI && hasUpper(p) {
 			if j := e.route(host, p, method, true); !e.sameRequirement(i, j) {
