@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -27,7 +27,7 @@ func TestUnknownKidWhileRateLimitedIs503WithRetryAfter(t *testing.T) {
 	if err := a.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
-	madeUp := op.MintJWT(nil, optest.WithKid("made-up"))
+	madeUp := op.MintJWT(nil, oidctest.WithKid("made-up"))
 	if _, err := a.Verify(ctx, madeUp); errKind(err) != "invalid" {
 		t.Fatalf("made-up kid (refresh did not find it): %v", err)
 	}
@@ -46,7 +46,7 @@ func TestUnknownKidWhileRateLimitedIs503WithRetryAfter(t *testing.T) {
 	if d.Outcome != authz.OutcomeUnavailable || d.RetryAfter != 20*time.Second {
 		t.Fatalf("decision %v retry after %v", d.Outcome, d.RetryAfter)
 	}
-	if n := op.Count(optest.JWKS); n != 2 {
+	if n := op.Count(oidctest.JWKS); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2 (start, made-up kid)", n)
 	}
 	clk.Advance(20 * time.Second)
@@ -67,7 +67,7 @@ func TestFailedKidRefreshRetriedAfterBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	op.Rotate()
-	op.SetFault(optest.JWKS, optest.Fault{Status: 502})
+	op.SetFault(oidctest.JWKS, oidctest.Fault{Status: 502})
 	tok := op.MintJWT(nil)
 	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 		t.Fatalf("refresh failing: %v", err)
@@ -77,7 +77,7 @@ func TestFailedKidRefreshRetriedAfterBackoff(t *testing.T) {
 	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 		t.Fatalf("within the back-off: %v", err)
 	}
-	if n := op.Count(optest.JWKS); n != 2 {
+	if n := op.Count(oidctest.JWKS); n != 2 {
 		t.Fatalf("JWKS fetched %d times within the back-off, want 2", n)
 	}
 	clk.Advance(time.Millisecond)
@@ -94,14 +94,14 @@ func TestFailedDiscoveryRetriedByNextRequestAfterBackoff(t *testing.T) {
 	clk := newClock()
 	op := newOP(t, clk)
 	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-	op.SetFault(optest.Discovery, optest.Fault{Status: 503})
+	op.SetFault(oidctest.Discovery, oidctest.Fault{Status: 503})
 	tok := op.MintJWT(nil)
 	for i := 0; i < 3; i++ {
 		if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if n := op.Count(optest.Discovery); n != 1 {
+	if n := op.Count(oidctest.Discovery); n != 1 {
 		t.Fatalf("discovery fetched %d times within the back-off, want 1", n)
 	}
 	op.ClearFaults()
@@ -113,7 +113,7 @@ func TestFailedDiscoveryRetriedByNextRequestAfterBackoff(t *testing.T) {
 	if _, err := a.Verify(ctx, tok); err != nil {
 		t.Fatalf("first request after the back-off: %v", err)
 	}
-	if n := op.Count(optest.Discovery); n != 2 {
+	if n := op.Count(oidctest.Discovery); n != 2 {
 		t.Fatalf("discovery fetched %d times, want 2", n)
 	}
 }
@@ -136,12 +136,12 @@ func TestIntrospectionExtClaimsAreLifted(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAuthz(t, clk, noCache(ic), pol)
-	tok := op.MintJWT(nil, optest.WithIntrospectionExt(map[string]any{"groups": []any{"admins"}, "sub": "not-the-top-level-sub"}))
+	tok := op.MintJWT(nil, oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"admins"}, "sub": "not-the-top-level-sub"}))
 	id, err := a.Verify(ctx, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, nested := id.Claims["ext"]; nested || id.Subject != optest.DefaultSubject {
+	if _, nested := id.Claims["ext"]; nested || id.Subject != oidctest.DefaultSubject {
 		t.Fatalf("claims %v subject %q", id.Claims, id.Subject)
 	}
 	for path, want := range map[string]authz.Outcome{"/lifted": authz.OutcomeAllow, "/nested": authz.OutcomeForbidden} {
@@ -173,15 +173,15 @@ func TestUnknownKidIs401OnlyWhenARefreshShouldHaveFoundIt(t *testing.T) {
 		name, tok, want string
 	}{
 		{"withdrawn kid", oldKey, "invalid"},
-		{"unknown kid issued long before the set was fetched", op.MintJWT(map[string]any{"iat": clk.Now().Add(-2 * time.Minute).Unix()}, optest.WithKid("never-published")), "invalid"},
-		{"unknown kid issued after the set was fetched", op.MintJWT(nil, optest.WithKid("maybe-new")), "unavailable"},
-		{"unknown kid without iat", op.MintJWT(map[string]any{"iat": nil}, optest.WithKid("no-iat")), "unavailable"},
+		{"unknown kid issued long before the set was fetched", op.MintJWT(map[string]any{"iat": clk.Now().Add(-2 * time.Minute).Unix()}, oidctest.WithKid("never-published")), "invalid"},
+		{"unknown kid issued after the set was fetched", op.MintJWT(nil, oidctest.WithKid("maybe-new")), "unavailable"},
+		{"unknown kid without iat", op.MintJWT(map[string]any{"iat": nil}, oidctest.WithKid("no-iat")), "unavailable"},
 	} {
 		if _, err := a.Verify(ctx, tc.tok); errKind(err) != tc.want {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
 		}
 	}
-	if n := op.Count(optest.JWKS); n != 2 {
+	if n := op.Count(oidctest.JWKS); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2 (start, kid 2)", n)
 	}
 }
