@@ -126,8 +126,8 @@ type authorizer interface {
 // front of the real authorizer: every request is decided by next as usual (tokens
 // verified, routes selected), and a denial only because the verified identity does not
 // meet the route's requirement becomes an allow. A request without a valid token, with
-// a path that cannot be normalised or an unknown access level is still denied, and an
-// OP outage is still a 503.
+// a path that cannot be normalised or is ambiguous (400), or with an unknown access
+// level is still denied, and an OP outage is still a 503.
 type AssumeAuthorized struct {
 	next     authorizer
 	decision func()
