@@ -305,6 +305,11 @@ func FuzzSelectNeverAllowsBeyondAReading(f *testing.F) {
 		if i := strings.IndexByte(raw, '?'); i >= 0 {
 			raw = raw[:i]
 		}
+		if ordinaryPath(raw) { // the fast path: its one reading is what NormalizePath gives
+			if n, err := NormalizePath(p); err != nil || n != sel.Path || n != path.Clean(raw) {
+				t.Fatalf("ordinary %q: selection path %q, NormalizePath %q %v", p, sel.Path, n, err)
+			}
+		}
 		reads := upstreamReadings(raw)
 		for _, r := range allReadings() {
 			reads = append(reads, interpret(raw, r))
