@@ -354,3 +354,44 @@ func TestRouteMatchingIsCaseSensitiveByDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestPathShapesTable pins every row of the path-shape table in docs/request-target.md
+// (routes /admin for admins and /public public, policy.paths defaults).
+func TestPathShapesTable(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	for _, tc := range []struct{ path, want string }{
+		{"/admin/x", "admin"}, {"/admin/", "admin"},
+		{"/admin/x?next=/../public", "admin"},
+		{"/public/a/../b", "public"},
+		{"/public/a%20b", "public"}, {"/public/%C3%A9", "public"},
+		{"/public/x;v=1", "public"},
+		{"/public/a%2Fb", "public"},
+		{"/public/page#top", "public"},
+		{"/Admin", "default"},
+		{"/admin/..;/public", "ambiguous"},
+		{"/admin/%2e%2e/public", "ambiguous"}, {"/admin/.%2E/public", "ambiguous"},
+		{"/admin/..%3B/public", "ambiguous"},
+		{"/admin%2f..%2fpublic", "ambiguous"}, {"/admin%5c..%5cpublic", "ambiguous"},
+		{"/admin\\..\\public", "ambiguous"},
+		{"/public#/../admin", "ambiguous"},
+		{"//admin", "ambiguous"}, {"/admin//../public", "ambiguous"},
+		{"/%61dmin", "ambiguous"},
+		{"/admin;jsessionid=1", "ambiguous"},
+		{"/admin%252F", "bad"},
+		{"/admin%00", "bad"}, {"/admin/%c0%ae%c0%ae/public", "bad"},
+	} {
+		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+		got := sel.Name
+		switch {
+		case errors.Is(err, ErrAmbiguousPath):
+			got = "ambiguous"
+		case errors.Is(err, ErrBadPath):
+			got = "bad"
+		case err != nil:
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
+		}
+	}
+}
