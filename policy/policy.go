@@ -301,7 +301,7 @@ func (e *Engine) Select(r Request) (Selection, error) {
 		i := e.route(host, p, method, false)
 		if e.anyCI && hasUpper(p) {
 			if j := e.route(host, p, method, true); !e.sameRequirement(i, j) {
-				return Selection{}, e.ambiguous(r.Path, []string{p, p}, []int{i, j})
+				return Selection{}, e.ambiguous(r.Path, []string{p, asciiLower(p)}, []int{i, j})
 			}
 		}
 		return e.selection(i, p), nil
@@ -324,7 +324,11 @@ func (e *Engine) Select(r Request) (Selection, error) {
 		}
 		for _, f := range folds {
 			i := e.route(host, rp, method, f)
-			paths, idx = append(paths, rp), append(idx, i)
+			shown := rp
+			if f {
+				shown = asciiLower(rp)
+			}
+			paths, idx = append(paths, shown), append(idx, i)
 			if !e.sameRequirement(first, i) {
 				return Selection{}, e.ambiguous(r.Path, paths, idx)
 			}
