@@ -406,7 +406,11 @@ func decodeOnce(s string) string {
 func ordinaryPath(p string) bool {
 	ascii := true
 	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
+		c := p[i]
+		if c > '/' && c < 0x7f && c != ';' && c != '\\' { // letters, digits, most marks
+			continue
+		}
+		switch {
 		case c == '%', c == '\\', c == ';', c == '#', c < 0x20, c == 0x7f:
 			return false
 		case c >= utf8.RuneSelf:
