@@ -99,7 +99,9 @@ func differentialPolicy(cfg map[string]any) {
 		return map[string]any{"groups": map[string]any{"values": []any{g}}}
 	}
 	route := func(name, prefix string, m map[string]any) map[string]any {
-		r := map[string]any{"name": name, "path": map[string]any{"prefix": prefix}}
+		// case_insensitive: the express upstream routes case-insensitively (express's
+		// default), so the policy must say so, as its operator would have to.
+		r := map[string]any{"name": name, "path": map[string]any{"prefix": prefix}, "case_insensitive": true}
 		for k, v := range m {
 			r[k] = v
 		}
@@ -622,17 +624,21 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, upstreams []*diffUps
 // beyond policy, and on results that would make the run meaningless.
 func judge(t *testing.T, cases []*diffCase) {
 	t.Helper()
-	type tally struct{ n, allowed, beyond, errs int }
+	type tally struct {
+		n, allowed, beyond, errs int
+		status                   map[int]int
+	}
 	lanes := map[string]*tally{}
 	var total tally
 	var beyond []*diffCase
 	for _, c := range cases {
 		l := lanes[c.lane]
 		if l == nil {
-			l = &tally{}
+			l = &tally{status: map[int]int{}}
 			lanes[c.lane] = l
 		}
 		l.n++
+		l.status[c.status]++
 		total.n++
 		if c.err != nil {
 			l.errs++
@@ -662,7 +668,17 @@ func judge(t *testing.T, cases []*diffCase) {
 	sort.Strings(names)
 	for _, name := range names {
 		l := lanes[name]
-		t.Logf("lane %-22s %5d requests, %5d allowed, %4d beyond policy, %4d transport errors", name, l.n, l.allowed, l.beyond, l.errs)
+		codes := make([]int, 0, len(l.status))
+		for c := range l.status {
+			codes = append(codes, c)
+		}
+		sort.Ints(codes)
+		var hist strings.Builder
+		for _, c := range codes {
+			fmt.Fprintf(&hist, " %d×%d", c, l.status[c])
+		}
+		t.Logf("lane %-22s %5d requests, %5d allowed, %4d beyond policy, %4d not sent or no answer; statuses:%s",
+			name, l.n, l.allowed, l.beyond, l.errs, hist.String())
 		// A lane in which nothing (or everything) got through tests nothing.
 		if l.allowed == 0 || l.allowed == l.n {
 			t.Errorf("lane %s: %d of %d requests allowed: the setup is broken, not the policy", name, l.allowed, l.n)
