@@ -408,9 +408,13 @@ func TestDifferential(t *testing.T) {
 	}
 	upstreams := []*diffUpstream{startMuxUpstream(t), startExpressUpstream(t)}
 
-	// Each proxy runs twice per upstream: with the example config as shipped, and
-	// without its header-hygiene lines (as a user who skipped them would run it):
-	// flaat-extauthz must be safe with either.
+	// Each proxy runs three times per upstream: with the example config as shipped and
+	// without its header-hygiene lines (as a user who skipped them would run it), both
+	// against flaat-extauthz's default (server.http.forwarded: auto), and without the
+	// hygiene lines against a flaat-extauthz told which proxy it is behind
+	// (forwarded: nginx / caddy). flaat-extauthz must be safe in every combination.
+	sNginx := startServer(t, o, serverOpts{Mutate: withForwarded("nginx")})
+	sCaddy := startServer(t, o, serverOpts{Mutate: withForwarded("caddy")})
 	nginxBare := withoutLines(t, "nginx", nginxHygiene, false)
 	caddyBare := withoutLines(t, "caddy", caddyHygiene, true)
 	type front struct {
@@ -422,8 +426,10 @@ func TestDifferential(t *testing.T) {
 		fronts = append(fronts,
 			front{"nginx", hostPort(startNginx(t, s.HTTPAddr, up.addr).URL), up},
 			front{"nginx-bare", hostPort(startNginx(t, s.HTTPAddr, up.addr, nginxBare).URL), up},
+			front{"nginx-bare/fwd=nginx", hostPort(startNginx(t, sNginx.HTTPAddr, up.addr, nginxBare).URL), up},
 			front{"caddy", hostPort(startCaddy(t, s.HTTPAddr, up.addr).URL), up},
 			front{"caddy-bare", hostPort(startCaddy(t, s.HTTPAddr, up.addr, caddyBare).URL), up},
+			front{"caddy-bare/fwd=caddy", hostPort(startCaddy(t, sCaddy.HTTPAddr, up.addr, caddyBare).URL), up},
 		)
 	}
 
@@ -470,6 +476,15 @@ func TestDifferential(t *testing.T) {
 		t.Fatalf("the differential table did not finish within %s", diffBudget)
 	}
 	judge(t, cases)
+}
+
+// withForwarded is differentialPolicy with server.http.forwarded set to mode.
+func withForwarded(mode string) func(map[string]any) {
+	return func(cfg map[string]any) {
+		differentialPolicy(cfg)
+		srv := cfg["server"].(map[string]any)
+		srv["http"] = map[string]any{"forwarded": mode}
+	}
 }
 
 func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }
@@ -677,7 +692,7 @@ func judge(t *testing.T, cases []*diffCase) {
 		for _, c := range codes {
 			fmt.Fprintf(&hist, " %d×%d", c, l.status[c])
 		}
-		t.Logf("lane %-22s %5d requests, %5d allowed, %4d beyond policy, %4d not sent or no answer; statuses:%s",
+		t.Logf("lane %-30s %5d requests, %5d allowed, %4d beyond policy, %4d not sent or no answer; statuses:%s",
 			name, l.n, l.allowed, l.beyond, l.errs, hist.String())
 		// A lane in which nothing (or everything) got through tests nothing.
 		if l.allowed == 0 || l.allowed == l.n {
@@ -685,6 +700,9 @@ func judge(t *testing.T, cases []*diffCase) {
 		}
 	}
 	fmt.Printf("differential: %d requests, %d allowed, %d allowed beyond policy\n", total.n, total.allowed, total.beyond)
+	if out := os.Getenv(diffTableEnv); out != "" {
+		writeTable(t, out, cases)
+	}
 
 	sort.Slice(beyond, func(i, j int) bool { return beyond[i].String() < beyond[j].String() })
 	for i, c := range beyond {
@@ -695,6 +713,23 @@ func judge(t *testing.T, cases []*diffCase) {
 		t.Errorf("beyond policy: %v", c)
 	}
 	controls(t, cases)
+}
+
+// diffTableEnv names a file to write every case of the run to, one tab-separated line
+// each (lane, method, path name, token, variant, status, route served, beyond), for
+// reading what each component did with a path.
+const diffTableEnv = "FLAAT_E2E_DIFF_TABLE"
+
+func writeTable(t *testing.T, name string, cases []*diffCase) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("lane\tmethod\tpath\ttoken\tvariant\tstatus\troute\tbeyond\n")
+	for _, c := range cases {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%v\n", c.lane, c.method, c.path.name, c.token.name, c.variant.name, c.status, c.route, c.beyond)
+	}
+	if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {
+		t.Errorf("%s: %v", diffTableEnv, err)
+	}
 }
 
 // controls are plain requests whose outcome is known: if these do not come out as
