@@ -162,6 +162,11 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	if err != nil {
 		return nil, err
 	}
+	if is.cfg.RequireSub == nil || *is.cfg.RequireSub {
+		if sub, _ := claims["sub"].(string); sub == "" {
+			return nil, invalid("JWT access token has no sub")
+		}
+	}
 	if len(is.cfg.Audiences) > 0 && !audienceOK(claims["aud"], is.cfg.Audiences) {
 		return nil, invalid("audience not accepted")
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -198,13 +200,7 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 	if d.Identity != nil {
 		sub = d.Identity.Subject
 	}
-	path := r.Path
-	for i := 0; i < len(path); i++ {
-		if path[i] == '?' { // queries may carry secrets
-			path = path[:i]
-			break
-		}
-	}
+	path := logPath(r.Path)
 	var buf [13]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("request_id", r.RequestID),
@@ -226,4 +222,27 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 		attrs = append(attrs, slog.Int("suppressed", suppressed))
 	}
 	s.log.LogAttrs(ctx, lvl, "decision", attrs...)
+}
+
+// maxLogPath caps the path in decision lines.
+const maxLogPath = 1 << 10
+
+// logPath is the path as logged: without query and fragment (either may carry a secret,
+// a token pasted into a URL included), at most maxLogPath bytes followed by
+// "…(N bytes)" when longer, N being the length without query and fragment.
+func logPath(p string) string {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '?' || p[i] == '#' {
+			p = p[:i]
+			break
+		}
+	}
+	if len(p) <= maxLogPath {
+		return p
+	}
+	n := maxLogPath
+	for n > 0 && !utf8.RuneStart(p[n]) {
+		n--
+	}
+	return p[:n] + "…(" + strconv.Itoa(len(p)) + " bytes)"
 }

@@ -791,6 +791,10 @@ func TestNginxExample(t *testing.T) {
 	for _, h := range []string{
 		`proxy_set_header\s+X-Original-URI\s+\$request_uri;`,
 		`proxy_set_header\s+X-Original-Method\s+\$request_method;`,
+		`proxy_set_header\s+X-Original-Host\s+\$host;`,
+		`proxy_set_header\s+X-Forwarded-Uri\s+"";`,
+		`proxy_set_header\s+X-Forwarded-Method\s+"";`,
+		`proxy_set_header\s+X-Forwarded-Host\s+"";`,
 		`auth_request\s+/`,
 		`proxy_set_header\s+X-Auth-Request-User\s+\$flaat_user;`,
 		`auth_request_set\s+\$flaat_user\s+\$upstream_http_x_auth_request_user;`,

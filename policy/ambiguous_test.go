@@ -324,3 +324,16 @@ func FuzzSelectNeverAllowsBeyondAReading(f *testing.F) {
 		}
 	})
 }
+
+// TestLongNonOrdinaryPathRefused: a path with several readings is read only up to 8 KiB
+// (each reading is a pass over it); an ordinary path up to the general limit.
+func TestLongNonOrdinaryPathRefused(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	long := "/public/" + strings.Repeat("a", maxReadPathLen)
+	if sel, err := e.Select(Request{Method: "GET", Path: long}); err != nil || sel.Name != "public" {
+		t.Fatalf("ordinary long path: %q %v", sel.Name, err)
+	}
+	if _, err := e.Select(Request{Method: "GET", Path: long + "/%2e%2e/x"}); !errors.Is(err, ErrBadPath) {
+		t.Fatalf("long path with escapes: %v, want ErrBadPath", err)
+	}
+}

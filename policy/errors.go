@@ -38,7 +38,16 @@ func (e *AmbiguousPathError) Error() string {
 		return ErrAmbiguousPath.Error()
 	}
 	a, b := e.Readings[0], e.Readings[len(e.Readings)-1]
-	return fmt.Sprintf("policy: ambiguous request path: read as %q it selects route %q, read as %q route %q", a.Path, a.Route, b.Path, b.Route)
+	return fmt.Sprintf("policy: ambiguous request path: read as %q it selects route %q, read as %q route %q", short(a.Path), a.Route, short(b.Path), b.Route)
+}
+
+// short caps a path quoted in an error message (they end up in logs).
+func short(p string) string {
+	const max = 256
+	if len(p) <= max {
+		return p
+	}
+	return p[:max] + "…"
 }
 
 // Unwrap returns ErrAmbiguousPath.

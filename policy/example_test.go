@@ -1,8 +1,8 @@
 package policy_test
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 

@@ -240,6 +240,10 @@ func encodedTwiceMatters(c byte) bool {
 	return false
 }
 
+// maxReadPathLen bounds paths that have several readings: each reading costs a pass
+// over the path. nginx's default request-line buffer (8 KiB) is smaller.
+const maxReadPathLen = 8 << 10
+
 // pathMode is a compiled PathConfig switch.
 type pathMode uint8
 
@@ -467,6 +471,9 @@ func containsEscape(s string, escapes ...string) bool {
 // passed NormalizePath) under the rules, or an error wrapping ErrBadPath when a
 // "reject" switch refuses the path.
 func (pr pathRules) readings(raw string) ([]string, error) {
+	if len(raw) > maxReadPathLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes and not an ordinary path (escapes, \";\", \"\\\", \"#\", \"//\" or dot-segments)", ErrBadPath, maxReadPathLen)
+	}
 	hasFrag := strings.IndexByte(raw, '#') >= 0
 	hasBS := strings.IndexByte(raw, '\\') >= 0 || containsEscape(raw, "5c")
 	hasPct := strings.IndexByte(raw, '%') >= 0
