@@ -92,16 +92,29 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// differentialPolicy replaces the harness's policy with the routes above. The order
-// matters as it would in a real policy: docs-read (GET, HEAD) before docs-write.
-func differentialPolicy(cfg map[string]any) {
+// differentialPolicy returns a Mutate for startServer that replaces the harness's policy
+// with the routes above, configured as the operator of up would: every route
+// case_insensitive when up routes case-insensitively. forwarded sets
+// server.http.forwarded ("" = the default). The order of the routes matters as it would
+// in a real policy: docs-read (GET, HEAD) before docs-write.
+func differentialPolicy(up *diffUpstream, forwarded string) func(map[string]any) {
+	return func(cfg map[string]any) {
+		writePolicy(cfg, up.caseInsensitive)
+		if forwarded != "" {
+			cfg["server"].(map[string]any)["http"] = map[string]any{"forwarded": forwarded}
+		}
+	}
+}
+
+func writePolicy(cfg map[string]any, caseInsensitive bool) {
 	groups := func(g string) map[string]any {
 		return map[string]any{"groups": map[string]any{"values": []any{g}}}
 	}
 	route := func(name, prefix string, m map[string]any) map[string]any {
-		// case_insensitive: the express upstream routes case-insensitively (express's
-		// default), so the policy must say so, as its operator would have to.
-		r := map[string]any{"name": name, "path": map[string]any{"prefix": prefix}, "case_insensitive": true}
+		r := map[string]any{"name": name, "path": map[string]any{"prefix": prefix}}
+		if caseInsensitive {
+			r["case_insensitive"] = true
+		}
 		for k, v := range m {
 			r[k] = v
 		}
@@ -263,6 +276,9 @@ var diffMethods = []string{"GET", "POST"}
 type diffUpstream struct {
 	name string
 	addr string // host:port
+	// caseInsensitive: the upstream routes ignoring case, so its operator marks every
+	// policy route case_insensitive.
+	caseInsensitive bool
 }
 
 // startMuxUpstream runs a Go net/http ServeMux app in the test process. ServeMux
@@ -314,7 +330,7 @@ func startExpressUpstream(t testing.TB) *diffUpstream {
 		}
 		return false
 	})
-	return &diffUpstream{name: "express", addr: fmt.Sprintf("127.0.0.1:%d", ready.Port)}
+	return &diffUpstream{name: "express", addr: fmt.Sprintf("127.0.0.1:%d", ready.Port), caseInsensitive: true}
 }
 
 // --- raw HTTP/1.1 ---
@@ -400,7 +416,6 @@ func (c *diffCase) String() string {
 // "differential: N requests, M allowed, K allowed beyond policy", and fails when K > 0.
 func TestDifferential(t *testing.T) {
 	o := startOP(t)
-	s := startServer(t, o, serverOpts{Mutate: differentialPolicy})
 	tokens := []diffToken{
 		{name: "none"},
 		{name: "user", token: o.jwtToken(t, "e2e-user"), groups: []string{"users"}},
@@ -413,8 +428,8 @@ func TestDifferential(t *testing.T) {
 	// against flaat-extauthz's default (server.http.forwarded: auto), and without the
 	// hygiene lines against a flaat-extauthz told which proxy it is behind
 	// (forwarded: nginx / caddy). flaat-extauthz must be safe in every combination.
-	sNginx := startServer(t, o, serverOpts{Mutate: withForwarded("nginx")})
-	sCaddy := startServer(t, o, serverOpts{Mutate: withForwarded("caddy")})
+	// Each upstream has its own flaat-extauthz processes, configured as its operator
+	// would (see differentialPolicy).
 	nginxBare := withoutLines(t, "nginx", nginxHygiene, false)
 	caddyBare := withoutLines(t, "caddy", caddyHygiene, true)
 	type front struct {
@@ -422,7 +437,12 @@ func TestDifferential(t *testing.T) {
 		up         *diffUpstream
 	}
 	var fronts []front
+	auto := map[*diffUpstream]*server{}
 	for _, up := range upstreams {
+		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "")})
+		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "nginx")})
+		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "caddy")})
+		auto[up] = s
 		fronts = append(fronts,
 			front{"nginx", hostPort(startNginx(t, s.HTTPAddr, up.addr).URL), up},
 			front{"nginx-bare", hostPort(startNginx(t, s.HTTPAddr, up.addr, nginxBare).URL), up},
@@ -469,21 +489,33 @@ func TestDifferential(t *testing.T) {
 	// The gRPC lane: the same table as Envoy would send it to Check (path not decoded,
 	// query kept, the client's headers passed on), judged against the route each
 	// upstream serves for that exact request-target when asked directly.
-	grpcCases := grpcLane(t, ctx, s, upstreams, paths, tokens)
-	cases = append(cases, grpcCases...)
+	for _, up := range upstreams {
+		cases = append(cases, grpcLane(t, ctx, auto[up], up, paths, tokens)...)
+	}
+
+	// The oracle's canary: the express upstream behind a policy whose operator forgot
+	// that express routes case-insensitively. Only a differential test can see this
+	// misconfiguration, and it must: /ADMIN/x is then allowed to a user as the default
+	// route and express serves it as admin. Not part of the summary line.
+	express := upstreams[1]
+	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(&diffUpstream{name: "express (case-sensitive policy)"}, "")})
+	canaryCases := grpcLane(t, ctx, canary, express, paths, tokens)
 
 	if ctx.Err() != nil {
 		t.Fatalf("the differential table did not finish within %s", diffBudget)
 	}
 	judge(t, cases)
-}
 
-// withForwarded is differentialPolicy with server.http.forwarded set to mode.
-func withForwarded(mode string) func(map[string]any) {
-	return func(cfg map[string]any) {
-		differentialPolicy(cfg)
-		srv := cfg["server"].(map[string]any)
-		srv["http"] = map[string]any{"forwarded": mode}
+	found, sawAdmin := 0, false
+	for _, c := range canaryCases {
+		if c.route != "" && !c.token.meets(diffRoutes[c.route]) {
+			found++
+			sawAdmin = sawAdmin || c.path.name == "ADMIN" && c.token.name == "user"
+		}
+	}
+	t.Logf("oracle canary (express behind a case-sensitive policy): %d requests served beyond policy", found)
+	if !sawAdmin {
+		t.Errorf("oracle canary: GET /ADMIN/x with a user token was not found served beyond policy by express behind a case-sensitive policy: the oracle or the setup is broken")
 	}
 }
 
@@ -532,34 +564,28 @@ func runPool(ctx context.Context, cases []*diffCase, fn func(context.Context, *d
 	wg.Wait()
 }
 
-// grpcLane asks each upstream directly which route it serves for every path and method,
-// then sends the table to Check and returns one case per (check, upstream).
-func grpcLane(t *testing.T, ctx context.Context, s *server, upstreams []*diffUpstream, paths []diffPath, tokens []diffToken) []*diffCase {
+// grpcLane asks up directly which route it serves for every path and method, then sends
+// the table to s's Check as Envoy in front of up would, and returns one case per check.
+func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, paths []diffPath, tokens []diffToken) []*diffCase {
 	t.Helper()
-	type key struct{ up, target, method string }
+	type key struct{ target, method string }
 	var mu sync.Mutex
 	served := map[key]string{}
 	var probes []*diffCase
-	for _, up := range upstreams {
-		for _, p := range paths {
-			for _, m := range diffMethods {
-				probes = append(probes, &diffCase{lane: "direct→" + up.name, path: p, method: m})
-			}
+	for _, p := range paths {
+		for _, m := range diffMethods {
+			probes = append(probes, &diffCase{path: p, method: m})
 		}
-	}
-	addrOf := map[string]string{}
-	for _, up := range upstreams {
-		addrOf["direct→"+up.name] = up.addr
 	}
 	var seq atomic.Int64
 	runPool(ctx, probes, func(ctx context.Context, c *diffCase) {
 		id := fmt.Sprintf("p%d", seq.Add(1))
 		rctx, cancel := context.WithTimeout(ctx, diffReqTimeout)
 		defer cancel()
-		status, body, _ := rawRequest(rctx, addrOf[c.lane], c.method, c.path.target, [][2]string{{"X-Diff-Id", id}})
+		status, body, _ := rawRequest(rctx, up.addr, c.method, c.path.target, [][2]string{{"X-Diff-Id", id}})
 		_, route := servedRoute(t, status, body, id)
 		mu.Lock()
-		served[key{strings.TrimPrefix(c.lane, "direct→"), c.path.target, c.method}] = route
+		served[key{c.path.target, c.method}] = route
 		mu.Unlock()
 	})
 
@@ -575,7 +601,7 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, upstreams []*diffUps
 		for _, m := range diffMethods {
 			for _, tk := range tokens {
 				for _, v := range diffVariants {
-					checks = append(checks, &diffCase{lane: "grpc-check", path: p, method: m, token: tk, variant: v})
+					checks = append(checks, &diffCase{lane: "envoy-grpc→" + up.name, path: p, method: m, token: tk, variant: v})
 				}
 			}
 		}
@@ -611,28 +637,15 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, upstreams []*diffUps
 			c.err = err
 			return
 		}
-		c.allowed = codes.Code(resp.GetStatus().GetCode()) == codes.OK
-		if c.allowed {
+		if codes.Code(resp.GetStatus().GetCode()) == codes.OK {
 			c.status = 200
+			// Envoy would now forward the request-target to up unchanged.
+			c.route = served[key{c.path.target, c.method}]
 		} else {
 			c.status = int(resp.GetDeniedResponse().GetStatus().GetCode())
 		}
 	})
-
-	// One case per (check, upstream): Envoy in front of that upstream would forward the
-	// request-target unchanged when Check allows.
-	var out []*diffCase
-	for _, c := range checks {
-		for _, up := range upstreams {
-			cc := *c
-			cc.lane = "envoy-grpc→" + up.name
-			if c.allowed {
-				cc.route = served[key{up.name, c.path.target, c.method}]
-			}
-			out = append(out, &cc)
-		}
-	}
-	return out
+	return checks
 }
 
 // judge applies the oracle, prints the summary line and fails on any request served
