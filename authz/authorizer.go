@@ -407,17 +407,7 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		ContextExtensions: r.ContextExtensions,
 	})
 	if err != nil {
-		switch {
-		case errors.Is(err, policy.ErrAmbiguousPath):
-			return Decision{Outcome: OutcomeBadRequest, ReasonCode: ReasonAmbiguousPath, Err: err,
-				Reason: "ambiguous request path: its readings select different routes"}
-		case errors.Is(err, policy.ErrBadPath):
-			return Decision{Outcome: OutcomeBadRequest, ReasonCode: ReasonBadPath, Err: err,
-				Reason: "request path cannot be normalised"}
-		case errors.Is(err, policy.ErrUnknownAccessLevel):
-			return Decision{Outcome: OutcomeForbidden, Reason: "no access level configured for this route", Err: err}
-		}
-		return Decision{Outcome: OutcomeForbidden, Reason: "request not allowed", Err: err}
+		return SelectDenial(err)
 	}
 	if sel.Public {
 		return Decision{Outcome: OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
@@ -434,6 +424,9 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	d.Cached = hit
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		if ue, ok := errors.AsType[*UnavailableError](err); ok && d.Outcome == OutcomeUnavailable {
+			d.RetryAfter = ue.RetryAfter
+		}
 		a.logDenial(ctx, r, d)
 		return d
 	}
@@ -449,6 +442,25 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	}
 	d.Outcome = OutcomeAllow
 	return d
+}
+
+// SelectDenial is the decision for an error of policy.Engine.Select, the one mapping
+// used by the Authorizer and by every other caller of Select that answers requests (the
+// check command, the development switches): ErrAmbiguousPath and ErrBadPath are
+// OutcomeBadRequest (400) with ReasonCode ReasonAmbiguousPath / ReasonBadPath;
+// ErrUnknownAccessLevel and anything else are OutcomeForbidden.
+func SelectDenial(err error) Decision {
+	switch {
+	case errors.Is(err, policy.ErrAmbiguousPath):
+		return Decision{Outcome: OutcomeBadRequest, ReasonCode: ReasonAmbiguousPath, Err: err,
+			Reason: "ambiguous request path: its readings select different routes"}
+	case errors.Is(err, policy.ErrBadPath):
+		return Decision{Outcome: OutcomeBadRequest, ReasonCode: ReasonBadPath, Err: err,
+			Reason: "request path cannot be normalised"}
+	case errors.Is(err, policy.ErrUnknownAccessLevel):
+		return Decision{Outcome: OutcomeForbidden, Reason: "no access level configured for this route", Err: err}
+	}
+	return Decision{Outcome: OutcomeForbidden, Reason: "request not allowed", Err: err}
 }
 
 // decisionFor is the one place where errors become outcomes and client-safe reasons.

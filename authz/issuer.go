@@ -56,14 +56,22 @@ type issuer struct {
 	discErr   error
 	discErrAt time.Time
 
-	keys      atomic.Pointer[keyIndex]
-	kmu       sync.Mutex
-	keyCall   *call[*keyIndex]
-	forcedAt  time.Time // last refresh triggered by an unknown kid
-	forcedErr error
+	keys        atomic.Pointer[keyIndex]
+	kmu         sync.Mutex
+	keyCall     *call[*keyIndex]
+	forcedAt    time.Time // last refresh triggered by an unknown kid
+	forcedErr   error
+	forcedErrAt time.Time
+	// missed are kids that the last forced refresh did not find (at most maxMissed):
+	// while refreshes are rate-limited they are answered 401, every other unknown kid
+	// 503 with Retry-After, since its key may be new.
+	missed    map[string]struct{}
 	initErr   error
 	initErrAt time.Time
 }
+
+// maxMissed bounds issuer.missed; kids beyond it are answered 503 (never allowed).
+const maxMissed = 256
 
 // call is one shared fetch; waiters select on done and their own context.
 type call[T any] struct {
@@ -317,8 +325,29 @@ func (is *issuer) keySet(ctx context.Context, d *discovery) (*keyIndex, error) {
 }
 
 // errRateLimited: an unknown kid arrived within JWKSRefreshInterval of the last refresh
-// that an unknown kid triggered; no refresh is made.
+// that an unknown kid triggered; no refresh is made. It is wrapped in an
+// *UnavailableError whose RetryAfter says when the next refresh is allowed.
 var errRateLimited = errors.New("authz: jwks refresh rate-limited")
+
+// noteMissed records that a forced refresh did not find kid.
+func (is *issuer) noteMissed(kid string) {
+	is.kmu.Lock()
+	defer is.kmu.Unlock()
+	if is.missed == nil {
+		is.missed = map[string]struct{}{}
+	}
+	if len(is.missed) < maxMissed {
+		is.missed[kid] = struct{}{}
+	}
+}
+
+// wasMissed reports whether the last forced refresh did not find kid.
+func (is *issuer) wasMissed(kid string) bool {
+	is.kmu.Lock()
+	defer is.kmu.Unlock()
+	_, ok := is.missed[kid]
+	return ok
+}
 
 // fetchKeys fetches the JWKS through the jwk.Cache: at most one fetch per issuer is in
 // flight (concurrent callers share it, each honouring its own ctx), it runs on a
@@ -333,15 +362,22 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 	if c == nil {
 		now := a.now()
 		if forced {
-			if !is.forcedAt.IsZero() && now.Sub(is.forcedAt) < a.cfg.JWKSRefreshInterval.D() {
+			// After a failed refresh the next one is allowed after failBackoff (the OP
+			// may be back); after a successful one, after JWKSRefreshInterval.
+			next := is.forcedAt.Add(a.cfg.JWKSRefreshInterval.D())
+			if is.forcedErr != nil {
+				next = is.forcedErrAt.Add(failBackoff)
+			}
+			if !is.forcedAt.IsZero() && now.Before(next) {
 				err := is.forcedErr
 				is.kmu.Unlock()
 				if err == nil {
-					err = errRateLimited
+					err = &UnavailableError{Issuer: is.id, Endpoint: "jwks", Err: errRateLimited, RetryAfter: next.Sub(now)}
 				}
 				return is.keys.Load(), false, err
 			}
 			is.forcedAt = now
+			clear(is.missed)
 		} else {
 			if idx := is.keys.Load(); idx != nil {
 				is.kmu.Unlock()
@@ -364,7 +400,7 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 			is.kmu.Lock()
 			is.keyCall = nil
 			if forced {
-				is.forcedErr = err
+				is.forcedErr, is.forcedErrAt = err, a.now()
 			} else if err != nil {
 				is.initErr, is.initErrAt = err, a.now()
 			}

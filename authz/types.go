@@ -115,6 +115,9 @@ type Decision struct {
 	TokenHash string
 	// Cached reports whether the identity came from the cache.
 	Cached bool
+	// RetryAfter is, for OutcomeUnavailable, when the client may usefully retry (sent
+	// as Retry-After); zero when unknown.
+	RetryAfter time.Duration
 	// ReasonCode is one of the Reason* constants for denials of a request that cannot
 	// be judged (the reason label of the decision metrics); "" otherwise.
 	ReasonCode string

@@ -220,14 +220,22 @@ func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discover
 	}
 	keys, known := idx.candidates(p.kid, p.alg)
 	if !known {
+		// An unknown kid may be a key the OP has just published: refresh the JWKS. While
+		// refreshes are rate-limited, only a kid that the last refresh did not find is
+		// invalid (401); any other is 503 with Retry-After, never a 401 (that clients and
+		// the negative cache would take as final) for a genuine new key.
 		idx, _, err = is.fetchKeys(ctx, d, true)
 		switch {
 		case errors.Is(err, errRateLimited):
-			return invalid("unknown signing key")
+			if is.wasMissed(p.kid) {
+				return invalid("unknown signing key")
+			}
+			return err
 		case err != nil:
 			return err
 		}
 		if keys, known = idx.candidates(p.kid, p.alg); !known {
+			is.noteMissed(p.kid)
 			return invalid("unknown signing key")
 		}
 	}

@@ -34,6 +34,7 @@ type denyKey struct {
 	outcome   authz.Outcome
 	tokenSent bool
 	desc      string
+	retry     string // Retry-After value, "" for none
 }
 
 type denyEntry struct {
@@ -60,10 +61,11 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	if row.Challenge != "insufficient_scope" {
 		scopes = nil // not part of the answer
 	}
+	retry := retryAfter(d)
 	if len(scopes) > 0 {
-		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes)
+		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes, retry)
 	}
-	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, desc: desc}
+	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, desc: desc, retry: retry}
 	h := maphash.String(v.deny.seed, desc) ^ uint64(d.Outcome)<<1
 	if tokenSent {
 		h ^= 1
@@ -72,7 +74,7 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	if e := slot.Load(); e != nil && e.key == k {
 		return e.resp
 	}
-	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil)
+	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil, retry)
 	v.wire.put(resp)
 	if old := slot.Swap(&denyEntry{key: k, resp: resp}); old != nil {
 		v.wire.drop(old.resp)
@@ -80,10 +82,13 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	return resp
 }
 
-func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string) *authv3.CheckResponse {
-	hs := make([]*corev3.HeaderValueOption, 0, 3)
+func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string, retry string) *authv3.CheckResponse {
+	hs := make([]*corev3.HeaderValueOption, 0, 4)
 	if c := challenge(v.cfg.Realm, row, tokenSent, desc, scopes); c != "" {
 		hs = append(hs, headerOption("www-authenticate", c))
+	}
+	if retry != "" {
+		hs = append(hs, headerOption("retry-after", retry))
 	}
 	hs = append(hs, contentTypeJSON, cacheNoStore)
 	return &authv3.CheckResponse{
@@ -94,6 +99,15 @@ func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, de
 			Body:    jsonBody(row.Error, desc),
 		}},
 	}
+}
+
+// retryAfter is the Retry-After value (whole seconds, at least 1) of an OP-outage
+// denial that knows when asking again helps; "" otherwise.
+func retryAfter(d *authz.Decision) string {
+	if d.Outcome != authz.OutcomeUnavailable || d.RetryAfter <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64((d.RetryAfter+time.Second-1)/time.Second), 10)
 }
 
 // ---- sampled denial logging ----------------------------------------------------------

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -177,5 +178,37 @@ func TestLoggedPathHasNoQueryOrFragmentAndIsCapped(t *testing.T) {
 	s.HTTPHandler().ServeHTTP(httptest.NewRecorder(), req)
 	if strings.Contains(buf.String(), "tok3n") || !strings.Contains(buf.String(), "path=/x") {
 		t.Fatalf("log line %s", buf.String())
+	}
+}
+
+// TestRetryAfterOnUnknownKid503: an OP-outage denial that knows when to retry (an
+// unknown kid while JWKS refreshes are rate-limited) carries Retry-After in whole
+// seconds, rounded up, on both transports; other denials carry none.
+func TestRetryAfterOnUnknownKid503(t *testing.T) {
+	for _, tc := range []struct {
+		d    authz.Decision
+		want string
+	}{
+		{authz.Decision{Outcome: authz.OutcomeUnavailable, RetryAfter: 19*time.Second + time.Millisecond}, "20"},
+		{authz.Decision{Outcome: authz.OutcomeUnavailable, RetryAfter: time.Millisecond}, "1"},
+		{authz.Decision{Outcome: authz.OutcomeUnavailable}, ""},
+		{authz.Decision{Outcome: authz.OutcomeInvalidToken, RetryAfter: time.Second}, ""},
+	} {
+		s, err := NewServer(&fakeAuthorizer{d: tc.d}, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := s.Check(t.Context(), checkRequest(map[string]string{"authorization": "Bearer x"}))
+		got := ""
+		for _, h := range resp.GetDeniedResponse().GetHeaders() {
+			if h.GetHeader().GetKey() == "retry-after" {
+				got = h.GetHeader().GetValue()
+			}
+		}
+		rec := httptest.NewRecorder()
+		s.HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if got != tc.want || rec.Header().Get("Retry-After") != tc.want {
+			t.Errorf("%v %v: grpc %q http %q, want %q", tc.d.Outcome, tc.d.RetryAfter, got, rec.Header().Get("Retry-After"), tc.want)
+		}
 	}
 }

@@ -72,6 +72,9 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
 			hdr.Set("WWW-Authenticate", c)
 		}
+		if ra := retryAfter(d); ra != "" {
+			hdr.Set("Retry-After", ra)
+		}
 		hdr.Set("Content-Type", "application/json")
 		*committed = true
 		w.WriteHeader(row.HTTPStatus)

@@ -337,3 +337,15 @@ func TestLongNonOrdinaryPathRefused(t *testing.T) {
 		t.Fatalf("long path with escapes: %v, want ErrBadPath", err)
 	}
 }
+
+// TestRouteMatchingIsCaseSensitiveByDefault: like Envoy's prefix, "/Admin" is not the
+// route "/admin" unless the route (case_insensitive) or policy.paths.case_sensitive:
+// false says the upstream ignores case.
+func TestRouteMatchingIsCaseSensitiveByDefault(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	for _, p := range []string{"/Admin", "/ADMIN/x", "/PUBLIC"} {
+		if sel, err := e.Select(Request{Method: "GET", Path: p}); err != nil || sel.Name != "default" {
+			t.Errorf("%s: %q %v, want the default", p, sel.Name, err)
+		}
+	}
+}

@@ -340,7 +340,7 @@ type claimsAuthorizer struct {
 func (c claimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
 	sel, err := c.pol.Select(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if err != nil {
-		return authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request cannot be matched to a policy", Err: err}
+		return authz.SelectDenial(err)
 	}
 	res := sel.Evaluate(c.claims)
 	d := authz.Decision{Route: sel.Name, Public: sel.Public, Policy: res, Reason: res.Reason}

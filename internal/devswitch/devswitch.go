@@ -72,14 +72,15 @@ func (a *Authorizer) Identity() *authz.Identity {
 
 // Authorize selects the route of r and evaluates its requirement on the made-up
 // identity. With AssumeValidGroups every requirement counts as met. A path that cannot
-// be normalised or an unknown context_extensions level is still denied.
+// be normalised or is ambiguous, or an unknown context_extensions level, is still
+// denied (authz.SelectDenial).
 func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
 	if a.decision != nil {
 		a.decision()
 	}
 	sel, err := a.pol.Select(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if err != nil {
-		return authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request cannot be matched to a policy", Err: err}
+		return authz.SelectDenial(err)
 	}
 	if sel.Public {
 		return authz.Decision{Outcome: authz.OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}

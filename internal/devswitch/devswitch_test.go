@@ -47,7 +47,8 @@ func TestAuthorize(t *testing.T) {
 		{"groups: not member", Switches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
 		{"valid groups: everything", Switches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
 		{"public route", Switches{AssumeUser: true}, "/health", authz.OutcomeAllow},
-		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
+		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeBadRequest},
+		{"ambiguous path still denied", Switches{AssumeValidGroups: true}, "/admin/..;/x", authz.OutcomeBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
