@@ -67,6 +67,9 @@ type diffToken struct {
 	name   string
 	token  string // "" = no Authorization header
 	groups []string
+	// sub and groupsHeader are the X-Auth-Request-User and -Groups values
+	// flaat-extauthz sends upstream for this token.
+	sub, groupsHeader string
 }
 
 func (tk diffToken) meets(n diffNeed) bool {
@@ -271,8 +274,9 @@ var diffMethods = []string{"GET", "POST"}
 
 // --- the upstreams ---
 
-// diffUpstream is an application that reports, in a JSON body, which route it served:
-// {"upstream": name, "route": r, "id": X-Diff-Id}.
+// diffUpstream is an application that reports, in a JSON body, which route it served and
+// the identity headers it received: {"upstream": name, "route": r, "id": X-Diff-Id,
+// "user": X-Auth-Request-User, "groups": X-Auth-Request-Groups}.
 type diffUpstream struct {
 	name string
 	addr string // host:port
@@ -290,7 +294,8 @@ func startMuxUpstream(t testing.TB) *diffUpstream {
 	serve := func(route string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]string{"upstream": "go-mux", "route": route, "id": r.Header.Get("X-Diff-Id")})
+			json.NewEncoder(w).Encode(map[string]string{"upstream": "go-mux", "route": route, "id": r.Header.Get("X-Diff-Id"),
+				"user": strings.Join(r.Header.Values("X-Auth-Request-User"), ", "), "groups": strings.Join(r.Header.Values("X-Auth-Request-Groups"), ", ")})
 		}
 	}
 	mux := http.NewServeMux()
@@ -369,21 +374,24 @@ func rawRequest(ctx context.Context, addr, method, target string, headers [][2]s
 	return resp.StatusCode, body, err
 }
 
-// servedRoute returns the route an upstream reports in body, or "" when the response
+// served is an upstream's report of a request it served.
+type served struct {
+	Upstream, Route, ID string
+	User, Groups        string // identity headers the upstream received
+}
+
+// servedRoute returns what an upstream reports in body; Route is "" when the response
 // is not an upstream's answer to request id (a proxy's or flaat-extauthz's denial, an
 // upstream's refusal, a redirect).
-func servedRoute(t testing.TB, status int, body []byte, id string) (upstream, route string) {
-	if status < 200 || status > 299 {
-		return "", ""
-	}
-	var r struct{ Upstream, Route, ID string }
-	if json.Unmarshal(body, &r) != nil || r.Route == "" {
-		return "", ""
+func servedRoute(t testing.TB, status int, body []byte, id string) served {
+	var r served
+	if status < 200 || status > 299 || json.Unmarshal(body, &r) != nil || r.Route == "" {
+		return served{}
 	}
 	if r.ID != id {
 		t.Errorf("an upstream answered request %q with the id %q (body %q)", id, r.ID, body)
 	}
-	return r.Upstream, r.Route
+	return r
 }
 
 // --- the run ---
@@ -396,11 +404,12 @@ type diffCase struct {
 	token   diffToken
 	variant diffVariant
 	// results
-	status  int    // HTTP status at the client, or the Check's denied/ok HTTP status
-	route   string // the route the upstream served ("" = not served)
-	allowed bool
-	beyond  bool
-	err     error
+	status   int    // HTTP status at the client, or the Check's denied/ok HTTP status
+	route    string // the route the upstream served ("" = not served)
+	allowed  bool
+	beyond   bool
+	identity string // set when the upstream received identity headers not from flaat-extauthz
+	err      error
 }
 
 func (c *diffCase) String() string {
@@ -418,8 +427,8 @@ func TestDifferential(t *testing.T) {
 	o := startOP(t)
 	tokens := []diffToken{
 		{name: "none"},
-		{name: "user", token: o.jwtToken(t, "e2e-user"), groups: []string{"users"}},
-		{name: "admin", token: o.jwtToken(t, "e2e-admin"), groups: []string{"admins", "users"}},
+		{name: "user", token: o.jwtToken(t, "e2e-user"), groups: []string{"users"}, sub: "e2e-user", groupsHeader: "users"},
+		{name: "admin", token: o.jwtToken(t, "e2e-admin"), groups: []string{"admins", "users"}, sub: "e2e-admin", groupsHeader: "admins,users"},
 	}
 	upstreams := []*diffUpstream{startMuxUpstream(t), startExpressUpstream(t)}
 
@@ -475,7 +484,7 @@ func TestDifferential(t *testing.T) {
 	var seq atomic.Int64
 	runPool(ctx, cases, func(ctx context.Context, c *diffCase) {
 		id := fmt.Sprintf("d%d", seq.Add(1))
-		hdr := append([][2]string{{"X-Diff-Id", id}}, c.variant.headers...)
+		hdr := append([][2]string{{"X-Diff-Id", id}, {"X-Auth-Request-User", "mallory"}, {"X-Auth-Request-Groups", "admins"}}, c.variant.headers...)
 		if c.token.token != "" {
 			hdr = append(hdr, [2]string{"Authorization", "Bearer " + c.token.token})
 		}
@@ -483,7 +492,13 @@ func TestDifferential(t *testing.T) {
 		defer cancel()
 		status, body, err := rawRequest(rctx, addrOf[c.lane], c.method, c.path.target, hdr)
 		c.status, c.err = status, err
-		_, c.route = servedRoute(t, status, body, id)
+		got := servedRoute(t, status, body, id)
+		c.route = got.Route
+		// The identity headers the upstream saw must be flaat-extauthz's for this token or
+		// absent, never the client's spoofed copies.
+		if got.Route != "" && (got.User != "" && got.User != c.token.sub || got.Groups != "" && got.Groups != c.token.groupsHeader) {
+			c.identity = fmt.Sprintf("upstream saw X-Auth-Request-User %q, X-Auth-Request-Groups %q", got.User, got.Groups)
+		}
 	})
 
 	// The gRPC lane: the same table as Envoy would send it to Check (path not decoded,
@@ -570,7 +585,7 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, pa
 	t.Helper()
 	type key struct{ target, method string }
 	var mu sync.Mutex
-	served := map[key]string{}
+	routes := map[key]string{}
 	var probes []*diffCase
 	for _, p := range paths {
 		for _, m := range diffMethods {
@@ -583,9 +598,9 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, pa
 		rctx, cancel := context.WithTimeout(ctx, diffReqTimeout)
 		defer cancel()
 		status, body, _ := rawRequest(rctx, up.addr, c.method, c.path.target, [][2]string{{"X-Diff-Id", id}})
-		_, route := servedRoute(t, status, body, id)
+		route := servedRoute(t, status, body, id).Route
 		mu.Lock()
-		served[key{c.path.target, c.method}] = route
+		routes[key{c.path.target, c.method}] = route
 		mu.Unlock()
 	})
 
@@ -640,7 +655,7 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, pa
 		if codes.Code(resp.GetStatus().GetCode()) == codes.OK {
 			c.status = 200
 			// Envoy would now forward the request-target to up unchanged.
-			c.route = served[key{c.path.target, c.method}]
+			c.route = routes[key{c.path.target, c.method}]
 		} else {
 			c.status = int(resp.GetDeniedResponse().GetStatus().GetCode())
 		}
@@ -658,8 +673,11 @@ func judge(t *testing.T, cases []*diffCase) {
 	}
 	lanes := map[string]*tally{}
 	var total tally
-	var beyond []*diffCase
+	var beyond, spoofed []*diffCase
 	for _, c := range cases {
+		if c.identity != "" {
+			spoofed = append(spoofed, c)
+		}
 		l := lanes[c.lane]
 		if l == nil {
 			l = &tally{status: map[int]int{}}
@@ -724,6 +742,13 @@ func judge(t *testing.T, cases []*diffCase) {
 			break
 		}
 		t.Errorf("beyond policy: %v", c)
+	}
+	for i, c := range spoofed {
+		if i == 50 {
+			t.Errorf("… and %d more", len(spoofed)-i)
+			break
+		}
+		t.Errorf("identity headers not from flaat-extauthz: %v: %s", c, c.identity)
 	}
 	controls(t, cases)
 }

@@ -1,7 +1,8 @@
 // A Tomcat/Spring-like upstream for the differential end-to-end test (e2e/differential_test.go).
 // Test-only. It listens on 127.0.0.1 (a free port, printed on the ready line) and answers
-// every request it serves with JSON {"upstream": "express", "route": NAME, "path": P, "id": ID}
-// where ID is the request's X-Diff-Id header. A request it refuses gets a 400 with
+// every request it serves with JSON {"upstream": "express", "route": NAME, "path": P, "id": ID,
+// "user": U, "groups": G} where ID is the request's X-Diff-Id header and U, G its
+// X-Auth-Request-User and -Groups headers. A request it refuses gets a 400 with
 // {"error": ...} and no "route".
 //
 // Path semantics (servlet container + Spring/express routing), applied to the raw
@@ -82,7 +83,11 @@ app.use((req, res, next) => {
 
 function serve(route) {
   return (req, res) => {
-    res.json({ upstream: 'express', route, path: req.normalizedPath, id: req.get('x-diff-id') || '' });
+    res.json({
+      upstream: 'express', route, path: req.normalizedPath, id: req.get('x-diff-id') || '',
+      // the identity headers as they arrived (the proxy must have replaced client copies)
+      user: req.headers['x-auth-request-user'] || '', groups: req.headers['x-auth-request-groups'] || '',
+    });
   };
 }
 
