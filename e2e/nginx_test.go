@@ -52,8 +52,10 @@ type nginxProc struct {
 	URL  string
 }
 
-// startNginx runs the example config with its addresses replaced by the test's.
-func startNginx(t testing.TB, authAddr, upstreamAddr string) *nginxProc {
+// startNginx runs the example config with its addresses replaced by the test's (and,
+// when given, edited by edit: the differential test also runs it without its
+// header-hygiene lines).
+func startNginx(t testing.TB, authAddr, upstreamAddr string, edit ...func(string) string) *nginxProc {
 	t.Helper()
 	bin := tool(t, "nginx", "/usr/sbin/nginx")
 	example, err := os.ReadFile(filepath.Join(repoRoot, "examples", "nginx", "flaat-extauthz.conf"))
@@ -71,6 +73,9 @@ func startNginx(t testing.TB, authAddr, upstreamAddr string) *nginxProc {
 			t.Fatalf("e2e: examples/nginx/flaat-extauthz.conf must contain %q exactly once", old)
 		}
 		site = strings.Replace(site, old, repl, 1)
+	}
+	for _, e := range edit {
+		site = e(site)
 	}
 	dir := t.TempDir()
 	user := ""
