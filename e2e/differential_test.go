@@ -96,13 +96,13 @@ func contains(list []string, s string) bool {
 }
 
 // differentialPolicy returns a Mutate for startServer that replaces the harness's policy
-// with the routes above, configured as the operator of up would: every route
-// case_insensitive when up routes case-insensitively. forwarded sets
+// with the routes above, every route case_insensitive when caseInsensitive (as the
+// operator of an upstream that routes case-insensitively writes it). forwarded sets
 // server.http.forwarded ("" = the default). The order of the routes matters as it would
 // in a real policy: docs-read (GET, HEAD) before docs-write.
-func differentialPolicy(up *diffUpstream, forwarded string) func(map[string]any) {
+func differentialPolicy(caseInsensitive bool, forwarded string) func(map[string]any) {
 	return func(cfg map[string]any) {
-		writePolicy(cfg, up.caseInsensitive)
+		writePolicy(cfg, caseInsensitive)
 		if forwarded != "" {
 			cfg["server"].(map[string]any)["http"] = map[string]any{"forwarded": forwarded}
 		}
@@ -437,7 +437,7 @@ func TestDifferential(t *testing.T) {
 	// hygiene lines against a flaat-extauthz told which proxy it is behind
 	// (forwarded: nginx / caddy). flaat-extauthz must be safe in every combination.
 	// Each upstream has its own flaat-extauthz processes, configured as its operator
-	// would (see differentialPolicy).
+	// would (see differentialPolicy). The shared lanes below add one policy for both.
 	nginxBare := withoutLines(t, "nginx", nginxHygiene)
 	caddyBare := withoutLines(t, "caddy", caddyHygiene)
 	type front struct {
@@ -447,9 +447,9 @@ func TestDifferential(t *testing.T) {
 	var fronts []front
 	auto := map[*diffUpstream]*server{}
 	for _, up := range upstreams {
-		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "")})
-		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "nginx")})
-		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "caddy")})
+		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseInsensitive, "")})
+		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseInsensitive, "nginx")})
+		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseInsensitive, "caddy")})
 		auto[up] = s
 		fronts = append(fronts,
 			front{"nginx", hostPort(startNginx(t, s.HTTPAddr, up.addr).URL), up},
@@ -458,6 +458,19 @@ func TestDifferential(t *testing.T) {
 			front{"caddy", hostPort(startCaddy(t, s.HTTPAddr, up.addr).URL), up},
 			front{"caddy-bare", hostPort(startCaddy(t, s.HTTPAddr, up.addr, caddyBare).URL), up},
 			front{"caddy-bare/fwd=caddy", hostPort(startCaddy(t, sCaddy.HTTPAddr, up.addr, caddyBare).URL), up},
+		)
+	}
+	// The shared lanes: ONE flaat-extauthz with ONE policy (every route
+	// case_insensitive, as express needs) in front of both upstreams, through both
+	// example proxies and the gRPC Check. Right for express, and for the case-sensitive
+	// Go mux only because a path whose case-sensitive and case-folded readings select
+	// routes with different requirements is denied: GET /Docs/x without a token is
+	// docs-read (public) for express and the token-only default for the Go mux.
+	shared := startServer(t, o, serverOpts{Mutate: differentialPolicy(true, "")})
+	for _, up := range upstreams {
+		fronts = append(fronts,
+			front{"nginx/shared", hostPort(startNginx(t, shared.HTTPAddr, up.addr).URL), up},
+			front{"caddy/shared", hostPort(startCaddy(t, shared.HTTPAddr, up.addr).URL), up},
 		)
 	}
 
@@ -504,7 +517,8 @@ func TestDifferential(t *testing.T) {
 	// query kept, the client's headers passed on), judged against the route each
 	// upstream serves for that exact request-target when asked directly.
 	for _, up := range upstreams {
-		cases = append(cases, grpcLane(t, ctx, auto[up], up, paths, tokens)...)
+		cases = append(cases, grpcLane(t, ctx, "envoy-grpc", auto[up], up, paths, tokens)...)
+		cases = append(cases, grpcLane(t, ctx, "envoy-grpc/shared", shared, up, paths, tokens)...)
 	}
 
 	// The oracle's canary: the express upstream behind a policy whose operator forgot
@@ -512,8 +526,8 @@ func TestDifferential(t *testing.T) {
 	// misconfiguration, and it must: /ADMIN/x is then allowed to a user as the default
 	// route and express serves it as admin. Not part of the summary line.
 	express := upstreams[1]
-	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(&diffUpstream{name: "express (case-sensitive policy)"}, "")})
-	canaryCases := grpcLane(t, ctx, canary, express, paths, tokens)
+	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(false, "")})
+	canaryCases := grpcLane(t, ctx, "envoy-grpc/canary", canary, express, paths, tokens)
 
 	if ctx.Err() != nil {
 		t.Fatalf("the differential table did not finish within %s", diffBudget)
@@ -579,8 +593,9 @@ func runPool(ctx context.Context, cases []*diffCase, fn func(context.Context, *d
 }
 
 // grpcLane asks up directly which route it serves for every path and method, then sends
-// the table to s's Check as Envoy in front of up would, and returns one case per check.
-func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, paths []diffPath, tokens []diffToken) []*diffCase {
+// the table to s's Check as Envoy in front of up would, and returns one case per check,
+// in the lane front+"→"+up.name.
+func grpcLane(t *testing.T, ctx context.Context, front string, s *server, up *diffUpstream, paths []diffPath, tokens []diffToken) []*diffCase {
 	t.Helper()
 	type key struct{ target, method string }
 	var mu sync.Mutex
@@ -615,7 +630,7 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, pa
 		for _, m := range diffMethods {
 			for _, tk := range tokens {
 				for _, v := range diffVariants {
-					checks = append(checks, &diffCase{lane: "envoy-grpc→" + up.name, path: p, method: m, token: tk, variant: v})
+					checks = append(checks, &diffCase{lane: front + "→" + up.name, path: p, method: m, token: tk, variant: v})
 				}
 			}
 		}
@@ -777,9 +792,18 @@ func controls(t *testing.T, cases []*diffCase) {
 		"plain public":  {"none": "public", "user": "public", "admin": "public"},
 		"plain user":    {"none": "", "user": "user", "admin": "user"},
 		"plain default": {"none": "", "user": "default", "admin": "default"},
+		"plain docs":    {"none": "docs-read", "user": "docs-read", "admin": "docs-read"},
+	}
+	// Behind the shared policy (every route case_insensitive), /Docs/x is docs-read to
+	// express and the default to the Go mux: denied for every token, whichever upstream.
+	shared := map[string]map[string]string{
+		"Docs": {"none": "", "user": "", "admin": ""},
 	}
 	for _, c := range cases {
 		w, ok := want[c.path.name]
+		if !ok && strings.Contains(c.lane, "/shared→") {
+			w, ok = shared[c.path.name]
+		}
 		if !ok || c.method != "GET" || c.variant.name != "no forwarded headers" {
 			continue
 		}

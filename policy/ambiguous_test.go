@@ -476,3 +476,32 @@ func TestPathShapesTable(t *testing.T) {
 		}
 	}
 }
+
+// TestCaseShapesTable pins every row of the case table in docs/request-target.md
+// (routes /docs public and case_insensitive, /admin for admins, a token-only default).
+func TestCaseShapesTable(t *testing.T) {
+	e := mustEngine(t, `{"routes":[
+	  {"name":"docs","path":{"prefix":"/docs"},"case_insensitive":true,"public":true},
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}}
+	], "default":{"authenticated":true}}`)
+	for _, tc := range []struct{ path, want string }{
+		{"/docs/x", "docs"}, {"/docs/a%20b", "docs"}, {"/docs/ReadMe", "docs"},
+		{"/other", "default"}, {"/Other", "default"},
+		{"/Docs/x", "ambiguous"}, {"/DOCS", "ambiguous"},
+		{"/ADMIN/x", "ambiguous"},
+		{"/Docs/a%20b", "ambiguous"},
+		{"/admin/x", "admin"},
+	} {
+		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+		got := sel.Name
+		switch {
+		case errors.Is(err, ErrAmbiguousPath):
+			got = "ambiguous"
+		case err != nil:
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
+		}
+	}
+}
