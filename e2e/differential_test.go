@@ -95,27 +95,41 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// caseRule is how a policy of the test treats case, one per row of the "which one to
+// use" table in docs/request-target.md.
+type caseRule int
+
+const (
+	// caseSensitiveRoutes: nothing set (every component routes case-sensitively).
+	caseSensitiveRoutes caseRule = iota
+	// caseInsensitiveRoutes: every route case_insensitive: some component may ignore
+	// case, so the case readings are compared.
+	caseInsensitiveRoutes
+	// caseInsensitiveAll: policy.paths.case_sensitive: false: every component ignores
+	// case, the case-folded reading is the only one.
+	caseInsensitiveAll
+)
+
 // differentialPolicy returns a Mutate for startServer that replaces the harness's policy
-// with the routes above, every route case_insensitive when caseInsensitive (as the
-// operator of an upstream that routes case-insensitively writes it). forwarded sets
+// with the routes above, treating case as rule says. forwarded sets
 // server.http.forwarded ("" = the default). The order of the routes matters as it would
 // in a real policy: docs-read (GET, HEAD) before docs-write.
-func differentialPolicy(caseInsensitive bool, forwarded string) func(map[string]any) {
+func differentialPolicy(rule caseRule, forwarded string) func(map[string]any) {
 	return func(cfg map[string]any) {
-		writePolicy(cfg, caseInsensitive)
+		writePolicy(cfg, rule)
 		if forwarded != "" {
 			cfg["server"].(map[string]any)["http"] = map[string]any{"forwarded": forwarded}
 		}
 	}
 }
 
-func writePolicy(cfg map[string]any, caseInsensitive bool) {
+func writePolicy(cfg map[string]any, rule caseRule) {
 	groups := func(g string) map[string]any {
 		return map[string]any{"groups": map[string]any{"values": []any{g}}}
 	}
 	route := func(name, prefix string, m map[string]any) map[string]any {
 		r := map[string]any{"name": name, "path": map[string]any{"prefix": prefix}}
-		if caseInsensitive {
+		if rule == caseInsensitiveRoutes {
 			r["case_insensitive"] = true
 		}
 		for k, v := range m {
@@ -132,6 +146,9 @@ func writePolicy(cfg map[string]any, caseInsensitive bool) {
 			route("docs-write", "/docs", map[string]any{"require": groups("admins")}),
 		},
 		"default": map[string]any{"authenticated": true},
+	}
+	if rule == caseInsensitiveAll {
+		cfg["policy"].(map[string]any)["paths"] = map[string]any{"case_sensitive": false}
 	}
 	// Identity headers only (no debug lines per check): the table is thousands of checks.
 	cfg["log"] = map[string]any{"level": "info", "format": "json"}
@@ -280,9 +297,9 @@ var diffMethods = []string{"GET", "POST"}
 type diffUpstream struct {
 	name string
 	addr string // host:port
-	// caseInsensitive: the upstream routes ignoring case, so its operator marks every
-	// policy route case_insensitive.
-	caseInsensitive bool
+	// caseRule is how this upstream's operator configures case: the upstream is the
+	// only component that routes, so caseInsensitiveAll when it ignores case.
+	caseRule caseRule
 }
 
 // startMuxUpstream runs a Go net/http ServeMux app in the test process. ServeMux
@@ -335,7 +352,7 @@ func startExpressUpstream(t testing.TB) *diffUpstream {
 		}
 		return false
 	})
-	return &diffUpstream{name: "express", addr: fmt.Sprintf("127.0.0.1:%d", ready.Port), caseInsensitive: true}
+	return &diffUpstream{name: "express", addr: fmt.Sprintf("127.0.0.1:%d", ready.Port), caseRule: caseInsensitiveAll}
 }
 
 // --- raw HTTP/1.1 ---
@@ -447,9 +464,9 @@ func TestDifferential(t *testing.T) {
 	var fronts []front
 	auto := map[*diffUpstream]*server{}
 	for _, up := range upstreams {
-		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseInsensitive, "")})
-		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseInsensitive, "nginx")})
-		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseInsensitive, "caddy")})
+		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseRule, "")})
+		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseRule, "nginx")})
+		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseRule, "caddy")})
 		auto[up] = s
 		fronts = append(fronts,
 			front{"nginx", hostPort(startNginx(t, s.HTTPAddr, up.addr).URL), up},
@@ -461,12 +478,12 @@ func TestDifferential(t *testing.T) {
 		)
 	}
 	// The shared lanes: ONE flaat-extauthz with ONE policy (every route
-	// case_insensitive, as express needs) in front of both upstreams, through both
-	// example proxies and the gRPC Check. Right for express, and for the case-sensitive
-	// Go mux only because a path whose case-sensitive and case-folded readings select
-	// routes with different requirements is denied: GET /Docs/x without a token is
-	// docs-read (public) for express and the token-only default for the Go mux.
-	shared := startServer(t, o, serverOpts{Mutate: differentialPolicy(true, "")})
+	// case_insensitive: some component, express, ignores case) in front of both
+	// upstreams, through both example proxies and the gRPC Check. Safe for the
+	// case-sensitive Go mux only because a path whose case readings select routes with
+	// different requirements is denied: GET /Docs/x without a token is docs-read
+	// (public) for express and the token-only default for the Go mux.
+	shared := startServer(t, o, serverOpts{Mutate: differentialPolicy(caseInsensitiveRoutes, "")})
 	for _, up := range upstreams {
 		fronts = append(fronts,
 			front{"nginx/shared", hostPort(startNginx(t, shared.HTTPAddr, up.addr).URL), up},
@@ -526,7 +543,7 @@ func TestDifferential(t *testing.T) {
 	// misconfiguration, and it must: /ADMIN/x is then allowed to a user as the default
 	// route and express serves it as admin. Not part of the summary line.
 	express := upstreams[1]
-	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(false, "")})
+	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(caseSensitiveRoutes, "")})
 	canaryCases := grpcLane(t, ctx, "envoy-grpc/canary", canary, express, paths, tokens)
 
 	if ctx.Err() != nil {
