@@ -168,8 +168,10 @@ type Authorizer struct {
 	byID       map[string]*issuer
 	candidates []*issuer // the opaque-token search, in configuration order
 	cache      *cache.Cache[*Identity]
-	keep       []string  // WithClaimProjection: the claims kept; nil: all
-	interned   *interner // WithClaimProjection: shares equal claim values
+	dpopReplay *replayCache // jti of accepted DPoP proofs
+	logout     *logoutState // back-channel logout: replay cache, tombstones
+	keep       []string     // WithClaimProjection: the claims kept; nil: all
+	interned   *interner    // WithClaimProjection: shares equal claim values
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -236,7 +238,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 				neg = -1 // explicitly off
 			}
 		}
-		c, err := cache.New[*Identity](cache.Options{
+		c, err := cache.NewTagged[*Identity](cache.Options{
 			Size:         cfg.Cache.Size,
 			MaxTTL:       cfg.Cache.MaxTTL.D(),
 			NegativeTTL:  neg,
@@ -245,12 +247,14 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 			LoadTimeout: 4*cfg.HTTPTimeout.D() + time.Second,
 			Now:         a.now,
 			IsNegative:  IsCredentialError,
-		})
+		}, identityTags)
 		if err != nil {
 			return nil, fmt.Errorf("authz: cache: %w", err)
 		}
 		a.cache = c
 	}
+	a.dpopReplay = newReplayCache(cfg.DPoP.ReplayCacheSize, cfg.DPoP.MaxAge.D()+cfg.DPoP.ClockSkew.D())
+	a.logout = newLogoutState(cfg.Logout, cfg.Cache.MaxTTL.D())
 	a.baseCtx, a.cancel = context.WithCancel(context.Background())
 	a.jwks = jwk.NewCache(a.baseCtx, jwk.WithErrSink(errSink{a}), jwk.WithRefreshWindow(jwksRefreshWindow))
 	return a, nil
@@ -267,6 +271,10 @@ func (a *Authorizer) Close() error {
 	})
 	return nil
 }
+
+// DPoPAlgorithms returns the accepted DPoP proof algorithms (for the algs parameter of
+// a DPoP challenge). The slice must not be modified.
+func (a *Authorizer) DPoPAlgorithms() []string { return a.cfg.DPoP.Algorithms }
 
 // CacheStats returns the identity cache's counters; the zero Stats if the cache is
 // disabled.
@@ -334,7 +342,13 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 	key := cache.Key(*sum)
 	id, hit, err := a.cache.Lookup(key)
 	if !hit {
+		gen := a.logout.gen.Load()
 		id, hit, err = a.load(ctx, token, key)
+		if a.logout.gen.Load() != gen {
+			// A logout arrived while this token was being verified: its result must not
+			// outlive the logout in the cache (the loader also declines to store it).
+			a.cache.Remove(key)
+		}
 	}
 	if err != nil {
 		if !IsCredentialError(err) && !errors.Is(err, ErrUnavailable) {
@@ -350,9 +364,15 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 // only here so that a hit (Lookup) allocates nothing.
 func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Identity, bool, error) {
 	return a.cache.Get(ctx, key, func(ctx context.Context) (*Identity, time.Time, error) {
+		gen := a.logout.gen.Load()
 		id, err := a.identity(ctx, token)
 		if err != nil {
 			return nil, time.Time{}, err
+		}
+		if a.logout.gen.Load() != gen {
+			// A logout arrived during verification: answer the waiters, store nothing
+			// (an end of life in the past is not stored).
+			return id.slim(), a.now().Add(-time.Second), nil
 		}
 		return id.slim(), id.Expiry, nil
 	})
@@ -417,7 +437,8 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		return Decision{Outcome: OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
 	}
 	d := Decision{Route: sel.Name}
-	token, err := ParseBearer(r.Authorization, a.cfg.MaxTokenSize)
+	token, dpop, err := ParseCredential(r.Authorization, a.cfg.MaxTokenSize)
+	d.DPoP = dpop
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
 		return d
@@ -427,6 +448,11 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	id, hit, err := a.verify(ctx, token, &sum)
 	d.Cached = hit
 	if err != nil {
+		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		a.logDenial(ctx, r, d)
+		return d
+	}
+	if err := a.checkBinding(&r, &sum, dpop, id); err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
 		a.logDenial(ctx, r, d)
 		return d
@@ -450,6 +476,11 @@ func decisionFor(err error) (Outcome, string, error) {
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		return OutcomeUnavailable, "identity provider unavailable", err
+	case errors.Is(err, ErrInvalidDPoPProof):
+		if te, ok := errors.AsType[*TokenError](err); ok {
+			return OutcomeInvalidDPoPProof, te.Reason, err
+		}
+		return OutcomeInvalidDPoPProof, "invalid DPoP proof", err
 	case errors.Is(err, ErrNoToken):
 		return OutcomeNoToken, "no bearer token", err
 	case errors.Is(err, ErrMalformed):

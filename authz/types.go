@@ -29,6 +29,18 @@ type Request struct {
 	// Path is the original request's path as sent: it may carry a query and
 	// percent-encoding; package policy normalises it.
 	Path string
+	// Scheme is the original request's scheme ("https" or "http"), "" when unknown. A
+	// DPoP proof (whose htu names the scheme) is refused when it is unknown.
+	Scheme string
+	// DPoP is the value of the original request's DPoP header (RFC 9449), "" when none
+	// was sent; several headers are joined with "," (and then refused: exactly one
+	// proof is allowed).
+	DPoP string
+	// ClientCertThumbprint is the base64url (unpadded) SHA-256 of the DER client
+	// certificate of the original connection (RFC 8705 x5t#S256), as established by the
+	// protocol adapter from Envoy's source.certificate or a configured trusted proxy
+	// header; "" when there is none. A certificate-bound token needs it to match.
+	ClientCertThumbprint string
 	// ContextExtensions are Envoy's per-route context_extensions (gRPC only).
 	ContextExtensions map[string]string
 	// RequestID is the x-request-id, for logs only.
@@ -52,7 +64,15 @@ const (
 	// OutcomeUnavailable: an OP could not be reached or answered wrongly, or an internal
 	// error happened; the request is denied (503), never allowed.
 	OutcomeUnavailable
+	// OutcomeInvalidDPoPProof: the token was sent with the DPoP scheme (or is DPoP-bound)
+	// and the DPoP proof is missing, malformed, replayed, stale, not for this request or
+	// signed by another key than the one the token is bound to (401, RFC 9449 7.1:
+	// WWW-Authenticate: DPoP error="invalid_dpop_proof").
+	OutcomeInvalidDPoPProof
 )
+
+// NumOutcomes is the number of Outcome values: every valid Outcome is below it.
+const NumOutcomes = int(OutcomeInvalidDPoPProof) + 1
 
 // String returns a short lower-case name for logs and metrics labels.
 func (o Outcome) String() string {
@@ -67,6 +87,8 @@ func (o Outcome) String() string {
 		return "forbidden"
 	case OutcomeUnavailable:
 		return "unavailable"
+	case OutcomeInvalidDPoPProof:
+		return "invalid_dpop_proof"
 	default:
 		return "unknown"
 	}
@@ -95,6 +117,9 @@ type Decision struct {
 	TokenHash string
 	// Cached reports whether the identity came from the cache.
 	Cached bool
+	// DPoP is true when the request used the DPoP authorization scheme (RFC 9449): the
+	// challenge of a denial is then a DPoP challenge.
+	DPoP bool
 }
 
 // Source says how an identity was established; several may be set.
@@ -139,11 +164,23 @@ type Identity struct {
 	Introspection map[string]any
 	// Header is the decoded JWT header (nil for opaque tokens and in cached identities).
 	Header map[string]any
+	// JKT is the token's DPoP binding (cnf.jkt of the JWT or of the introspection
+	// reply): the RFC 7638 SHA-256 thumbprint of the key every proof must be signed
+	// with; "" for a token that is not DPoP-bound. Kept in cached identities (the proof
+	// itself is verified on every request, never cached).
+	JKT string
+	// CertThumbprint is the token's certificate binding (cnf["x5t#S256"], RFC 8705):
+	// the base64url SHA-256 of the DER client certificate; "" when not bound.
+	CertThumbprint string
+	// SessionID is the token's sid claim (JWT or introspection), "" when absent; with
+	// Issuer and Subject it is what an OIDC back-channel logout event names.
+	SessionID string
 }
 
 // slim returns the part of id that the cache keeps (see Identity).
 func (id *Identity) slim() *Identity {
-	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources}
+	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources,
+		JKT: id.JKT, CertThumbprint: id.CertThumbprint, SessionID: id.SessionID}
 }
 
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -528,6 +529,25 @@ func finish(id *Identity) error {
 		sub = s
 	}
 	id.Subject = sub
+	// The bindings and the session come from the token or the OP's introspection, never
+	// from userinfo (which describes the user, not the token).
+	for _, m := range []map[string]any{id.TokenClaims, id.Introspection} {
+		jkt, x5t, err := confirmation(m)
+		if err != nil {
+			return err
+		}
+		if (jkt != "" && id.JKT != "" && jkt != id.JKT) || (x5t != "" && id.CertThumbprint != "" && x5t != id.CertThumbprint) {
+			return invalid("token and introspection disagree about the token's binding (cnf)")
+		}
+		id.JKT, id.CertThumbprint = cmp.Or(id.JKT, jkt), cmp.Or(id.CertThumbprint, x5t)
+		if v, ok := m["sid"]; ok {
+			s, isStr := v.(string)
+			if !isStr {
+				return invalid("malformed sid claim")
+			}
+			id.SessionID = cmp.Or(id.SessionID, s)
+		}
+	}
 	id.Claims = mergeClaims(id)
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -160,6 +161,10 @@ type Cache[V any] struct {
 
 	hits, misses, negHits, staleHits atomic.Uint64
 	evictions, loads, loadErrors     atomic.Uint64
+
+	tagOf func(V) []Key // NewTagged; nil: no index
+	tagMu sync.Mutex
+	tags  map[Key]map[Key]struct{} // tag → keys of stored values with that tag
 }
 
 // entry is one stored value or negative error, stored by value in the LRU's own list
@@ -202,7 +207,15 @@ type result[V any] struct {
 
 // New validates o, applies defaults and returns an empty cache. Every problem with o is
 // reported in one error wrapping [ErrInvalidOptions].
-func New[V any](o Options) (*Cache[V], error) {
+func New[V any](o Options) (*Cache[V], error) { return NewTagged[V](o, nil) }
+
+// NewTagged is New with a tag index: tags names the tags of a stored value (in
+// flaat-extauthz: digests of issuer+subject and issuer+session), so that RemoveTagged
+// can drop every entry of a tag at once. tags must be a pure function of the value and
+// return digests, never secrets; nil means no index (RemoveTagged removes nothing).
+// The index costs one map entry per tag of each stored value and is maintained on the
+// miss path and on removal only: a hit does not touch it.
+func NewTagged[V any](o Options, tags func(v V) []Key) (*Cache[V], error) {
 	var errs []error
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, a...)...))
@@ -238,7 +251,15 @@ func New[V any](o Options) (*Cache[V], error) {
 		o.Now = time.Now
 	}
 	c := &Cache[V]{o: o, base: o.Now()}
-	l, err := lru.New[Key, entry[V]](o.Size)
+	var l *lru.Cache[Key, entry[V]]
+	var err error
+	if tags != nil {
+		c.tagOf = tags
+		c.tags = map[Key]map[Key]struct{}{}
+		l, err = lru.NewWithEvict[Key, entry[V]](o.Size, c.untag)
+	} else {
+		l, err = lru.New[Key, entry[V]](o.Size)
+	}
 	if err != nil { // unreachable: Size > 0 here
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
@@ -361,9 +382,79 @@ func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
 // room. Evictions are counted from Add's result rather than from an eviction callback:
 // golang-lru calls the callback for Remove and Purge too, which are not evictions.
 func (c *Cache[V]) add(k Key, e entry[V]) {
+	if c.tags != nil {
+		if old, ok := c.lru.Peek(k); ok {
+			c.untag(k, old) // Add replaces without calling the eviction callback
+		}
+		if e.err == nil {
+			c.tagMu.Lock()
+			for _, t := range c.tagOf(e.v) {
+				set := c.tags[t]
+				if set == nil {
+					set = map[Key]struct{}{}
+					c.tags[t] = set
+				}
+				set[k] = struct{}{}
+			}
+			c.tagMu.Unlock()
+		}
+	}
 	if c.lru.Add(k, e) {
 		c.evictions.Add(1)
 	}
+}
+
+// untag drops k from the index of e's tags (the LRU's eviction callback: it runs for
+// evictions, Remove and Purge).
+func (c *Cache[V]) untag(k Key, e entry[V]) {
+	if e.err != nil {
+		return
+	}
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	for _, t := range c.tagOf(e.v) {
+		if set := c.tags[t]; set != nil {
+			delete(set, k)
+			if len(set) == 0 {
+				delete(c.tags, t)
+			}
+		}
+	}
+}
+
+// RemoveTagged drops every entry whose value has tag t (see Options.Tags) and returns
+// how many it dropped. A load running at the same time may still store its value
+// afterwards: a caller that must exclude that (a logout) makes its loader aware of it.
+func (c *Cache[V]) RemoveTagged(t Key) int {
+	if c.tags == nil {
+		return 0
+	}
+	c.tagMu.Lock()
+	keys := make([]Key, 0, len(c.tags[t]))
+	for k := range c.tags[t] {
+		keys = append(keys, k)
+	}
+	c.tagMu.Unlock()
+	n := 0
+	for _, k := range keys {
+		if c.lru.Remove(k) { // the callback updates the index
+			n++
+		}
+	}
+	return n
+}
+
+// Remove drops the entry of k, if any, and reports whether there was one.
+func (c *Cache[V]) Remove(k Key) bool { return c.lru.Remove(k) }
+
+// TagCount returns the number of distinct tags in the index (for tests and metrics).
+func (c *Cache[V]) TagCount() int {
+	if c.tags == nil {
+		return 0
+	}
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	return len(c.tags)
 }
 
 // safeLoad calls load, turning a panic into ErrLoaderPanic (singleflight's DoChan would

@@ -31,6 +31,7 @@ const denyMemoSlots = 256
 type denyKey struct {
 	outcome   authz.Outcome
 	tokenSent bool
+	dpop      bool // a DPoP challenge
 	desc      string
 }
 
@@ -58,19 +59,23 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	if row.Challenge != "insufficient_scope" {
 		scopes = nil // not part of the answer
 	}
+	algs := v.dpopChallenge(row, d)
 	if len(scopes) > 0 {
-		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes)
+		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes, algs)
 	}
-	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, desc: desc}
-	h := maphash.String(v.deny.seed, desc) ^ uint64(d.Outcome)<<1
+	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, dpop: algs != "", desc: desc}
+	h := maphash.String(v.deny.seed, desc) ^ uint64(d.Outcome)<<2
 	if tokenSent {
 		h ^= 1
+	}
+	if k.dpop {
+		h ^= 2
 	}
 	slot := &v.deny.slots[h&(denyMemoSlots-1)]
 	if e := slot.Load(); e != nil && e.key == k {
 		return e.resp
 	}
-	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil)
+	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil, algs)
 	v.wire.put(resp)
 	if old := slot.Swap(&denyEntry{key: k, resp: resp}); old != nil {
 		v.wire.drop(old.resp)
@@ -78,9 +83,9 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	return resp
 }
 
-func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string) *authv3.CheckResponse {
+func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string, algs string) *authv3.CheckResponse {
 	hs := make([]*corev3.HeaderValueOption, 0, 3)
-	if c := challenge(v.cfg.Realm, row, tokenSent, desc, scopes); c != "" {
+	if c := challenge(v.cfg.Realm, row, tokenSent, desc, scopes, algs); c != "" {
 		hs = append(hs, headerOption("www-authenticate", c))
 	}
 	hs = append(hs, contentTypeJSON, cacheNoStore)

@@ -59,7 +59,7 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 	row := ResponseFor(d.Outcome)
 	if d.Outcome != authz.OutcomeAllow {
 		desc := description(d)
-		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
+		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes, v.dpopChallenge(row, d)); c != "" {
 			hdr.Set("WWW-Authenticate", c)
 		}
 		hdr.Set("Content-Type", "application/json")
@@ -122,6 +122,21 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 		}
 		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
 			r.Host = v
+		}
+		// The original scheme, for a DPoP proof's htu; with the same trust as the
+		// headers above (the proxy must set it).
+		r.Scheme = req.Header.Get("X-Forwarded-Proto")
+	}
+	r.DPoP = joinValues(req.Header.Values("Dpop"))
+	if cc := v.cfg.ClientCert; cc.Header != "" {
+		val := joinValues(req.Header.Values(cc.Header))
+		switch cc.Format {
+		case CertFormatXFCC:
+			r.ClientCertThumbprint = XFCCThumbprint(val)
+		case CertFormatEscapedPEM:
+			if !strings.Contains(val, ",") { // one certificate, one header
+				r.ClientCertThumbprint = CertThumbprint(val)
+			}
 		}
 	}
 	if v.cfg.TokenHeader != "" {
