@@ -126,8 +126,8 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 		return LogoutResult{}, is.unavailable("jwks", errors.New("discovery has no jwks_uri"))
 	}
 	if err := a.checkSignature(ctx, is, d, p); err != nil {
-		if IsCredentialError(err) {
-			return LogoutResult{}, badLogout("signature: " + err.Error())
+		if te, ok := errors.AsType[*TokenError](err); ok {
+			return LogoutResult{}, badLogout(te.Reason)
 		}
 		return LogoutResult{}, err
 	}

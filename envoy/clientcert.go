@@ -47,13 +47,21 @@ func CertThumbprint(escapedPEM string) string {
 	if escapedPEM == "" || len(escapedPEM) > maxCertHeader {
 		return ""
 	}
-	// Path unescaping keeps '+' (a base64 character) as it is.
-	p, err := url.PathUnescape(escapedPEM)
-	if err != nil {
-		return ""
+	// Envoy and nginx percent-encode spaces ("%20") and keep or encode '+' (a base64
+	// character); path unescaping keeps a literal '+'. A form-style encoder writes a
+	// space as '+', which only query unescaping reads back: tried second.
+	var b *pem.Block
+	for _, unescape := range []func(string) (string, error){url.PathUnescape, url.QueryUnescape} {
+		p, err := unescape(escapedPEM)
+		if err != nil {
+			continue
+		}
+		if b, _ = pem.Decode([]byte(p)); b != nil && b.Type == "CERTIFICATE" && len(b.Bytes) > 0 {
+			break
+		}
+		b = nil
 	}
-	b, _ := pem.Decode([]byte(p))
-	if b == nil || b.Type != "CERTIFICATE" || len(b.Bytes) == 0 {
+	if b == nil {
 		return ""
 	}
 	sum := sha256.Sum256(b.Bytes)
