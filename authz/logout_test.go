@@ -39,7 +39,9 @@ func TestLogoutEvictsEverythingOfTheSubject(t *testing.T) {
 	aliceOpaque := op.MintOpaque(map[string]any{"sub": "alice"}, optest.WithIntrospection(map[string]any{"sub": "alice"}))
 	carol := op.MintJWT(map[string]any{"sub": "carol", "sid": "s9"}) // another user in the logged-out session: evicted too
 	bob := op.MintJWT(map[string]any{"sub": "bob"})
-	req := func(tok string) authz.Request { return authz.Request{Authorization: "Bearer " + tok, Method: "GET", Host: "h", Path: "/"} }
+	req := func(tok string) authz.Request {
+		return authz.Request{Authorization: "Bearer " + tok, Method: "GET", Host: "h", Path: "/"}
+	}
 	for _, tok := range []string{alice1, alice2, aliceOpaque, carol, bob} {
 		for i := range 2 {
 			if d := a.Authorize(ctx, req(tok)); d.Outcome != authz.OutcomeAllow || d.Cached != (i == 1) {
