@@ -63,8 +63,8 @@ type DPoPConfig struct {
 }
 
 // LogoutConfig configures the OIDC Back-Channel Logout 1.0 receiver (the listener is
-// server.backchannel_listen). A logout token's aud must contain the issuer's
-// client_id; an issuer without client_id accepts no logout token.
+// server.backchannel_listen). A logout token's aud must contain one of the issuer's
+// logout_audiences (default: its client_id).
 type LogoutConfig struct {
 	// MaxAge is how old a logout token's iat may be. Default 2m. Its jti is remembered
 	// for as long, so a replay within the window is refused.
@@ -101,6 +101,11 @@ type IssuerConfig struct {
 	// accepted. required: every token must be DPoP-bound. disabled: the DPoP scheme and
 	// DPoP-bound tokens are refused.
 	DPoP string `json:"dpop,omitempty"`
+	// LogoutAudiences are the client ids whose OIDC back-channel logout tokens this
+	// server accepts from the issuer (a logout token's aud must contain one): the
+	// relying parties whose sessions the protected APIs serve. Default [client_id]; an
+	// issuer with neither accepts no logout token.
+	LogoutAudiences []string `json:"logout_audiences,omitempty"`
 	// MTLSBound is allowed | required (RFC 8705). Default allowed: a certificate-bound
 	// token (cnf["x5t#S256"]) must come over a connection with that client certificate,
 	// other tokens are accepted. required: every token must be certificate-bound.

@@ -64,7 +64,8 @@ func identityTags(id *Identity) []cache.Key {
 // named: evicting more only costs a verification). The checks: a compact JWS whose typ,
 // when present, is "logout+jwt" or "JWT"; iss a configured issuer (no network call
 // otherwise); signature with the issuer's JWKS and alg allow-list, as for access tokens;
-// aud containing the issuer's client_id (an issuer without client_id accepts none); iat
+// aud containing one of the issuer's logout_audiences (default its client_id; an
+// issuer with neither accepts none); iat
 // present and within LogoutConfig.MaxAge (and the leeway); exp, when present, not past;
 // a jti not seen before within the window; events holding BackchannelLogoutEvent as a
 // JSON object; no nonce; sub or sid (strings). A refused token wraps
@@ -134,8 +135,12 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	if issClaim != d.issuer && issClaim != is.cfg.Issuer {
 		return LogoutResult{}, badLogout("untrusted issuer")
 	}
-	if is.cfg.ClientID == "" || !audienceOK(claims["aud"], []string{is.cfg.ClientID}) {
-		return LogoutResult{}, badLogout("audience is not this issuer's client_id")
+	auds := is.cfg.LogoutAudiences
+	if len(auds) == 0 && is.cfg.ClientID != "" {
+		auds = []string{is.cfg.ClientID}
+	}
+	if len(auds) == 0 || !audienceOK(claims["aud"], auds) {
+		return LogoutResult{}, badLogout("audience is not one of the issuer's logout_audiences")
 	}
 	now := a.now()
 	leeway := a.cfg.Leeway.D()

@@ -84,12 +84,14 @@ func TestLogoutRefusals(t *testing.T) {
 		name    string
 		tok     string
 		noCID   bool
+		rpAud   bool
 		prepare func(a *authz.Authorizer)
 	}{
 		{name: "not a JWT", tok: "opaque"},
 		{name: "wrong aud", tok: logoutToken(op, map[string]any{"aud": "someone-else"})},
 		{name: "no aud", tok: logoutToken(op, map[string]any{"aud": nil})},
 		{name: "issuer without client_id", tok: logoutToken(op, nil), noCID: true},
+		{name: "client_id of flaat-extauthz when logout_audiences names the RP", tok: logoutToken(op, nil), rpAud: true},
 		{name: "no events", tok: logoutToken(op, map[string]any{"events": nil})},
 		{name: "other event", tok: logoutToken(op, map[string]any{"events": map[string]any{"urn:other": map[string]any{}}})},
 		{name: "event not an object", tok: logoutToken(op, map[string]any{"events": map[string]any{authz.BackchannelLogoutEvent: "x"}})},
@@ -113,6 +115,9 @@ func TestLogoutRefusals(t *testing.T) {
 			if c.noCID {
 				cfg.ClientID, cfg.ClientSecret = "", ""
 			}
+			if c.rpAud {
+				cfg.LogoutAudiences = []string{"web-app"}
+			}
 			a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{cfg}}, testPolicy(t))
 			if c.prepare != nil {
 				c.prepare(a)
@@ -124,6 +129,14 @@ func TestLogoutRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("logout_audiences accepts the RP's client id", func(t *testing.T) {
+		cfg := ic
+		cfg.LogoutAudiences = []string{"web-app", "other-app"}
+		a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{cfg}}, testPolicy(t))
+		if _, err := a.Logout(context.Background(), logoutToken(op, map[string]any{"aud": []string{"other-app"}})); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("OP unreachable", func(t *testing.T) {
 		a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{ic}}, testPolicy(t))
 		tok := logoutToken(op, nil)

@@ -141,6 +141,11 @@ func (c Config) Validate() error {
 		default:
 			bad(loc+".introspect", "must be never, opaque or always (got %q)", is.Introspect)
 		}
+		for j, aud := range is.LogoutAudiences {
+			if strings.TrimSpace(aud) == "" {
+				bad(fmt.Sprintf("%s.logout_audiences[%d]", loc, j), "must not be empty")
+			}
+		}
 		switch is.DPoP {
 		case "", DPoPDisabled, DPoPAllowed, DPoPRequired:
 		default:
