@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // BenchmarkAuthorizeDPoP is the per-request cost of DPoP: a warm (cached) identity
@@ -15,7 +15,7 @@ import (
 // check itself (hash, insert, expire) is still paid on every iteration.
 func BenchmarkAuthorizeDPoP(b *testing.B) {
 	clk := newClock()
-	op := optest.New(b, optest.WithClock(clk.Now))
+	op := oidctest.New(b, oidctest.WithClock(clk.Now))
 	a := newAuthz(b, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, testPolicy(b))
 	authz.SetDPoPReplayWindow(a, 0)
 	ctx := context.Background()

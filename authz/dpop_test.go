@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
-func mustKey(t testing.TB, alg string, clk *fakeClock) *optest.DPoPKey {
+func mustKey(t testing.TB, alg string, clk *fakeClock) *oidctest.DPoPKey {
 	t.Helper()
-	k, err := optest.NewDPoPKey(alg, clk.Now)
+	k, err := oidctest.NewDPoPKey(alg, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestDPoP(t *testing.T) {
 	bound := op.MintJWT(map[string]any{"cnf": key.Cnf()})
 	rsaBound := op.MintJWT(map[string]any{"cnf": rsa.Cnf()})
 	plain := op.MintJWT(nil)
-	opaqueBound := op.MintOpaque(nil, optest.WithIntrospection(map[string]any{"cnf": key.Cnf()}))
+	opaqueBound := op.MintOpaque(nil, oidctest.WithIntrospection(map[string]any{"cnf": key.Cnf()}))
 	replayed := key.Proof("GET", htu, bound)
 
 	type tc struct {
@@ -83,13 +83,13 @@ func TestDPoP(t *testing.T) {
 		}(), want: authz.OutcomeInvalidDPoPProof, reason: "scheme or host is unknown"},
 		{name: "wrong ath", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, plain)), want: authz.OutcomeInvalidDPoPProof, reason: "ath"},
 		{name: "no ath", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, "")), want: authz.OutcomeInvalidDPoPProof, reason: "ath"},
-		{name: "stale iat", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, optest.ProofAge(key, 2*time.Minute))), want: authz.OutcomeInvalidDPoPProof, reason: "too old"},
-		{name: "iat in the future", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, optest.ProofAge(key, -time.Minute))), want: authz.OutcomeInvalidDPoPProof, reason: "future"},
+		{name: "stale iat", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, oidctest.ProofAge(key, 2*time.Minute))), want: authz.OutcomeInvalidDPoPProof, reason: "too old"},
+		{name: "iat in the future", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, oidctest.ProofAge(key, -time.Minute))), want: authz.OutcomeInvalidDPoPProof, reason: "future"},
 		{name: "proof signed by another key", req: dpopReq("DPoP "+bound, other.Proof("GET", htu, bound)), want: authz.OutcomeInvalidDPoPProof, reason: "cnf.jkt"},
-		{name: "typ JWT", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, optest.ProofHeader("typ", "JWT"))), want: authz.OutcomeInvalidDPoPProof, reason: "typ"},
-		{name: "no jwk", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, optest.ProofHeader("jwk", nil))), want: authz.OutcomeInvalidDPoPProof, reason: "jwk"},
-		{name: "no jti", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, optest.ProofClaim("jti", nil))), want: authz.OutcomeInvalidDPoPProof, reason: "jti"},
-		{name: "crit header", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, optest.ProofHeader("crit", []string{"x"}))), want: authz.OutcomeInvalidDPoPProof},
+		{name: "typ JWT", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, oidctest.ProofHeader("typ", "JWT"))), want: authz.OutcomeInvalidDPoPProof, reason: "typ"},
+		{name: "no jwk", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, oidctest.ProofHeader("jwk", nil))), want: authz.OutcomeInvalidDPoPProof, reason: "jwk"},
+		{name: "no jti", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, oidctest.ProofClaim("jti", nil))), want: authz.OutcomeInvalidDPoPProof, reason: "jti"},
+		{name: "crit header", req: dpopReq("DPoP "+bound, key.Proof("GET", htu, bound, oidctest.ProofHeader("crit", []string{"x"}))), want: authz.OutcomeInvalidDPoPProof},
 		{name: "tampered signature", req: dpopReq("DPoP "+bound, flipLast(key.Proof("GET", htu, bound))), want: authz.OutcomeInvalidDPoPProof, reason: "signature"},
 		{name: "bound token as bearer (downgrade)", req: dpopReq("Bearer "+bound, ""), want: authz.OutcomeInvalidToken, reason: "sent as a bearer"},
 		{name: "bound token as bearer with a proof (downgrade)", req: dpopReq("Bearer "+bound, key.Proof("GET", htu, bound)), want: authz.OutcomeInvalidToken, reason: "sent as a bearer"},
@@ -186,7 +186,7 @@ func TestCertificateBound(t *testing.T) {
 	good, bad := thumb("client-cert-der"), thumb("other-cert-der")
 	bound := op.MintJWT(map[string]any{"cnf": map[string]any{"x5t#S256": good}})
 	plain := op.MintJWT(nil)
-	opaque := op.MintOpaque(nil, optest.WithIntrospection(map[string]any{"cnf": map[string]any{"x5t#S256": good}}))
+	opaque := op.MintOpaque(nil, oidctest.WithIntrospection(map[string]any{"cnf": map[string]any{"x5t#S256": good}}))
 	req := func(tok, cert string) authz.Request {
 		return authz.Request{Authorization: "Bearer " + tok, Method: "GET", Host: "api.example", Path: "/", ClientCertThumbprint: cert}
 	}
@@ -230,7 +230,7 @@ func TestConfirmationClaims(t *testing.T) {
 		{"empty jkt", op.MintJWT(map[string]any{"cnf": map[string]any{"jkt": ""}})},
 		{"sid not a string", op.MintJWT(map[string]any{"sid": 3})},
 		{"token and introspection disagree", op.MintJWT(map[string]any{"cnf": key.Cnf()},
-			optest.WithIntrospection(map[string]any{"cnf": map[string]any{"jkt": "other"}}))},
+			oidctest.WithIntrospection(map[string]any{"cnf": map[string]any{"jkt": "other"}}))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ic := never(op.IssuerConfig())
@@ -278,7 +278,7 @@ func FuzzParseDPoPProof(f *testing.F) {
 	clk := newClock()
 	key := mustKey(f, "ES256", clk)
 	f.Add(key.Proof("GET", htu, "tok"))
-	f.Add(key.Proof("POST", "https://x/y", "", optest.ProofHeader("typ", "JWT")))
+	f.Add(key.Proof("POST", "https://x/y", "", oidctest.ProofHeader("typ", "JWT")))
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c,d.e.f")
 	f.Fuzz(func(t *testing.T, v string) {

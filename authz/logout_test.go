@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 var logoutEvents = map[string]any{authz.BackchannelLogoutEvent: map[string]any{}}
@@ -16,13 +16,13 @@ var logoutEvents = map[string]any{authz.BackchannelLogoutEvent: map[string]any{}
 var jtiN int
 
 // logoutToken mints a logout token of op; claims override (nil deletes).
-func logoutToken(op *optest.OP, claims map[string]any, opts ...optest.MintOption) string {
+func logoutToken(op *oidctest.OP, claims map[string]any, opts ...oidctest.MintOption) string {
 	jtiN++
 	c := map[string]any{"aud": op.ClientID(), "jti": "lo-" + strconv.Itoa(jtiN), "events": logoutEvents, "sid": "s1", "exp": nil}
 	for k, v := range claims {
 		c[k] = v
 	}
-	return op.MintJWT(c, append([]optest.MintOption{optest.WithHeader("typ", "logout+jwt")}, opts...)...)
+	return op.MintJWT(c, append([]oidctest.MintOption{oidctest.WithHeader("typ", "logout+jwt")}, opts...)...)
 }
 
 // TestLogoutEvictsEverythingOfTheSubject: one logout evicts every cached identity of
@@ -36,7 +36,7 @@ func TestLogoutEvictsEverythingOfTheSubject(t *testing.T) {
 	ctx := context.Background()
 	alice1 := op.MintJWT(map[string]any{"sub": "alice"})
 	alice2 := op.MintJWT(map[string]any{"sub": "alice", "sid": "s-other"})
-	aliceOpaque := op.MintOpaque(map[string]any{"sub": "alice"}, optest.WithIntrospection(map[string]any{"sub": "alice"}))
+	aliceOpaque := op.MintOpaque(map[string]any{"sub": "alice"}, oidctest.WithIntrospection(map[string]any{"sub": "alice"}))
 	carol := op.MintJWT(map[string]any{"sub": "carol", "sid": "s9"}) // another user in the logged-out session: evicted too
 	bob := op.MintJWT(map[string]any{"sub": "bob"})
 	req := func(tok string) authz.Request {
@@ -101,7 +101,7 @@ func TestLogoutRefusals(t *testing.T) {
 		{name: "no iat", tok: logoutToken(op, map[string]any{"iat": nil})},
 		{name: "stale iat", tok: logoutToken(op, map[string]any{"iat": clk.Now().Add(-time.Hour).Unix()})},
 		{name: "iat in the future", tok: logoutToken(op, map[string]any{"iat": clk.Now().Add(time.Hour).Unix()})},
-		{name: "typ at+jwt", tok: logoutToken(op, nil, optest.WithHeader("typ", "at+jwt"))},
+		{name: "typ at+jwt", tok: logoutToken(op, nil, oidctest.WithHeader("typ", "at+jwt"))},
 		{name: "untrusted issuer", tok: logoutToken(otherOP, nil)},
 		{name: "bad signature", tok: flipLast(logoutToken(op, nil))},
 		{name: "replayed", tok: replayed, prepare: func(a *authz.Authorizer) {

@@ -1,4 +1,4 @@
-package optest
+package oidctest
 
 import (
 	"crypto"
@@ -43,7 +43,7 @@ func NewDPoPKey(alg string, now func() time.Time) (*DPoPKey, error) {
 	case "RS256", "PS256":
 		priv, err = rsa.GenerateKey(rand.Reader, 2048)
 	default:
-		return nil, fmt.Errorf("optest: no DPoP key for alg %q", alg)
+		return nil, fmt.Errorf("oidctest: no DPoP key for alg %q", alg)
 	}
 	if err != nil {
 		return nil, err
@@ -123,12 +123,12 @@ func (k *DPoPKey) Proof(method, htu, token string, opts ...ProofOption) string {
 	h := jws.NewHeaders()
 	for name, v := range hdr {
 		if err := h.Set(name, v); err != nil {
-			panic(fmt.Sprintf("optest: proof header %s: %v", name, err))
+			panic(fmt.Sprintf("oidctest: proof header %s: %v", name, err))
 		}
 	}
 	out, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(k.alg), k.priv, jws.WithProtectedHeaders(h)))
 	if err != nil {
-		panic(fmt.Sprintf("optest: sign proof: %v", err))
+		panic(fmt.Sprintf("oidctest: sign proof: %v", err))
 	}
 	return string(out)
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // advEnv is what the adversarial cases build their requests from.
@@ -36,7 +36,7 @@ type advEnv struct {
 
 	// sender-constrained tokens: the client's DPoP key, an attacker's, a client
 	// certificate and an attacker's
-	dpopKey, dpopOther   *optest.DPoPKey
+	dpopKey, dpopOther   *oidctest.DPoPKey
 	clientCertDER        []byte
 	dpopToken, mtlsToken string
 }
@@ -74,7 +74,7 @@ func athOf(tok string) string {
 }
 
 // mint signs a token with the OP's key: aud "api", groups ["users"] unless overridden.
-func (e *advEnv) mint(claims map[string]any, opts ...optest.MintOption) string {
+func (e *advEnv) mint(claims map[string]any, opts ...oidctest.MintOption) string {
 	c := map[string]any{"aud": "api", "groups": []string{"users"}}
 	for k, v := range claims {
 		c[k] = v
@@ -185,7 +185,7 @@ func adversarialCases() []attack {
 			req: proofReq(func(e *advEnv) string { return e.dpopKey.Proof("GET", htu("/api"), e.userToken) })},
 		{name: "dpop: stale proof (iat)", want: 401,
 			req: proofReq(func(e *advEnv) string {
-				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, optest.ProofAge(e.dpopKey, 10*time.Minute))
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, oidctest.ProofAge(e.dpopKey, 10*time.Minute))
 			})},
 		{name: "dpop: proof signed by another key", want: 401,
 			req: proofReq(func(e *advEnv) string { return e.dpopOther.Proof("GET", htu("/api"), e.dpopToken) })},
@@ -205,7 +205,7 @@ func adversarialCases() []attack {
 			})},
 		{name: "dpop: proof with typ JWT", want: 401,
 			req: proofReq(func(e *advEnv) string {
-				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, optest.ProofHeader("typ", "JWT"))
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, oidctest.ProofHeader("typ", "JWT"))
 			})},
 		{name: "dpop: two DPoP headers (joined by Envoy)", want: 401,
 			req: proofReq(func(e *advEnv) string {
@@ -217,7 +217,7 @@ func adversarialCases() []attack {
 			req: func(e *advEnv) Req { return dpop(e.userToken, e.dpopOther.Proof("GET", htu("/api"), e.userToken)) }},
 		{name: "dpop: proof with crit header", want: 401,
 			req: proofReq(func(e *advEnv) string {
-				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, optest.ProofHeader("crit", []string{"htm"}))
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, oidctest.ProofHeader("crit", []string{"htm"}))
 			})},
 
 		// --- certificate-bound tokens (RFC 8705): the token is bound to e.clientCertDER ---
@@ -239,9 +239,9 @@ func adversarialCases() []attack {
 
 		// --- algorithm attacks ---
 		{name: "alg none", want: 401, noOutbound: true,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithAlg("none")) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithAlg("none")) })},
 		{name: "alg NoNe mixed case", want: 401, noOutbound: true,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithAlg("NoNe")) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithAlg("NoNe")) })},
 		{name: "alg none on a real token, signature stripped", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
 				tok := replacePart(e.mint(nil), 0, func(string) string {
@@ -251,16 +251,16 @@ func adversarialCases() []attack {
 			})},
 		{name: "HS256 keyed with the RSA public key (PEM)", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
-				return e.mint(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(e.s.OP.RSAPublicKeyPEM()), optest.WithKid(e.s.OP.KeyID("RS256")))
+				return e.mint(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(e.s.OP.RSAPublicKeyPEM()), oidctest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "HS256 keyed with the RSA public key (DER)", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
 				blk, _ := pem.Decode(e.s.OP.RSAPublicKeyPEM())
-				return e.mint(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(blk.Bytes), optest.WithKid(e.s.OP.KeyID("RS256")))
+				return e.mint(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(blk.Bytes), oidctest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "ES256 header with an RSA kid", want: 401,
 			req: bearer(func(e *advEnv) string {
-				return e.mint(nil, optest.WithAlg("ES256"), optest.WithKid(e.s.OP.KeyID("RS256")))
+				return e.mint(nil, oidctest.WithAlg("ES256"), oidctest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "kid of an encryption key (use enc)", want: 401,
 			req: bearer(func(e *advEnv) string {
@@ -271,7 +271,7 @@ func adversarialCases() []attack {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q}`, kidOps), e.ops, e.payload(e.s.OP.Issuer(), "", true))
 			})},
 		{name: "OP kid, signed by an unpublished key", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithSigner(e.attacker)) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithSigner(e.attacker)) })},
 		{name: "kid path traversal", want: 401,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(`{"alg":"RS256","kid":"../../../../etc/passwd"}`, e.attacker, e.payload(e.s.OP.Issuer(), "", true))
@@ -399,9 +399,9 @@ func adversarialCases() []attack {
 		{name: "exp missing", want: 401,
 			req: bearer(func(e *advEnv) string { return e.trustedRaw(e.payload(e.s.OP.Issuer(), "", false)) })},
 		{name: "expired", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.ExpiresIn(-2*time.Minute)) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.ExpiresIn(-2*time.Minute)) })},
 		{name: "nbf in the future", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.NotBefore(10*time.Minute)) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.NotBefore(10*time.Minute)) })},
 		{name: "aud as object", want: 401,
 			req: bearer(func(e *advEnv) string { return e.mint(map[string]any{"aud": map[string]any{"api": true}}) })},
 		{name: "aud list of non-strings", want: 401,
@@ -454,7 +454,7 @@ func adversarialCases() []attack {
 					"x-auth-request-groups": "admins", "x-auth-request-issuer": "https://evil.example",
 					"x-auth-request-access-token": "forged",
 				}, resp)
-				want := map[string]string{"x-auth-request-user": optest.DefaultSubject, "x-auth-request-groups": "users", "x-auth-request-issuer": e.s.OP.Issuer()}
+				want := map[string]string{"x-auth-request-user": oidctest.DefaultSubject, "x-auth-request-groups": "users", "x-auth-request-issuer": e.s.OP.Issuer()}
 				var bad []string
 				for k, v := range up {
 					if want[k] != v {
@@ -493,7 +493,7 @@ func adversarialCases() []attack {
 		// --- OP replies ---
 		{name: "userinfo sub differs from token sub", want: 401,
 			req:    bearer(func(e *advEnv) string { return e.mint(nil) }),
-			before: func(e *advEnv) { e.s.OP.SetFault(optest.Userinfo, optest.Fault{WrongSub: true}) },
+			before: func(e *advEnv) { e.s.OP.SetFault(oidctest.Userinfo, oidctest.Fault{WrongSub: true}) },
 			after:  func(e *advEnv) { e.s.OP.ClearFaults() }},
 	}
 }
@@ -548,10 +548,10 @@ func newAdvEnv(t *testing.T) *advEnv {
 	e.adminToken = e.mint(map[string]any{"groups": []string{"users", "admins"}})
 	e.opaque_ = s.OP.MintOpaque(map[string]any{"groups": []string{"users"}})
 	var err error
-	if e.dpopKey, err = optest.NewDPoPKey("ES256", clock.Now); err != nil {
+	if e.dpopKey, err = oidctest.NewDPoPKey("ES256", clock.Now); err != nil {
 		t.Fatal(err)
 	}
-	if e.dpopOther, err = optest.NewDPoPKey("ES256", clock.Now); err != nil {
+	if e.dpopOther, err = oidctest.NewDPoPKey("ES256", clock.Now); err != nil {
 		t.Fatal(err)
 	}
 	e.dpopToken = e.mint(map[string]any{"cnf": e.dpopKey.Cnf()})
@@ -653,7 +653,7 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 		{"path /%61dmin", "/%61dmin", Bearer(e.userToken), nil, 403},
 		{"X-Original-URI /a/../admin", "/check", Bearer(e.userToken), map[string]string{"X-Original-URI": "/a/../admin"}, 403},
 		{"spoofed X-Auth-Request-Groups", "/admin", Bearer(e.userToken), map[string]string{"X-Auth-Request-Groups": "admins"}, 403},
-		{"alg none", "/api", Bearer(e.mint(nil, optest.WithAlg("none"))), nil, 401},
+		{"alg none", "/api", Bearer(e.mint(nil, oidctest.WithAlg("none"))), nil, 401},
 		{"control: user on /api", "/api", Bearer(e.userToken), nil, 200},
 	}
 	for _, tc := range cases {
