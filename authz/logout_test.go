@@ -147,3 +147,31 @@ func TestLogoutRefusals(t *testing.T) {
 		}
 	})
 }
+
+// FuzzLogout: whatever a logout_token holds, Logout never panics, answers a refusal
+// (ErrInvalidLogoutToken) or an outage, and accepts only what the OP signed as a
+// logout token.
+func FuzzLogout(f *testing.F) {
+	clk := newClock()
+	op := oidctest.New(f, oidctest.WithClock(clk.Now))
+	a := newAuthz(f, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, nil)
+	if err := a.Ready(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(logoutToken(op, nil))
+	f.Add(logoutToken(op, map[string]any{"nonce": "x"}))
+	f.Add(op.MintJWT(nil))
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, tok string) {
+		res, err := a.Logout(context.Background(), tok)
+		switch {
+		case err == nil:
+			if res.Issuer != op.Issuer() || (res.Subject == "" && res.SessionID == "") {
+				t.Fatalf("accepted %+v", res)
+			}
+		case !errors.Is(err, authz.ErrInvalidLogoutToken) && !errors.Is(err, authz.ErrUnavailable):
+			t.Fatalf("error of neither kind: %v", err)
+		}
+	})
+}
