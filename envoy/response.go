@@ -221,6 +221,8 @@ func description(d *authz.Decision) string {
 		return "no bearer token"
 	case authz.OutcomeInvalidToken:
 		return "invalid token"
+	case authz.OutcomeInvalidDPoPProof:
+		return "invalid DPoP proof"
 	case authz.OutcomeForbidden:
 		return "access denied by policy"
 	case authz.OutcomeAllow:

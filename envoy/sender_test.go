@@ -178,6 +178,8 @@ func TestDPoPChallenges(t *testing.T) {
 	}{
 		{"invalid proof", authz.Decision{Outcome: authz.OutcomeInvalidDPoPProof, Reason: "invalid DPoP proof: proof replayed", DPoP: true}, "DPoP t", 401,
 			`DPoP realm="flaat-extauthz", error="invalid_dpop_proof", error_description="invalid DPoP proof: proof replayed", algs="ES256 RS256"`},
+		{"invalid proof without a reason", authz.Decision{Outcome: authz.OutcomeInvalidDPoPProof}, "Bearer t", 401,
+			`DPoP realm="flaat-extauthz", error="invalid_dpop_proof", error_description="invalid DPoP proof", algs="ES256 RS256"`},
 		{"invalid token with DPoP scheme", authz.Decision{Outcome: authz.OutcomeInvalidToken, Reason: "token expired", DPoP: true}, "DPoP t", 401,
 			`DPoP realm="flaat-extauthz", error="invalid_token", error_description="token expired", algs="ES256 RS256"`},
 		{"downgrade (bearer scheme)", authz.Decision{Outcome: authz.OutcomeInvalidToken, Reason: "DPoP-bound token sent as a bearer token"}, "Bearer t", 401,
