@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -17,9 +18,12 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -63,18 +67,122 @@ func (o *op) dpopToken(t testing.TB, key *oidctest.DPoPKey, format string) strin
 // of its DER (as Envoy's XFCC Hash= carries it).
 func clientCert(t testing.TB) (escaped, hexHash string) {
 	t.Helper()
+	_, escaped, hexHash = tlsCert(t, "e2e-client")
+	return escaped, hexHash
+}
+
+// tlsCert is a fresh self-signed certificate for name (also as an IP SAN when it is
+// one) with its key, and the encodings of clientCert.
+func tlsCert(t testing.TB, name string) (cert tls.Certificate, escaped, hexHash string) {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "e2e-client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(der)
-	return url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))), hex.EncodeToString(sum[:])
+	leaf, _ := x509.ParseCertificate(der)
+	cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: leaf}
+	return cert, url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))), hex.EncodeToString(sum[:])
+}
+
+// writePEM writes cert and its key as PEM files into dir.
+func writePEM(t testing.TB, dir string, cert tls.Certificate) (certFile, keyFile string) {
+	t.Helper()
+	kb, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: cert.Certificate[0]}, keyFile: {Type: "PRIVATE KEY", Bytes: kb}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
+}
+
+// TestCertificateBoundNginx: certificate-bound tokens through Debian's nginx terminating
+// TLS with client certificates (examples/nginx/flaat-extauthz-mtls.conf), which passes
+// $ssl_client_escaped_cert to flaat-extauthz's HTTP mode; a client-sent copy of that
+// header never counts.
+func TestCertificateBoundNginx(t *testing.T) {
+	o := startOP(t)
+	s := startServer(t, o, serverOpts{Userinfo: "never", Mutate: func(cfg map[string]any) {
+		cfg["server"].(map[string]any)["client_cert"] = map[string]any{"header": "x-ssl-client-cert", "format": "escaped_pem"}
+	}})
+	up := startUpstream(t)
+	serverCert, _, _ := tlsCert(t, "127.0.0.1")
+	certFile, keyFile := writePEM(t, t.TempDir(), serverCert)
+	port := freePort(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(serverCert.Leaf)
+	clientFor := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Timeout: callTimeout, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs, MinVersion: tls.VersionTLS12}}}
+	}
+	base := fmt.Sprintf("https://127.0.0.1:%d", port)
+	n := startNginxSite(t, "flaat-extauthz-mtls.conf", map[string]string{
+		"server 127.0.0.1:9002;":     "server " + s.HTTPAddr + ";",
+		"server 127.0.0.1:8080;":     "server " + strings.TrimPrefix(up.srv.URL, "http://") + ";",
+		"listen 127.0.0.1:8443 ssl;": fmt.Sprintf("listen 127.0.0.1:%d ssl;", port),
+		"/etc/nginx/tls/server.crt;": certFile + ";",
+		"/etc/nginx/tls/server.key;": keyFile + ";",
+	}, base, func() bool {
+		resp, err := clientFor().Get(base + "/public/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	own, ownEscaped, _ := tlsCert(t, "e2e-client")
+	other, _, _ := tlsCert(t, "e2e-other")
+	for _, format := range []string{"jwt", "opaque"} {
+		tok := o.mtlsToken(t, ownEscaped, format)
+		for i, c := range []struct {
+			name   string
+			client *http.Client
+			spoof  string
+			want   int
+		}{
+			{"right certificate", clientFor(own), "", 200},
+			{"another certificate", clientFor(other), "", 401},
+			{"no certificate", clientFor(), "", 401},
+			{"no certificate, client-sent X-SSL-Client-Cert", clientFor(), ownEscaped, 401},
+			{"another certificate, client-sent X-SSL-Client-Cert", clientFor(other), ownEscaped, 401},
+		} {
+			t.Run(format+"/"+c.name, func(t *testing.T) {
+				uri := fmt.Sprintf("/items?mtls=%s-%d", format, i)
+				req, _ := http.NewRequest(http.MethodGet, n.URL+uri, nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				if c.spoof != "" {
+					req.Header.Set("X-SSL-Client-Cert", c.spoof)
+				}
+				resp, err := c.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != c.want {
+					t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+				}
+				if reached := up.seen(uri) != nil; reached != (c.want == 200) {
+					t.Fatalf("upstream reached: %v", reached)
+				}
+			})
+		}
+	}
 }
 
 // mtlsToken asks the OP for a certificate-bound token of alice (client e2e-mtls, the
