@@ -40,6 +40,7 @@ func (nopObserver) JWKSRefresh(string, error)                    {}
 type Option func(*options)
 
 type options struct {
+	prev    *Authorizer
 	client  *http.Client
 	now     func() time.Time
 	log     *slog.Logger
@@ -60,6 +61,13 @@ func WithHTTPClient(c *http.Client) Option {
 		}
 	}
 }
+
+// WithReplayState makes the new Authorizer share the DPoP and logout jti replay caches
+// of prev (the Authorizer of the configuration it replaces on a reload), so that a proof
+// or logout token accepted just before a reload cannot be replayed just after it. A
+// cache is shared only when its size and window are unchanged; otherwise the new one
+// starts empty. nil: fresh caches.
+func WithReplayState(prev *Authorizer) Option { return func(o *options) { o.prev = prev } }
 
 // WithClock sets the clock for every time check (exp, nbf, iat, leeway, refresh limits,
 // cache expiry). Default time.Now.
@@ -254,7 +262,15 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		a.cache = c
 	}
 	a.dpopReplay = newReplayCache(cfg.DPoP.ReplayCacheSize, cfg.DPoP.MaxAge.D()+cfg.DPoP.ClockSkew.D())
-	a.logout = newLogoutState(cfg.Logout, cfg.Cache.MaxTTL.D())
+	a.logout = newLogoutState(cfg.Logout)
+	if p := o.prev; p != nil {
+		if p.dpopReplay.size == a.dpopReplay.size && p.dpopReplay.window == a.dpopReplay.window {
+			a.dpopReplay = p.dpopReplay
+		}
+		if p.logout.replay.size == a.logout.replay.size && p.logout.replay.window == a.logout.replay.window {
+			a.logout.replay = p.logout.replay
+		}
+	}
 	a.baseCtx, a.cancel = context.WithCancel(context.Background())
 	a.jwks = jwk.NewCache(a.baseCtx, jwk.WithErrSink(errSink{a}), jwk.WithRefreshWindow(jwksRefreshWindow))
 	return a, nil

@@ -25,7 +25,8 @@ func ParseBearer(header string, maxSize int) (string, error) {
 }
 
 // ParseCredential is ParseBearer that also accepts the DPoP scheme of RFC 9449 ("DPoP
-// <token68>", case-insensitive); dpop reports which scheme was used.
+// <token68>", case-insensitive); dpop reports which scheme was used (also when the
+// token after it is malformed, so that the challenge can name the scheme).
 func ParseCredential(header string, maxSize int) (token string, dpop bool, err error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxTokenSize
@@ -48,10 +49,10 @@ func ParseCredential(header string, maxSize int) (token string, dpop bool, err e
 	token = strings.TrimLeft(rest, " ")
 	token = strings.TrimRight(token, " \t")
 	if token == "" {
-		return "", false, malformed("bearer token is empty")
+		return "", dpop, malformed("bearer token is empty")
 	}
 	if err := checkToken(token, maxSize); err != nil {
-		return "", false, err
+		return "", dpop, err
 	}
 	return token, dpop, nil
 }

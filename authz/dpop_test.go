@@ -294,3 +294,27 @@ func FuzzParseDPoPProof(f *testing.F) {
 		}
 	})
 }
+
+// TestDPoPReplayAcrossReload: an Authorizer built WithReplayState(old) (a reload)
+// refuses a proof the old one accepted; with another replay window it starts afresh.
+func TestDPoPReplayAcrossReload(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	key := mustKey(t, "ES256", clk)
+	tok := op.MintJWT(map[string]any{"cnf": key.Cnf()})
+	cfg := authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}
+	old := newAuthz(t, clk, cfg, testPolicy(t))
+	p := key.Proof("GET", htu, tok)
+	if d := old.Authorize(context.Background(), dpopReq("DPoP "+tok, p)); d.Outcome != authz.OutcomeAllow {
+		t.Fatalf("old: %v %s", d.Outcome, d.Reason)
+	}
+	reloaded := newAuthz(t, clk, cfg, testPolicy(t), authz.WithReplayState(old))
+	if d := reloaded.Authorize(context.Background(), dpopReq("DPoP "+tok, p)); d.Outcome != authz.OutcomeInvalidDPoPProof {
+		t.Fatalf("replay after reload: %v %s", d.Outcome, d.Reason)
+	}
+	cfg.DPoP.MaxAge = authz.Duration(30 * time.Second)
+	changed := newAuthz(t, clk, cfg, testPolicy(t), authz.WithReplayState(old))
+	if d := changed.Authorize(context.Background(), dpopReq("DPoP "+tok, key.Proof("GET", htu, tok))); d.Outcome != authz.OutcomeAllow {
+		t.Fatalf("fresh proof after a reload with another window: %v %s", d.Outcome, d.Reason)
+	}
+}

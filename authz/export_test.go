@@ -6,5 +6,5 @@ import "time"
 // remembers a jti for window (0: forgets it at once), so that a benchmark can verify one
 // proof many times and still pay for the replay check.
 func SetDPoPReplayWindow(a *Authorizer, window time.Duration) {
-	a.dpopReplay = newReplayCache(len(a.dpopReplay.ring), window)
+	a.dpopReplay = newReplayCache(a.dpopReplay.size, window)
 }

@@ -38,7 +38,7 @@ type logoutState struct {
 	gen atomic.Uint64
 }
 
-func newLogoutState(c LogoutConfig, _ time.Duration) *logoutState {
+func newLogoutState(c LogoutConfig) *logoutState {
 	return &logoutState{maxAge: c.MaxAge.D(), replay: newReplayCache(c.ReplayCacheSize, c.MaxAge.D()+time.Minute)}
 }
 

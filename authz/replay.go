@@ -9,11 +9,13 @@ import (
 // a fixed window, to refuse a second use. It is bounded: entries are kept in insertion
 // order in a ring, and since each one lives for the same window from its insertion, the
 // oldest is always the first to expire. When the ring is full of unexpired entries, add
-// refuses (errReplayCacheFull): a proof that cannot be remembered is not accepted.
+// refuses (replayFull): a proof that cannot be remembered is not accepted. The ring
+// grows with use (doubling) up to its size, so an unused cache costs next to nothing.
 //
 // It is per process: a replay to another replica is not detected (see DPoPConfig).
 type replayCache struct {
 	window time.Duration
+	size   int
 
 	mu   sync.Mutex
 	seen map[[32]byte]struct{}
@@ -24,11 +26,11 @@ type replayCache struct {
 
 type replayEntry struct {
 	key     [32]byte
-	expires time.Time
+	expires int64 // Unix nanoseconds
 }
 
 func newReplayCache(size int, window time.Duration) *replayCache {
-	return &replayCache{window: window, seen: make(map[[32]byte]struct{}), ring: make([]replayEntry, size)}
+	return &replayCache{window: window, size: size, seen: make(map[[32]byte]struct{})}
 }
 
 // replayResult is the answer of add.
@@ -42,9 +44,10 @@ const (
 
 // add remembers key at now unless it was seen within the window.
 func (c *replayCache) add(key [32]byte, now time.Time) replayResult {
+	t := now.UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.n > 0 && !now.Before(c.ring[c.head].expires) {
+	for c.n > 0 && t >= c.ring[c.head].expires {
 		delete(c.seen, c.ring[c.head].key)
 		c.ring[c.head] = replayEntry{}
 		c.head = (c.head + 1) % len(c.ring)
@@ -54,9 +57,16 @@ func (c *replayCache) add(key [32]byte, now time.Time) replayResult {
 		return replaySeen
 	}
 	if c.n == len(c.ring) {
-		return replayFull
+		if len(c.ring) >= c.size {
+			return replayFull
+		}
+		grown := make([]replayEntry, min(max(2*len(c.ring), 64), c.size))
+		for i := range c.n {
+			grown[i] = c.ring[(c.head+i)%len(c.ring)]
+		}
+		c.ring, c.head = grown, 0
 	}
-	c.ring[(c.head+c.n)%len(c.ring)] = replayEntry{key: key, expires: now.Add(c.window)}
+	c.ring[(c.head+c.n)%len(c.ring)] = replayEntry{key: key, expires: t + int64(c.window)}
 	c.n++
 	c.seen[key] = struct{}{}
 	return replayFresh

@@ -444,6 +444,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 	}
 	az, err := authz.New(f.AuthzConfig(), pol, authz.WithLogger(s.log), authz.WithObserver(s.m),
 		authz.WithClock(s.o.Now), authz.WithHTTPClient(s.o.HTTPClient),
+		authz.WithReplayState(s.Authorizer()), // jti seen before a reload stay seen after it
 		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
 	if err != nil {
 		return nil, err
