@@ -654,6 +654,15 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 		{"X-Original-URI /a/../admin", "/check", Bearer(e.userToken), map[string]string{"X-Original-URI": "/a/../admin"}, 403},
 		{"spoofed X-Auth-Request-Groups", "/admin", Bearer(e.userToken), map[string]string{"X-Auth-Request-Groups": "admins"}, 403},
 		{"alg none", "/api", Bearer(e.mint(nil, oidctest.WithAlg("none"))), nil, 401},
+		{"mtls: bound token with a client-sent X-Forwarded-Client-Cert (no trusted header configured)", "/api", Bearer(e.mtlsToken),
+			map[string]string{"X-Forwarded-Client-Cert": func() string { sum := sha256.Sum256(e.clientCertDER); return "Hash=" + hex.EncodeToString(sum[:]) }()}, 401},
+		{"dpop: bound token as Bearer", "/api", Bearer(e.dpopToken), nil, 401},
+		{"dpop: valid proof but the original scheme is unknown", "/api", "DPoP " + e.dpopToken,
+			map[string]string{"DPoP": e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}, 401},
+		{"dpop: proof for /api presented for X-Original-URI /admin", "/check", "DPoP " + e.dpopToken,
+			map[string]string{"X-Original-URI": "/admin/users", "X-Forwarded-Proto": "https", "DPoP": e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}, 401},
+		{"control: DPoP-bound token with a valid proof", "/api", "DPoP " + e.dpopToken,
+			map[string]string{"X-Forwarded-Proto": "https", "DPoP": e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}, 200},
 		{"control: user on /api", "/api", Bearer(e.userToken), nil, 200},
 	}
 	for _, tc := range cases {
