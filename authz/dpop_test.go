@@ -318,3 +318,27 @@ func TestDPoPReplayAcrossReload(t *testing.T) {
 		t.Fatalf("fresh proof after a reload with another window: %v %s", d.Outcome, d.Reason)
 	}
 }
+
+// TestValidateSenderConstraints: every bad DPoP, mTLS and logout setting is reported,
+// with its location, in one error.
+func TestValidateSenderConstraints(t *testing.T) {
+	cfg := authz.Config{
+		Issuers: []authz.IssuerConfig{{Issuer: "https://op.example", DPoP: "sometimes", MTLSBound: "maybe", LogoutAudiences: []string{" "}}},
+		DPoP:    authz.DPoPConfig{Algorithms: []string{"HS256", "none"}, MaxAge: authz.Duration(-1), ClockSkew: authz.Duration(time.Hour), ReplayCacheSize: -1},
+		Logout:  authz.LogoutConfig{MaxAge: authz.Duration(2 * time.Hour), ReplayCacheSize: -5},
+	}
+	err := cfg.Validate()
+	for _, want := range []string{"issuers[0].dpop", "issuers[0].mtls_bound", "issuers[0].logout_audiences[0]",
+		"verification.dpop.algorithms[0]", "verification.dpop.algorithms[1]", "verification.dpop.max_age",
+		"verification.dpop.clock_skew", "verification.dpop.replay_cache_size", "verification.logout.max_age",
+		"verification.logout.replay_cache_size"} {
+		if err == nil || !strings.Contains(err.Error(), want+":") {
+			t.Errorf("no problem reported for %s in %v", want, err)
+		}
+	}
+	ok := authz.Config{Issuers: []authz.IssuerConfig{{Issuer: "https://op.example", DPoP: authz.DPoPRequired, MTLSBound: authz.MTLSRequired}},
+		DPoP: authz.DPoPConfig{Algorithms: []string{"ES256"}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -295,3 +295,29 @@ func TestBackchannelHandler(t *testing.T) {
 		}
 	})
 }
+
+func TestValidateClientCertAndBackchannel(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string // "" valid
+	}{
+		{"xfcc", Config{ClientCert: ClientCertConfig{Header: "X-Forwarded-Client-Cert", Format: CertFormatXFCC}}, ""},
+		{"escaped pem", Config{ClientCert: ClientCertConfig{Header: "x-ssl-client-cert", Format: CertFormatEscapedPEM}}, ""},
+		{"format without header", Config{ClientCert: ClientCertConfig{Format: CertFormatXFCC}}, "client_cert.header"},
+		{"unknown format", Config{ClientCert: ClientCertConfig{Header: "x-c", Format: "der"}}, "client_cert.format"},
+		{"header without format", Config{ClientCert: ClientCertConfig{Header: "x-c"}}, "client_cert.format"},
+		{"authorization as certificate header", Config{ClientCert: ClientCertConfig{Header: "Authorization", Format: CertFormatXFCC}}, "client_cert.header"},
+		{"bad header name", Config{ClientCert: ClientCertConfig{Header: "x c", Format: CertFormatXFCC}}, "client_cert.header"},
+		{"backchannel listen", Config{BackchannelListen: "127.0.0.1:0"}, ""},
+		{"backchannel listen not host:port", Config{BackchannelListen: "nope"}, "backchannel_listen"},
+		{"backchannel listen on the admin address", Config{AdminListen: "127.0.0.1:9999", BackchannelListen: "127.0.0.1:9999"}, "backchannel_listen"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.cfg.Validate()
+			if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), "server."+c.want)) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
