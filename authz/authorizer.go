@@ -41,6 +41,7 @@ type Option func(*options)
 
 type options struct {
 	prev    *Authorizer
+	index   bool
 	client  *http.Client
 	now     func() time.Time
 	log     *slog.Logger
@@ -68,6 +69,12 @@ func WithHTTPClient(c *http.Client) Option {
 // cache is shared only when its size and window are unchanged; otherwise the new one
 // starts empty. nil: fresh caches.
 func WithReplayState(prev *Authorizer) Option { return func(o *options) { o.prev = prev } }
+
+// WithLogoutIndex keeps the index of cached identities by issuer+subject and
+// issuer+session that Logout evicts through (about 100 bytes per cached identity and
+// tag, maintained on cache misses and removals only). Without it Logout refuses to run
+// (ErrLogoutDisabled): enable it where the back-channel logout receiver is served.
+func WithLogoutIndex() Option { return func(o *options) { o.index = true } }
 
 // WithClock sets the clock for every time check (exp, nbf, iat, leeway, refresh limits,
 // cache expiry). Default time.Now.
@@ -176,6 +183,7 @@ type Authorizer struct {
 	byID       map[string]*issuer
 	candidates []*issuer // the opaque-token search, in configuration order
 	cache      *cache.Cache[*Identity]
+	indexed    bool         // WithLogoutIndex
 	dpopReplay *replayCache // jti of accepted DPoP proofs
 	logout     *logoutState // back-channel logout: replay cache, tombstones
 	keep       []string     // WithClaimProjection: the claims kept; nil: all
@@ -215,6 +223,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 	if o.project {
 		a.keep, a.interned = projection(o.keep), newInterner()
 	}
+	a.indexed = o.index
 	if o.client != nil {
 		c := *o.client
 		c.CheckRedirect = sameHostRedirects(o.client.CheckRedirect)
@@ -246,6 +255,10 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 				neg = -1 // explicitly off
 			}
 		}
+		var tags func(*Identity) []cache.Tag
+		if o.index {
+			tags = identityTags
+		}
 		c, err := cache.NewTagged[*Identity](cache.Options{
 			Size:         cfg.Cache.Size,
 			MaxTTL:       cfg.Cache.MaxTTL.D(),
@@ -255,7 +268,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 			LoadTimeout: 4*cfg.HTTPTimeout.D() + time.Second,
 			Now:         a.now,
 			IsNegative:  IsCredentialError,
-		}, identityTags)
+		}, tags)
 		if err != nil {
 			return nil, fmt.Errorf("authz: cache: %w", err)
 		}

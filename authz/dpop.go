@@ -167,7 +167,7 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 }
 
 // checkDPoP verifies the request's DPoP header for token (whose SHA-256 is sum) and
-// the verified identity id bound to jkt (id.JKT): a valid proof for this request's
+// the verified identity id bound to a key (Confirmation.JKT): a valid proof for this request's
 // method and URI, fresh, with ath of this token, signed by the bound key, and not seen
 // before. The jti is remembered only when every other check passed.
 func (a *Authorizer) checkDPoP(r *Request, sum *[32]byte, id *Identity) error {
@@ -194,7 +194,7 @@ func (a *Authorizer) checkDPoP(r *Request, sum *[32]byte, id *Identity) error {
 	if p.ATH != b64.EncodeToString(sum[:]) {
 		return badProof("ath does not match the access token")
 	}
-	if id.JKT == "" || p.JKT != id.JKT {
+	if jkt := id.jkt(); jkt == "" || p.JKT != jkt {
 		return badProof("proof key does not match the token's binding (cnf.jkt)")
 	}
 	switch a.dpopReplay.add(replayKey("dpop", p.JKT, p.JTI), now) {
@@ -347,21 +347,22 @@ func (a *Authorizer) checkBinding(r *Request, sum *[32]byte, dpop bool, id *Iden
 			mtlsMode = is.cfg.MTLSBound
 		}
 	}
+	jkt, x5t := id.jkt(), id.x5t()
 	switch {
-	case dpopMode == DPoPDisabled && (dpop || id.JKT != ""):
+	case dpopMode == DPoPDisabled && (dpop || jkt != ""):
 		return invalid("DPoP-bound tokens are not accepted for this issuer")
-	case dpop && id.JKT == "":
+	case dpop && jkt == "":
 		return invalid("token is not DPoP-bound but was sent with the DPoP scheme")
-	case !dpop && id.JKT != "":
+	case !dpop && jkt != "":
 		return invalid("DPoP-bound token sent as a bearer token")
 	case !dpop && dpopMode == DPoPRequired:
 		return invalid("this issuer's tokens must be DPoP-bound")
 	}
-	if id.CertThumbprint != "" {
+	if x5t != "" {
 		if r.ClientCertThumbprint == "" {
 			return invalid("certificate-bound token without a client certificate")
 		}
-		if r.ClientCertThumbprint != id.CertThumbprint {
+		if r.ClientCertThumbprint != x5t {
 			return invalid("certificate-bound token presented with another client certificate")
 		}
 	} else if mtlsMode == MTLSRequired {

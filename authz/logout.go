@@ -19,6 +19,10 @@ const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logo
 // that is not acceptable (the receiver answers 400 invalid_request).
 var ErrInvalidLogoutToken = errors.New("authz: invalid logout token")
 
+// ErrLogoutDisabled is returned by Logout of an Authorizer built without
+// WithLogoutIndex (and with the identity cache on): it could not evict anything.
+var ErrLogoutDisabled = errors.New("authz: back-channel logout is not enabled (no logout index)")
+
 // LogoutResult is what an accepted logout token did.
 type LogoutResult struct {
 	// Issuer is the configured issuer that sent it.
@@ -48,13 +52,13 @@ func badLogout(reason string) error {
 
 // identityTags are the cache tags of an identity: digests of issuer+subject and of
 // issuer+session, never the token.
-func identityTags(id *Identity) []cache.Key {
-	tags := make([]cache.Key, 0, 2)
+func identityTags(id *Identity) []cache.Tag {
+	tags := make([]cache.Tag, 0, 2)
 	if id.Subject != "" {
-		tags = append(tags, cache.KeyOf("sub", id.Issuer, id.Subject))
+		tags = append(tags, cache.TagOf("sub", id.Issuer, id.Subject))
 	}
 	if id.SessionID != "" {
-		tags = append(tags, cache.KeyOf("sid", id.Issuer, id.SessionID))
+		tags = append(tags, cache.TagOf("sid", id.Issuer, id.SessionID))
 	}
 	return tags
 }
@@ -69,7 +73,8 @@ func identityTags(id *Identity) []cache.Key {
 // present and within LogoutConfig.MaxAge (and the leeway); exp, when present, not past;
 // a jti not seen before within the window; events holding BackchannelLogoutEvent as a
 // JSON object; no nonce; sub or sid (strings). A refused token wraps
-// ErrInvalidLogoutToken; an OP that cannot be reached is an *UnavailableError.
+// ErrInvalidLogoutToken; an OP that cannot be reached is an *UnavailableError; without
+// WithLogoutIndex (and with the cache on) it returns ErrLogoutDisabled.
 //
 // What an eviction does and does not revoke: the next request with an evicted token is
 // verified again. An opaque token (or a JWT with introspect: always, or userinfo:
@@ -77,6 +82,9 @@ func identityTags(id *Identity) []cache.Key {
 // grant; a JWT verified locally is accepted again until its exp. Only this process's
 // cache is affected: every replica needs the event (see docs/backchannel-logout.md).
 func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResult, error) {
+	if a.cache != nil && !a.indexed {
+		return LogoutResult{}, ErrLogoutDisabled
+	}
 	if err := checkToken(logoutToken, a.cfg.MaxTokenSize); err != nil {
 		return LogoutResult{}, badLogout("malformed")
 	}
@@ -188,10 +196,10 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	res := LogoutResult{Issuer: is.id, Subject: sub, SessionID: sid}
 	if a.cache != nil {
 		if sub != "" {
-			res.Evicted += a.cache.RemoveTagged(cache.KeyOf("sub", is.id, sub))
+			res.Evicted += a.cache.RemoveTagged(cache.TagOf("sub", is.id, sub))
 		}
 		if sid != "" {
-			res.Evicted += a.cache.RemoveTagged(cache.KeyOf("sid", is.id, sid))
+			res.Evicted += a.cache.RemoveTagged(cache.TagOf("sid", is.id, sid))
 		}
 	}
 	return res, nil

@@ -32,7 +32,7 @@ func TestLogoutEvictsEverythingOfTheSubject(t *testing.T) {
 	clk := newClock()
 	op := newOP(t, clk)
 	ic := never(op.IssuerConfig())
-	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{ic}}, testPolicy(t))
+	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{ic}}, testPolicy(t), authz.WithLogoutIndex())
 	ctx := context.Background()
 	alice1 := op.MintJWT(map[string]any{"sub": "alice"})
 	alice2 := op.MintJWT(map[string]any{"sub": "alice", "sid": "s-other"})
@@ -118,7 +118,7 @@ func TestLogoutRefusals(t *testing.T) {
 			if c.rpAud {
 				cfg.LogoutAudiences = []string{"web-app"}
 			}
-			a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{cfg}}, testPolicy(t))
+			a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{cfg}}, testPolicy(t), authz.WithLogoutIndex())
 			if c.prepare != nil {
 				c.prepare(a)
 			}
@@ -132,13 +132,13 @@ func TestLogoutRefusals(t *testing.T) {
 	t.Run("logout_audiences accepts the RP's client id", func(t *testing.T) {
 		cfg := ic
 		cfg.LogoutAudiences = []string{"web-app", "other-app"}
-		a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{cfg}}, testPolicy(t))
+		a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{cfg}}, testPolicy(t), authz.WithLogoutIndex())
 		if _, err := a.Logout(context.Background(), logoutToken(op, map[string]any{"aud": []string{"other-app"}})); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("OP unreachable", func(t *testing.T) {
-		a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{ic}}, testPolicy(t))
+		a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{ic}}, testPolicy(t), authz.WithLogoutIndex())
 		tok := logoutToken(op, nil)
 		op.Down()
 		defer op.ClearFaults()
@@ -154,7 +154,7 @@ func TestLogoutRefusals(t *testing.T) {
 func FuzzLogout(f *testing.F) {
 	clk := newClock()
 	op := oidctest.New(f, oidctest.WithClock(clk.Now))
-	a := newAuthz(f, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, nil)
+	a := newAuthz(f, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, nil, authz.WithLogoutIndex())
 	if err := a.Ready(context.Background()); err != nil {
 		f.Fatal(err)
 	}
@@ -174,4 +174,15 @@ func FuzzLogout(f *testing.F) {
 			t.Fatalf("error of neither kind: %v", err)
 		}
 	})
+}
+
+// TestLogoutDisabledWithoutIndex: without WithLogoutIndex, Logout evicts nothing and
+// says so instead of answering success.
+func TestLogoutDisabledWithoutIndex(t *testing.T) {
+	clk := newClock()
+	op := newOP(t, clk)
+	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, testPolicy(t))
+	if _, err := a.Logout(context.Background(), logoutToken(op, nil)); !errors.Is(err, authz.ErrLogoutDisabled) {
+		t.Fatalf("err = %v, want ErrLogoutDisabled", err)
+	}
 }

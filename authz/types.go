@@ -164,23 +164,45 @@ type Identity struct {
 	Introspection map[string]any
 	// Header is the decoded JWT header (nil for opaque tokens and in cached identities).
 	Header map[string]any
-	// JKT is the token's DPoP binding (cnf.jkt of the JWT or of the introspection
-	// reply): the RFC 7638 SHA-256 thumbprint of the key every proof must be signed
-	// with; "" for a token that is not DPoP-bound. Kept in cached identities (the proof
-	// itself is verified on every request, never cached).
-	JKT string
-	// CertThumbprint is the token's certificate binding (cnf["x5t#S256"], RFC 8705):
-	// the base64url SHA-256 of the DER client certificate; "" when not bound.
-	CertThumbprint string
+	// Confirmation is the token's binding to a key (the cnf claim of the JWT or of the
+	// introspection reply, RFC 7800); nil for a bearer token. Kept in cached identities
+	// (a DPoP proof itself is verified on every request, never cached).
+	Confirmation *Confirmation
 	// SessionID is the token's sid claim (JWT or introspection), "" when absent; with
 	// Issuer and Subject it is what an OIDC back-channel logout event names.
 	SessionID string
 }
 
+// Confirmation is what a sender-constrained token is bound to.
+type Confirmation struct {
+	// JKT is the DPoP binding (cnf.jkt, RFC 9449): the RFC 7638 SHA-256 thumbprint
+	// (base64url) of the key every proof must be signed with; "" when not DPoP-bound.
+	JKT string
+	// CertThumbprint is the certificate binding (cnf["x5t#S256"], RFC 8705): the
+	// base64url SHA-256 of the DER client certificate; "" when not certificate-bound.
+	CertThumbprint string
+}
+
+// jkt returns the DPoP binding, "" for none.
+func (id *Identity) jkt() string {
+	if id.Confirmation == nil {
+		return ""
+	}
+	return id.Confirmation.JKT
+}
+
+// x5t returns the certificate binding, "" for none.
+func (id *Identity) x5t() string {
+	if id.Confirmation == nil {
+		return ""
+	}
+	return id.Confirmation.CertThumbprint
+}
+
 // slim returns the part of id that the cache keeps (see Identity).
 func (id *Identity) slim() *Identity {
 	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources,
-		JKT: id.JKT, CertThumbprint: id.CertThumbprint, SessionID: id.SessionID}
+		Confirmation: id.Confirmation, SessionID: id.SessionID}
 }
 
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form

@@ -531,15 +531,16 @@ func finish(id *Identity) error {
 	id.Subject = sub
 	// The bindings and the session come from the token or the OP's introspection, never
 	// from userinfo (which describes the user, not the token).
+	var cnf Confirmation
 	for _, m := range []map[string]any{id.TokenClaims, id.Introspection} {
 		jkt, x5t, err := confirmation(m)
 		if err != nil {
 			return err
 		}
-		if (jkt != "" && id.JKT != "" && jkt != id.JKT) || (x5t != "" && id.CertThumbprint != "" && x5t != id.CertThumbprint) {
+		if (jkt != "" && cnf.JKT != "" && jkt != cnf.JKT) || (x5t != "" && cnf.CertThumbprint != "" && x5t != cnf.CertThumbprint) {
 			return invalid("token and introspection disagree about the token's binding (cnf)")
 		}
-		id.JKT, id.CertThumbprint = cmp.Or(id.JKT, jkt), cmp.Or(id.CertThumbprint, x5t)
+		cnf.JKT, cnf.CertThumbprint = cmp.Or(cnf.JKT, jkt), cmp.Or(cnf.CertThumbprint, x5t)
 		if v, ok := m["sid"]; ok {
 			s, isStr := v.(string)
 			if !isStr {
@@ -547,6 +548,9 @@ func finish(id *Identity) error {
 			}
 			id.SessionID = cmp.Or(id.SessionID, s)
 		}
+	}
+	if cnf != (Confirmation{}) {
+		id.Confirmation = &cnf
 	}
 	id.Claims = mergeClaims(id)
 	return nil

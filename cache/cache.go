@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,9 +163,26 @@ type Cache[V any] struct {
 	hits, misses, negHits, staleHits atomic.Uint64
 	evictions, loads, loadErrors     atomic.Uint64
 
-	tagOf func(V) []Key // NewTagged; nil: no index
+	tagOf func(V) []Tag // NewTagged; nil: no index
 	tagMu sync.Mutex
-	tags  map[Key]map[Key]struct{} // tag → keys of stored values with that tag
+	tags  map[Tag]tagged // tag → keys of stored values with that tag
+}
+
+// Tag names a group of entries for RemoveTagged: a 64-bit digest (see TagOf). Two
+// groups whose tags collide are removed together, which only costs reloads.
+type Tag uint64
+
+// TagOf returns the Tag of parts (the first 8 bytes of KeyOf(parts...)).
+func TagOf(parts ...string) Tag {
+	k := KeyOf(parts...)
+	return Tag(binary.BigEndian.Uint64(k[:8]))
+}
+
+// tagged is the set of keys of one tag: the first inline (most tags name one entry:
+// one user's one token), further ones in more.
+type tagged struct {
+	first Key
+	more  []Key
 }
 
 // entry is one stored value or negative error, stored by value in the LRU's own list
@@ -210,12 +228,12 @@ type result[V any] struct {
 func New[V any](o Options) (*Cache[V], error) { return NewTagged[V](o, nil) }
 
 // NewTagged is New with a tag index: tags names the tags of a stored value (in
-// flaat-extauthz: digests of issuer+subject and issuer+session), so that RemoveTagged
-// can drop every entry of a tag at once. tags must be a pure function of the value and
-// return digests, never secrets; nil means no index (RemoveTagged removes nothing).
-// The index costs one map entry per tag of each stored value and is maintained on the
-// miss path and on removal only: a hit does not touch it.
-func NewTagged[V any](o Options, tags func(v V) []Key) (*Cache[V], error) {
+// flaat-extauthz: TagOf issuer+subject and issuer+session), so that RemoveTagged can
+// drop every entry of a tag at once. tags must be a pure function of the value; nil
+// means no index (RemoveTagged removes nothing). The index costs one map entry (72
+// bytes) per tag of each stored value and is maintained on the miss path and on removal
+// only: a hit does not touch it.
+func NewTagged[V any](o Options, tags func(v V) []Tag) (*Cache[V], error) {
 	var errs []error
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, a...)...))
@@ -255,7 +273,7 @@ func NewTagged[V any](o Options, tags func(v V) []Key) (*Cache[V], error) {
 	var err error
 	if tags != nil {
 		c.tagOf = tags
-		c.tags = map[Key]map[Key]struct{}{}
+		c.tags = map[Tag]tagged{}
 		l, err = lru.NewWithEvict[Key, entry[V]](o.Size, c.untag)
 	} else {
 		l, err = lru.New[Key, entry[V]](o.Size)
@@ -389,12 +407,12 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 		if e.err == nil {
 			c.tagMu.Lock()
 			for _, t := range c.tagOf(e.v) {
-				set := c.tags[t]
-				if set == nil {
-					set = map[Key]struct{}{}
-					c.tags[t] = set
+				if ks, ok := c.tags[t]; !ok {
+					c.tags[t] = tagged{first: k}
+				} else if ks.first != k && !slices.Contains(ks.more, k) {
+					ks.more = append(ks.more, k)
+					c.tags[t] = ks
 				}
-				set[k] = struct{}{}
 			}
 			c.tagMu.Unlock()
 		}
@@ -413,26 +431,40 @@ func (c *Cache[V]) untag(k Key, e entry[V]) {
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	for _, t := range c.tagOf(e.v) {
-		if set := c.tags[t]; set != nil {
-			delete(set, k)
-			if len(set) == 0 {
-				delete(c.tags, t)
-			}
+		ks, ok := c.tags[t]
+		if !ok {
+			continue
 		}
+		if i := slices.Index(ks.more, k); i >= 0 {
+			ks.more = slices.Delete(ks.more, i, i+1)
+		} else if ks.first == k {
+			if len(ks.more) == 0 {
+				delete(c.tags, t)
+				continue
+			}
+			ks.first, ks.more = ks.more[len(ks.more)-1], ks.more[:len(ks.more)-1]
+		} else {
+			continue
+		}
+		if len(ks.more) == 0 {
+			ks.more = nil
+		}
+		c.tags[t] = ks
 	}
 }
 
-// RemoveTagged drops every entry whose value has tag t (see Options.Tags) and returns
-// how many it dropped. A load running at the same time may still store its value
+// RemoveTagged drops every entry whose value has tag t (see NewTagged) and returns how
+// many it dropped. A load running at the same time may still store its value
 // afterwards: a caller that must exclude that (a logout) makes its loader aware of it.
-func (c *Cache[V]) RemoveTagged(t Key) int {
+func (c *Cache[V]) RemoveTagged(t Tag) int {
 	if c.tags == nil {
 		return 0
 	}
 	c.tagMu.Lock()
-	keys := make([]Key, 0, len(c.tags[t]))
-	for k := range c.tags[t] {
-		keys = append(keys, k)
+	ks, ok := c.tags[t]
+	var keys []Key
+	if ok {
+		keys = append(append(keys, ks.first), ks.more...)
 	}
 	c.tagMu.Unlock()
 	n := 0

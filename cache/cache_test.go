@@ -458,10 +458,10 @@ func FuzzKeyOf(f *testing.F) {
 // follows evictions, replacements and removals, and a cache without tags removes nothing.
 func TestRemoveTagged(t *testing.T) {
 	type val struct{ tags []string }
-	tagsOf := func(v val) []cache.Key {
-		out := make([]cache.Key, len(v.tags))
+	tagsOf := func(v val) []cache.Tag {
+		out := make([]cache.Tag, len(v.tags))
 		for i, s := range v.tags {
-			out[i] = cache.KeyOf(s)
+			out[i] = cache.TagOf(s)
 		}
 		return out
 	}
@@ -481,10 +481,10 @@ func TestRemoveTagged(t *testing.T) {
 	put("a1", "alice", "s1")
 	put("a2", "alice")
 	put("b1", "bob", "s1")
-	if n := c.RemoveTagged(cache.KeyOf("alice")); n != 2 || has("a1") || has("a2") || !has("b1") {
+	if n := c.RemoveTagged(cache.TagOf("alice")); n != 2 || has("a1") || has("a2") || !has("b1") {
 		t.Fatalf("RemoveTagged(alice) = %d; a1 %v a2 %v b1 %v", n, has("a1"), has("a2"), has("b1"))
 	}
-	if n := c.RemoveTagged(cache.KeyOf("alice")); n != 0 {
+	if n := c.RemoveTagged(cache.TagOf("alice")); n != 0 {
 		t.Fatalf("second RemoveTagged = %d", n)
 	}
 	if n := c.TagCount(); n != 2 { // bob, s1
@@ -496,17 +496,17 @@ func TestRemoveTagged(t *testing.T) {
 	if has("b1") || c.TagCount() != 1 {
 		t.Fatalf("after eviction: b1 %v, TagCount %d (want only carol)", has("b1"), c.TagCount())
 	}
-	if n := c.RemoveTagged(cache.KeyOf("s1")); n != 0 {
+	if n := c.RemoveTagged(cache.TagOf("s1")); n != 0 {
 		t.Fatalf("RemoveTagged of an evicted tag = %d", n)
 	}
-	if n := c.RemoveTagged(cache.KeyOf("carol")); n != 3 || c.Len() != 0 || c.TagCount() != 0 {
+	if n := c.RemoveTagged(cache.TagOf("carol")); n != 3 || c.Len() != 0 || c.TagCount() != 0 {
 		t.Fatalf("RemoveTagged(carol) = %d, Len %d, TagCount %d", n, c.Len(), c.TagCount())
 	}
 	plain, _ := cache.New[val](cache.Options{})
 	if _, _, err := plain.Get(ctx, cache.KeyOf("x"), func(context.Context) (val, time.Time, error) { return val{[]string{"t"}}, time.Time{}, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if n := plain.RemoveTagged(cache.KeyOf("t")); n != 0 || plain.Len() != 1 {
+	if n := plain.RemoveTagged(cache.TagOf("t")); n != 0 || plain.Len() != 1 {
 		t.Fatalf("untagged cache: RemoveTagged = %d, Len %d", n, plain.Len())
 	}
 }

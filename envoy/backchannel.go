@@ -89,19 +89,19 @@ func BackchannelHandler(receiver func() LogoutReceiver, m *Metrics, log *slog.Lo
 				slog.String("issuer", res.Issuer), slog.String("sub", res.Subject), slog.String("sid", res.SessionID),
 				slog.Int("evicted", res.Evicted))
 			w.WriteHeader(http.StatusOK)
-		case errors.Is(err, authz.ErrUnavailable):
+		default:
+			if te, ok := errors.AsType[*authz.TokenError](err); ok {
+				log.LogAttrs(req.Context(), slog.LevelInfo, "back-channel logout refused", slog.String("reason", te.Reason))
+				refuse(te.Reason)
+				return
+			}
+			// The OP's keys could not be fetched, or logout is not enabled: not the
+			// token's fault; the OP may retry.
 			m.logout("error", 0)
-			log.LogAttrs(req.Context(), slog.LevelWarn, "back-channel logout: OP unavailable", slog.String("error", err.Error()))
+			log.LogAttrs(req.Context(), slog.LevelWarn, "back-channel logout failed", slog.String("error", err.Error()))
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, jsonBody("temporarily_unavailable", "identity provider unavailable"))
-		default:
-			reason := "invalid logout token"
-			if te, ok := errors.AsType[*authz.TokenError](err); ok {
-				reason = te.Reason
-			}
-			log.LogAttrs(req.Context(), slog.LevelInfo, "back-channel logout refused", slog.String("reason", reason))
-			refuse(reason)
+			_, _ = io.WriteString(w, jsonBody("temporarily_unavailable", "logout could not be processed"))
 		}
 	})
 }

@@ -240,6 +240,7 @@ func TestBackchannelHandler(t *testing.T) {
 		{"accepted", "POST", BackchannelPath, form, "logout_token=a.b.c", nil, 200, "", "accepted"},
 		{"refused token", "POST", BackchannelPath, form, "logout_token=a.b.c", &authz.TokenError{Reason: "invalid logout token: replayed", Err: authz.ErrInvalidLogoutToken}, 400, "invalid_request", "refused"},
 		{"OP down", "POST", BackchannelPath, form, "logout_token=a.b.c", &authz.UnavailableError{Endpoint: "jwks", Err: io.EOF}, 503, "temporarily_unavailable", "error"},
+		{"logout not enabled", "POST", BackchannelPath, form, "logout_token=a.b.c", authz.ErrLogoutDisabled, 503, "temporarily_unavailable", "error"},
 		{"no token", "POST", BackchannelPath, form, "x=1", nil, 400, "invalid_request", "refused"},
 		{"two tokens", "POST", BackchannelPath, form, "logout_token=a&logout_token=b", nil, 400, "invalid_request", "refused"},
 		{"json body", "POST", BackchannelPath, "application/json", `{"logout_token":"a"}`, nil, 400, "invalid_request", "refused"},

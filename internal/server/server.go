@@ -442,10 +442,14 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		d := devswitch.New(s.o.DevSwitches, pol, s.o.Now, s.m.DevSwitchDecision)
 		return newGeneration(devEngine{d}, f, current), nil
 	}
-	az, err := authz.New(f.AuthzConfig(), pol, authz.WithLogger(s.log), authz.WithObserver(s.m),
+	opts := []authz.Option{authz.WithLogger(s.log), authz.WithObserver(s.m),
 		authz.WithClock(s.o.Now), authz.WithHTTPClient(s.o.HTTPClient),
 		authz.WithReplayState(s.Authorizer()), // jti seen before a reload stay seen after it
-		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
+		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig()))}
+	if s.start.ServerConfig().BackchannelListen != "" { // the listener exists from start to stop
+		opts = append(opts, authz.WithLogoutIndex())
+	}
+	az, err := authz.New(f.AuthzConfig(), pol, opts...)
 	if err != nil {
 		return nil, err
 	}
