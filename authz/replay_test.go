@@ -44,3 +44,39 @@ func TestReplayCache(t *testing.T) {
 		t.Fatalf("len %d", c.len())
 	}
 }
+
+// TestHTUMatches: RFC 3986 percent-encoding normalisation of the path, default ports,
+// case of scheme and host, query and fragment ignored, and nothing else.
+func TestHTUMatches(t *testing.T) {
+	for _, c := range []struct {
+		name, htu, scheme, host, path string
+		ok                            bool
+	}{
+		{"exact", "https://a.example/x/y", "https", "a.example", "/x/y", true},
+		{"query and fragment ignored", "https://a.example/x?q=1#f", "https", "a.example", "/x?other", true},
+		{"lower-case hex in the proof", "https://a.example/a%2fb", "https", "a.example", "/a%2Fb", true},
+		{"encoded unreserved in the proof", "https://a.example/%7Euser/%41", "https", "a.example", "/~user/A", true},
+		{"encoded unreserved in the request", "https://a.example/~user", "https", "a.example", "/%7euser", true},
+		{"encoded slash is not a slash", "https://a.example/a/b", "https", "a.example", "/a%2Fb", false},
+		{"no dot-segment removal", "https://a.example/a/../b", "https", "a.example", "/b", false},
+		{"empty path is /", "https://a.example", "https", "a.example", "/", true},
+		{"default port", "https://a.example:443/x", "https", "A.EXAMPLE", "/x", true},
+		{"http default port", "http://a.example/x", "HTTP", "a.example:80", "/x", true},
+		{"other port", "https://a.example:8443/x", "https", "a.example", "/x", false},
+		{"scheme", "http://a.example/x", "https", "a.example", "/x", false},
+		{"host", "https://b.example/x", "https", "a.example", "/x", false},
+		{"case of the path matters", "https://a.example/X", "https", "a.example", "/x", false},
+		{"malformed percent-encoding in htu", "https://a.example/%zz", "https", "a.example", "/%zz", false},
+		{"malformed percent in the request is compared as is", "https://a.example/a%25zz", "https", "a.example", "/a%zz", false},
+		{"relative htu", "/x", "https", "a.example", "/x", false},
+		{"userinfo in htu", "https://u@a.example/x", "https", "a.example", "/x", false},
+		{"other scheme", "ftp://a.example/x", "ftp", "a.example", "/x", false},
+		{"unknown scheme", "https://a.example/x", "", "a.example", "/x", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := htuMatches(c.htu, c.scheme, c.host, c.path); (err == nil) != c.ok {
+				t.Fatalf("htuMatches = %v, want ok=%v", err, c.ok)
+			}
+		})
+	}
+}
