@@ -123,8 +123,23 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
 			r.Host = v
 		}
-		// The original scheme, for a DPoP proof's htu; with the same trust as the
-		// headers above (the proxy must set it).
+	}
+	if v.cfg.TokenHeader != "" {
+		r.Authorization = asBearer(joinValues(req.Header.Values(v.cfg.TokenHeader)))
+	}
+	if r.Authorization == "" {
+		r.Authorization = joinValues(req.Header.Values("Authorization"))
+	}
+	v.senderConstraints(req, &r)
+	return r, true
+}
+
+// senderConstraints fills what DPoP and certificate-bound tokens need in HTTP mode:
+// the original scheme (X-Forwarded-Proto, with the same trust as the other forwarded
+// headers: the proxy must set it; "" when they are ignored), the DPoP header(s), and the
+// client certificate from the configured trusted header only (ClientCertConfig).
+func (v *snapshot) senderConstraints(req *http.Request, r *authz.Request) {
+	if !v.cfg.IgnoreForwardedHeaders {
 		r.Scheme = req.Header.Get("X-Forwarded-Proto")
 	}
 	r.DPoP = joinValues(req.Header.Values("Dpop"))
@@ -139,13 +154,6 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 			}
 		}
 	}
-	if v.cfg.TokenHeader != "" {
-		r.Authorization = asBearer(joinValues(req.Header.Values(v.cfg.TokenHeader)))
-	}
-	if r.Authorization == "" {
-		r.Authorization = joinValues(req.Header.Values("Authorization"))
-	}
-	return r, true
 }
 
 // stripPrefix returns the original path after prefix ("" prefix: raw itself). A path
