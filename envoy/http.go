@@ -139,8 +139,8 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 // headers: the proxy must set it; "" when they are ignored), the DPoP header(s), and the
 // client certificate from the configured trusted header only (ClientCertConfig).
 func (v *snapshot) senderConstraints(req *http.Request, r *authz.Request) {
-	if !v.cfg.IgnoreForwardedHeaders {
-		r.Scheme = req.Header.Get("X-Forwarded-Proto")
+	if vals := req.Header.Values("X-Forwarded-Proto"); !v.cfg.IgnoreForwardedHeaders && len(vals) == 1 {
+		r.Scheme = vals[0] // two headers (or a list in one) leave no single scheme: DPoP is refused
 	}
 	r.DPoP = joinValues(req.Header.Values("Dpop"))
 	if cc := v.cfg.ClientCert; cc.Header != "" {

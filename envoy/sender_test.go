@@ -164,6 +164,16 @@ func TestSenderConstraintExtraction(t *testing.T) {
 			}
 		})
 	}
+	t.Run("http/two X-Forwarded-Proto headers: no scheme", func(t *testing.T) {
+		fa := &fakeAuthorizer{d: allowAlice()}
+		s, _ := newTestServer(t, fa, Config{})
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header["X-Forwarded-Proto"] = []string{"https", "http"}
+		s.HTTPHandler().ServeHTTP(httptest.NewRecorder(), req)
+		if r := fa.last(t); r.Scheme != "" {
+			t.Fatalf("scheme %q from two headers", r.Scheme)
+		}
+	})
 }
 
 // TestDPoPChallenges: the one table answers invalid_dpop_proof with a DPoP challenge
