@@ -400,57 +400,89 @@ func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
 // room. Evictions are counted from Add's result rather than from an eviction callback:
 // golang-lru calls the callback for Remove and Purge too, which are not evictions.
 func (c *Cache[V]) add(k Key, e entry[V]) {
+	var old entry[V]
+	var hadOld bool
 	if c.tags != nil {
-		if old, ok := c.lru.Peek(k); ok {
-			c.untag(k, old) // Add replaces without calling the eviction callback
-		}
-		if e.err == nil {
-			c.tagMu.Lock()
-			for _, t := range c.tagOf(e.v) {
-				if ks, ok := c.tags[t]; !ok {
-					c.tags[t] = tagged{first: k}
-				} else if ks.first != k && !slices.Contains(ks.more, k) {
-					ks.more = append(ks.more, k)
-					c.tags[t] = ks
-				}
-			}
-			c.tagMu.Unlock()
-		}
+		old, hadOld = c.lru.Peek(k)
 	}
 	if c.lru.Add(k, e) {
 		c.evictions.Add(1)
 	}
+	if c.tags == nil {
+		return
+	}
+	// The index follows the LRU, after it: an eviction callback that runs concurrently
+	// keeps the tags of whatever the LRU holds for k by then (untag), and a key that is
+	// already gone again is not indexed (the check below). Between the Add and the
+	// tagging the entry can be found but not removed by tag: a caller that removes by
+	// tag while loads run handles that itself (authz re-checks after every load).
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	var tags []Tag
+	if e.err == nil {
+		tags = c.tagOf(e.v)
+	}
+	if hadOld && old.err == nil { // Add replaced it without calling the eviction callback
+		for _, t := range c.tagOf(old.v) {
+			if !slices.Contains(tags, t) {
+				c.dropLocked(t, k)
+			}
+		}
+	}
+	if len(tags) == 0 || !c.lru.Contains(k) {
+		return
+	}
+	for _, t := range tags {
+		if ks, ok := c.tags[t]; !ok {
+			c.tags[t] = tagged{first: k}
+		} else if ks.first != k && !slices.Contains(ks.more, k) {
+			ks.more = append(ks.more, k)
+			c.tags[t] = ks
+		}
+	}
 }
 
 // untag drops k from the index of e's tags (the LRU's eviction callback: it runs for
-// evictions, Remove and Purge).
+// evictions, Remove and Purge, outside the LRU's lock). Tags that a value stored for k
+// since then also has are kept.
 func (c *Cache[V]) untag(k Key, e entry[V]) {
 	if e.err != nil {
 		return
 	}
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
-	for _, t := range c.tagOf(e.v) {
-		ks, ok := c.tags[t]
-		if !ok {
-			continue
-		}
-		if i := slices.Index(ks.more, k); i >= 0 {
-			ks.more = slices.Delete(ks.more, i, i+1)
-		} else if ks.first == k {
-			if len(ks.more) == 0 {
-				delete(c.tags, t)
-				continue
-			}
-			ks.first, ks.more = ks.more[len(ks.more)-1], ks.more[:len(ks.more)-1]
-		} else {
-			continue
-		}
-		if len(ks.more) == 0 {
-			ks.more = nil
-		}
-		c.tags[t] = ks
+	var keep []Tag
+	if cur, ok := c.lru.Peek(k); ok && cur.err == nil {
+		keep = c.tagOf(cur.v)
 	}
+	for _, t := range c.tagOf(e.v) {
+		if !slices.Contains(keep, t) {
+			c.dropLocked(t, k)
+		}
+	}
+}
+
+// dropLocked removes k from tag t's keys. tagMu is held.
+func (c *Cache[V]) dropLocked(t Tag, k Key) {
+	ks, ok := c.tags[t]
+	if !ok {
+		return
+	}
+	switch i := slices.Index(ks.more, k); {
+	case i >= 0:
+		ks.more = slices.Delete(ks.more, i, i+1)
+	case ks.first != k:
+		return
+	case len(ks.more) == 0:
+		delete(c.tags, t)
+		return
+	default:
+		ks.first, ks.more = ks.more[len(ks.more)-1], ks.more[:len(ks.more)-1]
+	}
+	if len(ks.more) == 0 {
+		ks.more = nil
+	}
+	c.tags[t] = ks
 }
 
 // RemoveTagged drops every entry whose value has tag t (see NewTagged) and returns how

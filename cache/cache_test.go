@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -508,5 +510,49 @@ func TestRemoveTagged(t *testing.T) {
 	}
 	if n := plain.RemoveTagged(cache.TagOf("t")); n != 0 || plain.Len() != 1 {
 		t.Fatalf("untagged cache: RemoveTagged = %d, Len %d", n, plain.Len())
+	}
+}
+
+// TestTagIndexConcurrent: under concurrent loads (entries expire at once, so most loads
+// replace a stored entry), LRU evictions, removals and
+// RemoveTagged, the index ends up naming exactly the stored entries: removing every tag
+// empties both the cache and the index.
+func TestTagIndexConcurrent(t *testing.T) {
+	const tagsN = 10
+	c, err := cache.NewTagged[int](cache.Options{Size: 50, MaxTTL: time.Microsecond}, func(v int) []cache.Tag {
+		return []cache.Tag{cache.TagOf(strconv.Itoa(v % tagsN)), cache.TagOf("all")}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				id := (i*7 + g*13) % 200
+				k := cache.KeyOf(strconv.Itoa(id))
+				switch i % 50 {
+				case 0:
+					c.RemoveTagged(cache.TagOf(strconv.Itoa(id % tagsN)))
+				case 1:
+					c.Remove(k)
+				default:
+					_, _, _ = c.Get(context.Background(), k, func(context.Context) (int, time.Time, error) { return id, time.Time{}, nil })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c.Len() == 0 {
+		t.Fatal("nothing cached: the test proves nothing")
+	}
+	n := c.Len()
+	if got := c.RemoveTagged(cache.TagOf("all")); got != n || c.Len() != 0 {
+		t.Fatalf("RemoveTagged(all) removed %d of %d; %d left unindexed", got, n, c.Len())
+	}
+	if c.TagCount() != 0 {
+		t.Fatalf("%d tags left in the index of an empty cache", c.TagCount())
 	}
 }
