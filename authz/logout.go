@@ -134,7 +134,8 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	if d.jwksURI == "" {
 		return LogoutResult{}, is.unavailable("jwks", errors.New("discovery has no jwks_uri"))
 	}
-	if err := a.checkSignature(ctx, is, d, p); err != nil {
+	iat, _, _ := numericDate(claims, "iat") // unverified yet; checked below
+	if err := a.checkSignature(ctx, is, d, p, iat); err != nil {
 		if te, ok := errors.AsType[*TokenError](err); ok {
 			return LogoutResult{}, badLogout(te.Reason)
 		}
@@ -152,7 +153,7 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	}
 	now := a.now()
 	leeway := a.cfg.Leeway.D()
-	iat, ok, err := numericDate(claims, "iat")
+	iat, ok, err = numericDate(claims, "iat")
 	switch {
 	case err != nil || !ok:
 		return LogoutResult{}, badLogout("missing or malformed iat")

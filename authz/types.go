@@ -64,6 +64,10 @@ const (
 	// OutcomeUnavailable: an OP could not be reached or answered wrongly, or an internal
 	// error happened; the request is denied (503), never allowed.
 	OutcomeUnavailable
+	// OutcomeBadRequest: the request itself cannot be judged, whatever the token: its
+	// path cannot be normalised or reads as different routes (ambiguous), or its
+	// forwarded headers disagree (400). No token is parsed; another token would not help.
+	OutcomeBadRequest
 	// OutcomeInvalidDPoPProof: the token was sent with the DPoP scheme (or is DPoP-bound)
 	// and the DPoP proof is missing, malformed, replayed, stale, not for this request or
 	// signed by another key than the one the token is bound to (401, RFC 9449 7.1:
@@ -73,6 +77,20 @@ const (
 
 // NumOutcomes is the number of Outcome values: every valid Outcome is below it.
 const NumOutcomes = int(OutcomeInvalidDPoPProof) + 1
+
+// Valid reports whether o is one of the Outcome constants.
+func (o Outcome) Valid() bool { return o >= OutcomeAllow && int(o) < NumOutcomes }
+
+// Reason codes (Decision.ReasonCode): a bounded set of machine-readable causes for the
+// decision metrics' reason label. Most decisions have none ("").
+const (
+	// ReasonAmbiguousPath: the readings of the request path select different routes.
+	ReasonAmbiguousPath = "ambiguous_path"
+	// ReasonBadPath: the request path cannot be normalised, or a path switch rejects it.
+	ReasonBadPath = "bad_path"
+	// ReasonForwardedHeaders: forwarded headers disagree or repeat (HTTP mode).
+	ReasonForwardedHeaders = "forwarded_headers"
+)
 
 // String returns a short lower-case name for logs and metrics labels.
 func (o Outcome) String() string {
@@ -87,6 +105,8 @@ func (o Outcome) String() string {
 		return "forbidden"
 	case OutcomeUnavailable:
 		return "unavailable"
+	case OutcomeBadRequest:
+		return "bad_request"
 	case OutcomeInvalidDPoPProof:
 		return "invalid_dpop_proof"
 	default:
@@ -120,6 +140,12 @@ type Decision struct {
 	// DPoP is true when the request used the DPoP authorization scheme (RFC 9449): the
 	// challenge of a denial is then a DPoP challenge.
 	DPoP bool
+	// RetryAfter is, for OutcomeUnavailable, when the client may usefully retry (sent
+	// as Retry-After); zero when unknown.
+	RetryAfter time.Duration
+	// ReasonCode is one of the Reason* constants for denials of a request that cannot
+	// be judged (the reason label of the decision metrics); "" otherwise.
+	ReasonCode string
 }
 
 // Source says how an identity was established; several may be set.

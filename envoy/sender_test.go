@@ -164,16 +164,43 @@ func TestSenderConstraintExtraction(t *testing.T) {
 			}
 		})
 	}
-	t.Run("http/two X-Forwarded-Proto headers: no scheme", func(t *testing.T) {
-		fa := &fakeAuthorizer{d: allowAlice()}
-		s, _ := newTestServer(t, fa, Config{})
-		req := httptest.NewRequest("GET", "/", nil)
-		req.Header["X-Forwarded-Proto"] = []string{"https", "http"}
-		s.HTTPHandler().ServeHTTP(httptest.NewRecorder(), req)
-		if r := fa.last(t); r.Scheme != "" {
-			t.Fatalf("scheme %q from two headers", r.Scheme)
-		}
-	})
+	for _, c := range []struct {
+		name   string
+		fwd    Forwarded
+		hdr    map[string][]string
+		scheme string
+		status int // 0: the authorizer decides
+	}{
+		{"auto: X-Original-Proto", Forwarded{}, map[string][]string{"X-Original-Proto": {"https"}}, "https", 0},
+		{"auto: X-Forwarded-Proto", Forwarded{}, map[string][]string{"X-Forwarded-Proto": {"http"}}, "http", 0},
+		{"auto: both agree", Forwarded{}, map[string][]string{"X-Original-Proto": {"https"}, "X-Forwarded-Proto": {"https"}}, "https", 0},
+		{"auto: they disagree", Forwarded{}, map[string][]string{"X-Original-Proto": {"https"}, "X-Forwarded-Proto": {"http"}}, "", 400},
+		{"auto: two headers", Forwarded{}, map[string][]string{"X-Forwarded-Proto": {"https", "http"}}, "", 400},
+		{"nginx ignores X-Forwarded-Proto", Forwarded{Mode: ForwardedNginx}, map[string][]string{"X-Forwarded-Proto": {"https"}}, "", 0},
+		{"traefik reads X-Forwarded-Proto", Forwarded{Mode: ForwardedTraefik}, map[string][]string{"X-Forwarded-Proto": {"https"}, "X-Original-Proto": {"http"}}, "https", 0},
+		{"envoy reads no scheme", Forwarded{Mode: ForwardedEnvoy}, map[string][]string{"X-Forwarded-Proto": {"https"}}, "", 0},
+		{"custom proto header", Forwarded{Mode: ForwardedCustom, Proto: "X-My-Proto"}, map[string][]string{"X-My-Proto": {"https"}}, "https", 0},
+	} {
+		t.Run("http/scheme/"+c.name, func(t *testing.T) {
+			fa := &fakeAuthorizer{d: allowAlice()}
+			s, _ := newTestServer(t, fa, Config{HTTP: HTTPConfig{Forwarded: c.fwd}})
+			req := httptest.NewRequest("GET", "/", nil)
+			for k, v := range c.hdr {
+				req.Header[k] = v
+			}
+			rec := httptest.NewRecorder()
+			s.HTTPHandler().ServeHTTP(rec, req)
+			if c.status != 0 {
+				if rec.Code != c.status {
+					t.Fatalf("status %d, want %d", rec.Code, c.status)
+				}
+				return
+			}
+			if r := fa.last(t); r.Scheme != c.scheme {
+				t.Fatalf("scheme %q, want %q", r.Scheme, c.scheme)
+			}
+		})
+	}
 }
 
 // TestDPoPChallenges: the one table answers invalid_dpop_proof with a DPoP challenge
