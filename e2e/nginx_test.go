@@ -52,8 +52,10 @@ type nginxProc struct {
 	URL  string
 }
 
-// startNginx runs the example config with its addresses replaced by the test's.
-func startNginx(t testing.TB, authAddr, upstreamAddr string) *nginxProc {
+// startNginx runs the example config with its addresses replaced by the test's (and,
+// when given, edited by edit: the differential test also runs it without its
+// header-hygiene lines).
+func startNginx(t testing.TB, authAddr, upstreamAddr string, edit ...func(string) string) *nginxProc {
 	t.Helper()
 	port := freePort(t)
 	return startNginxSite(t, "flaat-extauthz.conf", map[string]string{
@@ -79,6 +81,9 @@ func startNginxSite(t testing.TB, example string, repl map[string]string, url st
 			t.Fatalf("e2e: examples/nginx/%s must contain %q exactly once", example, old)
 		}
 		site = strings.Replace(site, old, r, 1)
+	}
+	for _, e := range edit {
+		site = e(site)
 	}
 	dir := t.TempDir()
 	user := ""
