@@ -62,13 +62,13 @@ func startNginx(t testing.TB, authAddr, upstreamAddr string, edit ...func(string
 		"server 127.0.0.1:9002;": "server " + authAddr + ";",
 		"server 127.0.0.1:8080;": "server " + upstreamAddr + ";",
 		"listen 127.0.0.1:8000;": fmt.Sprintf("listen 127.0.0.1:%d;", port),
-	}, fmt.Sprintf("http://127.0.0.1:%d", port), nil)
+	}, fmt.Sprintf("http://127.0.0.1:%d", port), nil, edit...)
 }
 
 // startNginxSite runs examples/nginx/<example> with each key of repl (which must occur
-// exactly once) replaced, as the site at url; ready reports whether it serves (nil:
-// any HTTP answer to url/public/ready).
-func startNginxSite(t testing.TB, example string, repl map[string]string, url string, ready func() bool) *nginxProc {
+// exactly once) replaced and then edited by edit, as the site at url; ready reports
+// whether it serves (nil: any HTTP answer to url/public/ready).
+func startNginxSite(t testing.TB, example string, repl map[string]string, url string, ready func() bool, edit ...func(string) string) *nginxProc {
 	t.Helper()
 	bin := tool(t, "nginx", "/usr/sbin/nginx")
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "examples", "nginx", example))
