@@ -432,7 +432,7 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		return d
 	}
 	d.Identity = id
-	d.Policy = sel.Evaluate(id.Claims)
+	d.Policy = sel.EvaluateMemo(id.Claims, id.memo)
 	if !d.Policy.Allowed {
 		d.Outcome = OutcomeForbidden
 		d.Reason = d.Policy.Reason

@@ -139,11 +139,17 @@ type Identity struct {
 	Introspection map[string]any
 	// Header is the decoded JWT header (nil for opaque tokens and in cached identities).
 	Header map[string]any
+
+	// memo is the policy.Memo of Claims in cached identities (nil otherwise): what
+	// evaluating a policy derives from Claims (sorted sets of large lists, parsed
+	// entitlements) is derived once per cached identity, not once per request.
+	memo *policy.Memo
 }
 
-// slim returns the part of id that the cache keeps (see Identity).
+// slim returns the part of id that the cache keeps (see Identity), with a Memo for its
+// claims.
 func (id *Identity) slim() *Identity {
-	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources}
+	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources, memo: new(policy.Memo)}
 }
 
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form
