@@ -20,6 +20,22 @@ func ParseBearer(header string, maxSize int) (string, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxTokenSize
 	}
+	token, err := bearerShape(header, maxSize)
+	if err != nil {
+		return "", err
+	}
+	if err := checkToken(token, maxSize); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// bearerShape is ParseBearer without checkToken: the token is no longer than maxSize
+// but its characters are not checked yet.
+func bearerShape(header string, maxSize int) (string, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxTokenSize
+	}
 	if strings.Trim(header, " \t") == "" {
 		return "", ErrNoToken
 	}
@@ -36,8 +52,8 @@ func ParseBearer(header string, maxSize int) (string, error) {
 	if token == "" {
 		return "", malformed("bearer token is empty")
 	}
-	if err := checkToken(token, maxSize); err != nil {
-		return "", err
+	if len(token) > maxSize {
+		return "", malformed(fmt.Sprintf("token larger than %d bytes", maxSize))
 	}
 	return token, nil
 }
