@@ -386,13 +386,23 @@ func (a *Authorizer) identity(ctx context.Context, token string) (*Identity, err
 // into retrying with another token.
 //
 // When ctx has ended by the time the decision is made, the outcome is
-// OutcomeUnavailable: a decision nobody waits for any more is never an allow.
+// OutcomeCancelled: a decision nobody waits for any more is never an allow, and the
+// caller giving up is not an OP outage. An OP failure that is not the caller's context
+// ending (our own http_timeout included) stays OutcomeUnavailable.
 func (a *Authorizer) Authorize(ctx context.Context, r Request) Decision {
 	d := a.authorize(ctx, r)
-	if err := ctx.Err(); err != nil && d.Outcome != OutcomeUnavailable {
-		d.Outcome = OutcomeUnavailable
-		d.Reason = "authorization timed out"
-		d.Err = &UnavailableError{Endpoint: "authorize", Err: errors.Join(err, d.Err)}
+	if err := ctx.Err(); err != nil && (d.Outcome != OutcomeUnavailable || errors.Is(d.Err, err)) {
+		d = cancelled(d, err)
+	}
+	return d
+}
+
+// cancelled turns d into the decision for a request whose context ended with err.
+func cancelled(d Decision, err error) Decision {
+	d.Outcome = OutcomeCancelled
+	d.Reason = "request cancelled"
+	if !errors.Is(d.Err, err) {
+		d.Err = errors.Join(err, d.Err)
 	}
 	return d
 }
@@ -451,6 +461,9 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	d.Cached = hit
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			return cancelled(d, cerr) // the caller gave up waiting: not an outage to warn about
+		}
 		a.logDenial(ctx, r, d)
 		return d
 	}

@@ -50,9 +50,19 @@ const (
 	// OutcomeForbidden: the token is valid but the policy is not met (403).
 	OutcomeForbidden
 	// OutcomeUnavailable: an OP could not be reached or answered wrongly, or an internal
-	// error happened; the request is denied (503), never allowed.
+	// error happened; the request is denied (503), never allowed. A deadline that expires
+	// inside our own OP call (http_timeout) is this outcome.
 	OutcomeUnavailable
+	// OutcomeCancelled: the caller stopped waiting before the decision was made (the
+	// request's context ended: Envoy's ext_authz timeout, a closed downstream, an HTTP
+	// client that hung up). The request is denied (the same 503 answer as
+	// OutcomeUnavailable, which nobody reads), never allowed; it is not an outage and is
+	// logged at debug.
+	OutcomeCancelled
 )
+
+// NumOutcomes is the number of outcomes: every Outcome is below it.
+const NumOutcomes = OutcomeCancelled + 1
 
 // String returns a short lower-case name for logs and metrics labels.
 func (o Outcome) String() string {
@@ -67,6 +77,8 @@ func (o Outcome) String() string {
 		return "forbidden"
 	case OutcomeUnavailable:
 		return "unavailable"
+	case OutcomeCancelled:
+		return "cancelled"
 	default:
 		return "unknown"
 	}

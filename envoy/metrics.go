@@ -31,7 +31,7 @@ type Metrics struct {
 	byRoute   sync.Map // route → *routeCounters
 }
 
-type routeCounters [authz.OutcomeUnavailable + 1]prometheus.Counter
+type routeCounters [authz.NumOutcomes]prometheus.Counter
 
 // checkBuckets cover cached answers (µs) up to slow OPs; Envoy's default ext_authz
 // timeout is 200 ms.
@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flaat_extauthz_decisions_total",
-			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable) and route.",
+			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable, cancelled) and route.",
 		}, []string{"outcome", "route"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flaat_extauthz_check_duration_seconds",

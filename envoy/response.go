@@ -32,6 +32,8 @@ var responses = [...]Response{
 	authz.OutcomeInvalidToken: {Code: codes.Unauthenticated, HTTPStatus: http.StatusUnauthorized, Error: "invalid_token", Challenge: "invalid_token"},
 	authz.OutcomeForbidden:    {Code: codes.PermissionDenied, HTTPStatus: http.StatusForbidden, Error: "insufficient_scope", Challenge: "insufficient_scope"},
 	authz.OutcomeUnavailable:  {Code: codes.Unavailable, HTTPStatus: http.StatusServiceUnavailable, Error: "temporarily_unavailable", NoChallenge: true},
+	// Nobody reads this answer (the caller has gone); it is the outage's, never an allow.
+	authz.OutcomeCancelled: {Code: codes.Unavailable, HTTPStatus: http.StatusServiceUnavailable, Error: "temporarily_unavailable", NoChallenge: true},
 }
 
 // ResponseFor returns the table row for o. An unknown outcome gets the OP-outage row

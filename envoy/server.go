@@ -245,13 +245,13 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 			Err: fmt.Errorf("envoy: no authorizer configured")}
 	}
 	d = v.a.Authorize(ctx, *r)
-	if d.Outcome < authz.OutcomeAllow || d.Outcome > authz.OutcomeUnavailable {
+	if d.Outcome < authz.OutcomeAllow || d.Outcome >= authz.NumOutcomes {
 		d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error", Route: d.Route,
 			Err: fmt.Errorf("envoy: authorizer returned unknown outcome %d", int(d.Outcome))}
 	}
 	if d.Outcome == authz.OutcomeAllow {
 		if err := ctx.Err(); err != nil { // nobody waits for this allow; never send a late one
-			d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "request cancelled", Route: d.Route,
+			d = authz.Decision{Outcome: authz.OutcomeCancelled, Reason: "request cancelled", Route: d.Route,
 				TokenHash: d.TokenHash, Err: fmt.Errorf("envoy: check abandoned: %w", err)}
 		}
 	}

@@ -186,7 +186,7 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 	switch d.Outcome {
 	case authz.OutcomeAllow:
 		return rep, checkAllow, nil
-	case authz.OutcomeUnavailable:
+	case authz.OutcomeUnavailable, authz.OutcomeCancelled:
 		return rep, checkError, nil
 	default:
 		return rep, checkDeny, nil
