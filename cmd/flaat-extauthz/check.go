@@ -253,7 +253,7 @@ func printCheck(w io.Writer, r *checkReport) {
 	switch r.Outcome {
 	case "allow":
 		verdict = "ALLOW"
-	case "unavailable":
+	case "unavailable", "cancelled":
 		verdict = "ERROR (fail closed)"
 	}
 	fmt.Fprintf(w, "Decision:    %s (%s) — gRPC %s, HTTP %d\n", verdict, r.Outcome, r.GRPCStatus, r.HTTPStatus)
