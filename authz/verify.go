@@ -53,15 +53,13 @@ func splitJWS(token string) (*jwsParts, bool) {
 	if err != nil || len(hb) == 0 || hb[0] != '{' {
 		return nil, false
 	}
-	header, fast := decodeObjectFast(hb)
-	if !fast {
-		if err := json.Unmarshal(hb, &header); err != nil {
-			return nil, false
-		}
-		if hasDuplicateMembers(hb) {
-			// Not a header we can read unambiguously; verifyJWT rejects it.
-			header = map[string]any{"alg": "", dupMarker: true}
-		}
+	header, err := decodeObject(hb)
+	switch {
+	case errors.Is(err, errJSONDuplicate):
+		// Not a header we can read unambiguously; verifyJWT rejects it.
+		header = map[string]any{"alg": "", dupMarker: true}
+	case err != nil:
+		return nil, false
 	}
 	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
 	parts.alg, _ = header["alg"].(string)
@@ -116,18 +114,14 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	if p.payload == nil || p.signature == nil {
 		return nil, invalid("malformed JWT")
 	}
-	// One pass for the usual claims; json.Unmarshal and the duplicate scan decide
-	// everything else (decodeObjectFast takes nothing they would reject).
-	claims, fast := decodeObjectFast(p.payload)
-	if !fast {
-		if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil {
-			return nil, invalid("malformed JWT claims")
-		}
-		if hasDuplicateMembers(p.payload) {
-			// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
-			// other component can read a different exp, iss or sub from the same token.
-			return nil, invalid("malformed JWT claims: duplicate member")
-		}
+	claims, err := decodeObject(p.payload)
+	switch {
+	case errors.Is(err, errJSONDuplicate):
+		// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
+		// other component can read a different exp, iss or sub from the same token.
+		return nil, invalid("malformed JWT claims: duplicate member")
+	case err != nil:
+		return nil, invalid("malformed JWT claims")
 	}
 	issClaim, _ := claims["iss"].(string)
 	is := a.byID[normalizeIssuer(issClaim)]
