@@ -111,6 +111,9 @@ func run(o options) error {
 	if err := b.rounds(); err != nil {
 		return err
 	}
+	if err := b.latencyRun(); err != nil {
+		return err
+	}
 	if o.memTokens > 0 {
 		if err := b.memoryRun(); err != nil {
 			return err

@@ -35,21 +35,27 @@ type bench struct {
 	// tokens
 	warm      []string // JWTs from both issuers
 	opaque    string
+	es256     string // the first warm token's claims, signed with ES256
 	bad       string // trusted iss, unknown kid, foreign signature
+	ents200   string // 200 entitlements (load.ManyEntitlements)
+	groups1k  string // 1 000 groups (load.ManyGroups)
+	token16k  string // about 16 KB (load.Padded)
 	churn     []string
 	memTokens []string
 
 	// servers
 	noop, jwx, warmSrv, coldSrv, churnSrv *proc
+	entsSrv, routesSrv                    *proc // entitlement requirement; 1 000 routes
 
 	rows    []*row
 	results map[string]*result
 	mem     *memResult
+	lat     *lat80 // nil until latencyRun
 	denyOP1 int // OP calls made by the first deny call
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv} {
+	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv} {
 		p.stop()
 	}
 	if b.opJWT != nil {
@@ -129,6 +135,10 @@ func (b *bench) mint() error {
 		return op.MintJWT(load.Claims(i))
 	})
 	b.opaque = b.opOpaque.MintOpaque(load.Claims(0))
+	b.es256 = b.opJWT.MintJWT(load.Claims(0), devop.WithAlg("ES256"))
+	b.ents200 = b.opJWT.MintJWT(load.ManyEntitlements(0, 200))
+	b.groups1k = b.opJWT.MintJWT(load.ManyGroups(0, 1000))
+	b.token16k = b.opJWT.MintJWT(load.Padded(0, 12<<10))
 	foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -146,7 +156,8 @@ func (b *bench) mint() error {
 	return nil
 }
 
-func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
+// startFlaat starts flaat-extauthz with load.FlaatConfig, edited by the edits.
+func (b *bench) startFlaat(name string, cache map[string]any, edits ...func(map[string]any)) (*proc, error) {
 	var addrs [3]string
 	for i := range addrs {
 		a, err := freeAddr()
@@ -155,7 +166,11 @@ func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
 		}
 		addrs[i] = a
 	}
-	doc, err := yaml.Marshal(load.FlaatConfig(b.opJWT.Issuer(), b.opOpaque.Issuer(), addrs[0], addrs[1], addrs[2], cache))
+	cfgDoc := load.FlaatConfig(b.opJWT.Issuer(), b.opOpaque.Issuer(), addrs[0], addrs[1], addrs[2], cache)
+	for _, e := range edits {
+		e(cfgDoc)
+	}
+	doc, err := yaml.Marshal(cfgDoc)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +210,14 @@ func (b *bench) startServers() error {
 	if err := b.jwx.waitReady(grpcReady(g)); err != nil {
 		return err
 	}
-	if b.warmSrv, err = b.startFlaat("flaat-warm", map[string]any{}); err != nil {
+	// The warm server also takes the identity-size scenarios' large tokens.
+	if b.warmSrv, err = b.startFlaat("flaat-warm", map[string]any{}, load.LargeTokens); err != nil {
+		return err
+	}
+	if b.entsSrv, err = b.startFlaat("flaat-entitlements", map[string]any{}, load.WithEntitlementRequirement); err != nil {
+		return err
+	}
+	if b.routesSrv, err = b.startFlaat("flaat-routes", map[string]any{}, func(doc map[string]any) { load.WithRoutes(doc, 1000) }); err != nil {
 		return err
 	}
 	if b.coldSrv, err = b.startFlaat("flaat-cold", map[string]any{"disabled": true}); err != nil {
