@@ -79,7 +79,7 @@ type snapshot struct {
 	// anonResp and anonHTTPRemove answer an allow without identity (public route): every
 	// identity header removed. Shared by all such answers; never modified.
 	anonResp       *authv3.CheckResponse
-	anonHTTPRemove string
+	anonHTTPRemove []string // header value slice, len == cap == 1
 	httpNames      []string // canonical form of cfg.Headers names
 	memo           *allowMemo
 	deny           *denyMemo
@@ -104,7 +104,7 @@ func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	remove := append(append(make([]string, 0, len(v.allNames)+len(v.strip)), v.allNames...), v.strip...)
 	v.anonResp = okResponse(nil, remove, nil)
 	v.wire.put(v.anonResp)
-	v.anonHTTPRemove = strings.Join(remove, ", ")
+	v.anonHTTPRemove = []string{strings.Join(remove, ", ")}
 	return v
 }
 
