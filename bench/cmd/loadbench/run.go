@@ -92,8 +92,8 @@ func (b *bench) defineRows() error {
 		{key: "deny", label: "deny, repeated bad token", srv: b.warmSrv, tool: toolH2load, tokens: []string{b.bad}, ghzFile: denyGhz, want: 16, baseline: "noop", opCalls: true},
 		{key: "http", label: "warm JWT, HTTP mode", srv: b.warmSrv, tool: toolH1, tokens: b.warm[:1], want: 200, baseline: "noop-http", opCalls: true},
 		// Identity size (issue 16): what an identity holds must not change the warm cost.
-		{key: "ents", label: "warm, 200 entitlements, entitlement requirement", srv: b.entsSrv, tool: toolH2load, tokens: []string{b.ents200}, baseline: "noop", opCalls: true},
-		{key: "groups", label: "warm, 1 000 groups, group requirement", srv: b.warmSrv, tool: toolH2load, tokens: []string{b.groups1k}, baseline: "noop", opCalls: true},
+		{key: "ents", label: fmt.Sprintf("warm, 200 entitlements (%d KB token), entitlement requirement", len(b.ents200)/1000), srv: b.entsSrv, tool: toolH2load, tokens: []string{b.ents200}, baseline: "noop", opCalls: true},
+		{key: "groups", label: fmt.Sprintf("warm, 1 000 groups (%d KB token), group requirement", len(b.groups1k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.groups1k}, baseline: "noop", opCalls: true},
 		{key: "token16k", label: fmt.Sprintf("warm, %d KB token", len(b.token16k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.token16k}, baseline: "noop", opCalls: true},
 		{key: "routes", label: "warm JWT behind 1 000 prefix routes", srv: b.routesSrv, tool: toolH2load, tokens: b.warm[:1], baseline: "noop", opCalls: true},
 	}
