@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -39,7 +40,21 @@ const maxJSONDepth = 10000
 // allowed). A syntax error wins over a duplicate: errJSONDuplicate means the document
 // is otherwise valid.
 func decodeObject(b []byte) (map[string]any, error) {
-	d := jsonDecoder{b: b}
+	d := decoders.Get().(*jsonDecoder)
+	defer func() {
+		d.b = nil // the stacks were cleared as their containers ended
+		decoders.Put(d)
+	}()
+	*d = jsonDecoder{b: b, vals: d.vals[:0], members: d.members[:0], buf: d.buf[:0]}
+	return d.decode()
+}
+
+// decoders recycles decoders with their stacks (which only ever hold values while a
+// document is decoded).
+var decoders = sync.Pool{New: func() any { return &jsonDecoder{vals: make([]any, 0, 32), members: make([]member, 0, 32)} }}
+
+func (d *jsonDecoder) decode() (map[string]any, error) {
+	b := d.b
 	d.ws()
 	if d.i >= len(b) || b[d.i] != '{' {
 		return nil, errJSONSyntax
@@ -63,6 +78,16 @@ type jsonDecoder struct {
 	i   int
 	dup bool   // a duplicate member name was seen
 	buf []byte // unescaping scratch
+	// vals and members are stacks shared by the nested arrays and objects being
+	// decoded: a container collects its elements on top, then takes them into a slice
+	// or map of the exact size (one allocation instead of one per growth).
+	vals    []any
+	members []member
+}
+
+type member struct {
+	name string
+	v    any
 }
 
 // ws skips JSON white space.
@@ -129,12 +154,13 @@ func (d *jsonDecoder) object(depth int) (map[string]any, bool) {
 		return nil, false
 	}
 	d.i++
-	m := map[string]any{}
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
-		return m, true
+		return map[string]any{}, true
 	}
+	base := len(d.members)
+	defer func() { clear(d.members[base:]); d.members = d.members[:base] }()
 	for {
 		d.ws()
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
@@ -153,10 +179,7 @@ func (d *jsonDecoder) object(depth int) (map[string]any, bool) {
 		if !ok {
 			return nil, false
 		}
-		if _, seen := m[k]; seen {
-			d.dup = true
-		}
-		m[k] = v
+		d.members = append(d.members, member{k, v})
 		d.ws()
 		if d.i >= len(d.b) {
 			return nil, false
@@ -166,6 +189,14 @@ func (d *jsonDecoder) object(depth int) (map[string]any, bool) {
 			d.i++
 		case '}':
 			d.i++
+			ms := d.members[base:]
+			m := make(map[string]any, len(ms))
+			for _, e := range ms {
+				m[e.name] = e.v
+			}
+			if len(m) < len(ms) {
+				d.dup = true
+			}
 			return m, true
 		default:
 			return nil, false
@@ -179,18 +210,19 @@ func (d *jsonDecoder) array(depth int) ([]any, bool) {
 		return nil, false
 	}
 	d.i++
-	a := []any{}
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == ']' {
 		d.i++
-		return a, true
+		return []any{}, true
 	}
+	base := len(d.vals)
+	defer func() { clear(d.vals[base:]); d.vals = d.vals[:base] }()
 	for {
 		v, ok := d.value(depth)
 		if !ok {
 			return nil, false
 		}
-		a = append(a, v)
+		d.vals = append(d.vals, v)
 		d.ws()
 		if d.i >= len(d.b) {
 			return nil, false
@@ -200,7 +232,7 @@ func (d *jsonDecoder) array(depth int) ([]any, bool) {
 			d.i++
 		case ']':
 			d.i++
-			return a, true
+			return append([]any(nil), d.vals[base:]...), true
 		default:
 			return nil, false
 		}
