@@ -53,6 +53,10 @@ const (
 	// error happened; the request is denied (503), never allowed. A deadline that expires
 	// inside our own OP call (http_timeout) is this outcome.
 	OutcomeUnavailable
+	// OutcomeBadRequest: the request itself cannot be judged, whatever the token: its
+	// path cannot be normalised or reads as different routes (ambiguous), or its
+	// forwarded headers disagree (400). No token is parsed; another token would not help.
+	OutcomeBadRequest
 	// OutcomeCancelled: the caller stopped waiting before the decision was made (the
 	// request's context ended: Envoy's ext_authz timeout, a closed downstream, an HTTP
 	// client that hung up). The request is denied (the same 503 answer as
@@ -63,6 +67,20 @@ const (
 
 // NumOutcomes is the number of outcomes: every Outcome is below it.
 const NumOutcomes = OutcomeCancelled + 1
+
+// Valid reports whether o is one of the Outcome constants.
+func (o Outcome) Valid() bool { return o >= OutcomeAllow && o < NumOutcomes }
+
+// Reason codes (Decision.ReasonCode): a bounded set of machine-readable causes for the
+// decision metrics' reason label. Most decisions have none ("").
+const (
+	// ReasonAmbiguousPath: the readings of the request path select different routes.
+	ReasonAmbiguousPath = "ambiguous_path"
+	// ReasonBadPath: the request path cannot be normalised, or a path switch rejects it.
+	ReasonBadPath = "bad_path"
+	// ReasonForwardedHeaders: forwarded headers disagree or repeat (HTTP mode).
+	ReasonForwardedHeaders = "forwarded_headers"
+)
 
 // String returns a short lower-case name for logs and metrics labels.
 func (o Outcome) String() string {
@@ -77,6 +95,8 @@ func (o Outcome) String() string {
 		return "forbidden"
 	case OutcomeUnavailable:
 		return "unavailable"
+	case OutcomeBadRequest:
+		return "bad_request"
 	case OutcomeCancelled:
 		return "cancelled"
 	default:
@@ -107,6 +127,12 @@ type Decision struct {
 	TokenHash string
 	// Cached reports whether the identity came from the cache.
 	Cached bool
+	// RetryAfter is, for OutcomeUnavailable, when the client may usefully retry (sent
+	// as Retry-After); zero when unknown.
+	RetryAfter time.Duration
+	// ReasonCode is one of the Reason* constants for denials of a request that cannot
+	// be judged (the reason label of the decision metrics); "" otherwise.
+	ReasonCode string
 }
 
 // Source says how an identity was established; several may be set.

@@ -559,7 +559,7 @@ func TestCancelledIsNoOutage(t *testing.T) {
 				if route == "" {
 					route = "none"
 				}
-				if got := counterValue(t, m.decisions.WithLabelValues(o.String(), route)); got != want {
+				if got := counterValue(t, m.decisions.WithLabelValues(o.String(), route, "")); got != want {
 					t.Errorf("decisions{outcome=%s} = %v, want %v", o, got, want)
 				}
 			}
@@ -689,7 +689,7 @@ func TestMetricsRecordDecisions(t *testing.T) {
 		outcome, route string
 		want           float64
 	}{{"allow", "api", 3}, {"forbidden", "admin", 1}, {"no_token", "none", 1}, {"allow", "admin", 0}} {
-		if got := counterValue(t, m.decisions.WithLabelValues(c.outcome, c.route)); got != c.want {
+		if got := counterValue(t, m.decisions.WithLabelValues(c.outcome, c.route, "")); got != c.want {
 			t.Errorf("decisions{%s,%s} = %v, want %v", c.outcome, c.route, got, c.want)
 		}
 	}
