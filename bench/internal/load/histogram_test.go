@@ -55,3 +55,22 @@ func TestHistogramQuantiles(t *testing.T) {
 		t.Errorf("no observations: %g, want NaN", est)
 	}
 }
+
+// FuzzParseHistogram: any exposition text parses or fails without a panic, and the
+// quantiles of what parses are never below 0 and never above the largest bound.
+func FuzzParseHistogram(f *testing.F) {
+	f.Add([]byte(exposition))
+	f.Add([]byte("flaat_extauthz_check_duration_seconds_bucket{transport=\"grpc\",le=\"x\"} 1\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		bs, err := ParseHistogram(text, "flaat_extauthz_check_duration_seconds", `transport="grpc"`)
+		if err != nil {
+			return
+		}
+		for _, q := range []float64{0.5, 0.99, 0.999} {
+			est, _ := Quantile(q, bs)
+			if est < 0 && !math.IsNaN(est) && bs[0].LE >= 0 {
+				t.Fatalf("q%g = %g < 0 for %v", q, est, bs)
+			}
+		}
+	})
+}
