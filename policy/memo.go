@@ -67,8 +67,8 @@ func (m *Memo) lookup(k heldKey) *heldSet {
 	return nil
 }
 
-// store adds h unless the Memo is full (another evaluation may have stored an equal
-// one meanwhile: both are equal, either is right).
+// store adds h unless the Memo is full or another evaluation stored an entry for the
+// same key meanwhile (both are equal: either is right).
 func (m *Memo) store(h *heldSet) {
 	for {
 		old := m.held.Load()
@@ -76,7 +76,7 @@ func (m *Memo) store(h *heldSet) {
 		if old != nil {
 			cur = *old
 		}
-		if len(cur) >= maxMemo {
+		if len(cur) >= maxMemo || slices.ContainsFunc(cur, func(e *heldSet) bool { return e.key == h.key }) {
 			return
 		}
 		next := make([]*heldSet, len(cur), len(cur)+1)
