@@ -73,6 +73,14 @@ func (d *jsonDecoder) decode() (map[string]any, error) {
 	return m, nil
 }
 
+// validObject reports whether b is one JSON object without a duplicate member name at
+// any depth: what decodeObject accepts (for documents decoded into structs, such as DPoP
+// proofs, whose duplicate names encoding/json would silently resolve).
+func validObject(b []byte) bool {
+	_, err := decodeObject(b)
+	return err == nil
+}
+
 type jsonDecoder struct {
 	b   []byte
 	i   int
