@@ -3,8 +3,6 @@ package authz_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/securitytest"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
@@ -198,9 +197,8 @@ func TestAuthorizeCancelled(t *testing.T) {
 			cfg := authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}, HTTPTimeout: authz.Duration(50 * time.Millisecond)}
 			cfg.Cache.Disabled = !tt.cache
 			ctx, opt := tt.ctx(t)
-			var logs strings.Builder
-			var mu sync.Mutex
-			opts := []authz.Option{authz.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+			var logs securitytest.LogBuffer // written by background verifications too
+			opts := []authz.Option{authz.WithLogger(logs.Logger())}
 			if opt != nil {
 				opts = append(opts, opt)
 			}
@@ -212,26 +210,12 @@ func TestAuthorizeCancelled(t *testing.T) {
 			if tt.want == authz.OutcomeCancelled && d.Reason != "request cancelled" {
 				t.Errorf("reason %q", d.Reason)
 			}
-			mu.Lock()
-			warned := strings.Contains(logs.String(), "level=WARN")
-			mu.Unlock()
+			warned := strings.Contains(logs.String(), `"level":"WARN"`)
 			if warned != tt.warn {
 				t.Errorf("logged at warn: %v, want %v; log:\n%s", warned, tt.warn, logs.String())
 			}
 		})
 	}
-}
-
-// lockedWriter serialises writes of loggers used from background goroutines.
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 type recorder struct {

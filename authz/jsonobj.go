@@ -162,54 +162,38 @@ func (d *jsonDecoder) object(depth int) (map[string]any, bool) {
 		return nil, false
 	}
 	d.i++
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		return map[string]any{}, true
-	}
 	base := len(d.members)
 	defer func() { clear(d.members[base:]); d.members = d.members[:base] }()
-	for {
+	ok := d.elements('}', func() bool {
 		d.ws()
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
-			return nil, false
+			return false
 		}
 		k, ok := d.str()
 		if !ok {
-			return nil, false
+			return false
 		}
 		d.ws()
 		if d.i >= len(d.b) || d.b[d.i] != ':' {
-			return nil, false
+			return false
 		}
 		d.i++
 		v, ok := d.value(depth)
-		if !ok {
-			return nil, false
-		}
 		d.members = append(d.members, member{k, v})
-		d.ws()
-		if d.i >= len(d.b) {
-			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			ms := d.members[base:]
-			m := make(map[string]any, len(ms))
-			for _, e := range ms {
-				m[e.name] = e.v
-			}
-			if len(m) < len(ms) {
-				d.dup = true
-			}
-			return m, true
-		default:
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
+	ms := d.members[base:]
+	m := make(map[string]any, len(ms))
+	for _, e := range ms {
+		m[e.name] = e.v
+	}
+	if len(m) < len(ms) {
+		d.dup = true
+	}
+	return m, true
 }
 
 // array decodes the array at the cursor ('[').
@@ -218,31 +202,44 @@ func (d *jsonDecoder) array(depth int) ([]any, bool) {
 		return nil, false
 	}
 	d.i++
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == ']' {
-		d.i++
-		return []any{}, true
-	}
 	base := len(d.vals)
 	defer func() { clear(d.vals[base:]); d.vals = d.vals[:base] }()
-	for {
+	ok := d.elements(']', func() bool {
 		v, ok := d.value(depth)
-		if !ok {
-			return nil, false
-		}
 		d.vals = append(d.vals, v)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return append([]any{}, d.vals[base:]...), true
+}
+
+// elements decodes the comma-separated elements of the container whose opening byte
+// the cursor has just passed, up to and including end, with elem for each; false on a
+// syntax error.
+func (d *jsonDecoder) elements(end byte, elem func() bool) bool {
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == end {
+		d.i++
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
 		d.ws()
 		if d.i >= len(d.b) {
-			return nil, false
+			return false
 		}
 		switch d.b[d.i] {
 		case ',':
 			d.i++
-		case ']':
+		case end:
 			d.i++
-			return append([]any(nil), d.vals[base:]...), true
+			return true
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
