@@ -223,6 +223,10 @@ func (b *bench) targets() []string {
 	if h, hn := b.summary("http"), b.summary("noop-http"); hn.rps > 0 {
 		r := h.rps / hn.rps
 		t = append(t, fmt.Sprintf("warm JWT, HTTP mode ≥ 85 %% of the HTTP no-op: %.0f %% — %s", 100*r, verdict(r >= 0.85)))
+		if hh := b.summary("noop-http-hdr"); hh.rps > 0 {
+			t = append(t, fmt.Sprintf("warm JWT, HTTP mode vs the no-op answering with the same headers (reported): %.0f %%; that no-op itself: %.0f %% of the plain one (CPU %s vs %s per call)",
+				100*h.rps/hh.rps, 100*hh.rps/hn.rps, us(hh.cpu), us(hn.cpu)))
+		}
 	}
 	// Identity size: CPU per call against the warm row's (same server build, same run).
 	for _, c := range []struct {

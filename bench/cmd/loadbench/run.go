@@ -81,6 +81,7 @@ func (b *bench) defineRows() error {
 		{key: "noop", label: "no-op baseline", srv: b.noop, tool: toolH2load, tokens: b.warm[:1], ghzFile: warmGhz},
 		{key: "noop-gen", label: "no-op baseline, " + nWarm, srv: b.noop, tool: toolGen, tokens: b.warm},
 		{key: "noop-http", label: "no-op baseline, HTTP", srv: b.noop, tool: toolH1, tokens: b.warm[:1], want: 200},
+		{key: "noop-http-hdr", label: "no-op baseline, HTTP, answering with flaat's headers", srv: b.noopHdr, tool: toolH1, tokens: b.warm[:1], want: 200},
 		{key: "warm", label: "warm JWT (cache hit)", srv: b.warmSrv, tool: toolH2load, tokens: b.warm[:1], ghzFile: warmGhz, baseline: "noop", opCalls: true},
 		{key: "warm-gen", label: "warm JWT, " + nWarm, srv: b.warmSrv, tool: toolGen, tokens: b.warm, baseline: "noop-gen", opCalls: true},
 		{key: "cold", label: "cold JWT RS256 (cache off)", srv: b.coldSrv, tool: toolH2load, tokens: b.warm[:1], ghzFile: coldGhz, baseline: "noop", opCalls: true},

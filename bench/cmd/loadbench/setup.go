@@ -45,17 +45,18 @@ type bench struct {
 
 	// servers
 	noop, jwx, warmSrv, coldSrv, churnSrv *proc
+	noopHdr                               *proc // no-op answering HTTP with flaat's allow headers
 	entsSrv, routesSrv                    *proc // entitlement requirement; 1 000 routes
 
 	rows    []*row
 	results map[string]*result
 	mem     *memResult
 	lat     *lat80 // nil until latencyRun
-	denyOP1 int // OP calls made by the first deny call
+	denyOP1 int    // OP calls made by the first deny call
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv} {
+	for _, p := range []*proc{b.noop, b.noopHdr, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv} {
 		p.stop()
 	}
 	if b.opJWT != nil {
@@ -214,6 +215,9 @@ func (b *bench) startServers() error {
 	if b.warmSrv, err = b.startFlaat("flaat-warm", map[string]any{}, load.LargeTokens); err != nil {
 		return err
 	}
+	if err := b.startNoopHeaders(); err != nil {
+		return err
+	}
 	if b.entsSrv, err = b.startFlaat("flaat-entitlements", map[string]any{}, load.WithEntitlementRequirement); err != nil {
 		return err
 	}
@@ -225,6 +229,39 @@ func (b *bench) startServers() error {
 	}
 	b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache})
 	return err
+}
+
+// startNoopHeaders starts a second no-op whose HTTP answers carry the headers the warm
+// server answers the HTTP row's request with (identity headers, Cache-Control,
+// X-Envoy-Auth-Headers-To-Remove): HTTP mode's baseline with the same bytes to send.
+func (b *bench) startNoopHeaders() error {
+	req := baseReq
+	req.Token = b.warm[0]
+	code, hdr, err := httpCheck(b.warmSrv.http, req)
+	if err != nil {
+		return err
+	}
+	if code != 200 {
+		return fmt.Errorf("%w: warm server answered HTTP %d", errMismatch, code)
+	}
+	args := []string{}
+	for name, vs := range hdr {
+		if name == "Date" || name == "Content-Length" {
+			continue // net/http writes them for the no-op too
+		}
+		for _, v := range vs {
+			args = append(args, "-http-header", name+": "+v)
+		}
+	}
+	g, h, err := twoAddrs()
+	if err != nil {
+		return err
+	}
+	if b.noopHdr, err = startProc("noop-headers", b.dir, b.o.serverCPU, filepath.Join(b.bins, "noop"), append([]string{"-grpc", g, "-http", h}, args...)...); err != nil {
+		return err
+	}
+	b.noopHdr.grpc, b.noopHdr.http = g, h
+	return b.noopHdr.waitReady(grpcReady(g))
 }
 
 func twoAddrs() (string, string, error) {
