@@ -572,7 +572,8 @@ func finish(id *Identity) error {
 		}
 	}
 	if cnf != (Confirmation{}) {
-		id.Confirmation = &cnf
+		bound := cnf // a copy, so that cnf stays on the stack for unbound tokens
+		id.Confirmation = &bound
 	}
 	id.Claims = mergeClaims(id)
 	return nil
