@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 )
 
@@ -47,7 +49,11 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
-	d := h.s.decide(req.Context(), v, &r, TransportHTTP)
+	ctx := req.Context()
+	if h.s.tracer != nil {
+		ctx = h.s.prop.Extract(ctx, propagation.HeaderCarrier(req.Header))
+	}
+	d := h.s.decide(ctx, v, &r, TransportHTTP)
 	v.writeHTTP(w, &r, &d, &committed)
 }
 
