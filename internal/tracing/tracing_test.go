@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/otlptest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/otlptest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/tracing"
 )
 
