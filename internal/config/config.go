@@ -1,7 +1,7 @@
 // Package config loads, overrides and validates the flaat-extauthz configuration file:
 // one YAML (or JSON) document with the sections `server:` (envoy.Config), `issuers:`
 // (authz.Config.Issuers), `verification:` (the rest of authz.Config), `policy:`
-// (policy.Config) and `log:`.
+// (policy.Config), `log:` and `tracing:`.
 //
 // Loading is strict: unknown keys anywhere are errors, so a typo never silently falls
 // back to a default. Validation is pure (no network, no files other than those named for
@@ -45,6 +45,21 @@ type File struct {
 	Policy policy.Config `json:"policy"`
 	// Log configures logging.
 	Log Log `json:"log"`
+	// Tracing adds to the OpenTelemetry tracing that the OTEL_* environment variables
+	// turn on (docs/tracing.md).
+	Tracing Tracing `json:"tracing"`
+}
+
+// Tracing is the `tracing:` section. Tracing itself is turned on and pointed at a
+// collector by the standard OTEL_* environment variables (OTEL_TRACES_EXPORTER=otlp,
+// OTEL_EXPORTER_OTLP_ENDPOINT, …); this section only says what the spans may hold.
+// It is read at start-up: a reload does not change it.
+type Tracing struct {
+	// RecordSubject adds the verified token's subject (sub) to each check span as
+	// enduser.id. Default false. A trace backend is often readable by more people, and
+	// kept longer, than the logs: turn it on only where user identifiers may be stored
+	// there. No other claim and never the token is recorded, whatever this says.
+	RecordSubject bool `json:"record_subject,omitempty"`
 }
 
 // Log is the `log:` section.
@@ -59,7 +74,7 @@ type Log struct {
 }
 
 // sections are the known top-level keys, in file order.
-var sections = []string{"server", "issuers", "verification", "policy", "log"}
+var sections = []string{"server", "issuers", "verification", "policy", "log", "tracing"}
 
 //go:embed default.yaml
 var defaultYAML []byte
@@ -140,6 +155,8 @@ func Parse(data []byte) (*File, error) {
 			dst = &f.Policy
 		case "log":
 			dst = &f.Log
+		case "tracing":
+			dst = &f.Tracing
 		default:
 			errs = append(errs, fmt.Errorf("config: unknown section %q (known: %s)", k, strings.Join(sections, ", ")))
 			continue

@@ -80,6 +80,17 @@ log: {level: debug, format: text}
 			}
 		}},
 		{name: "unknown section", yaml: "serevr: {}\n", wantErr: []string{`unknown section "serevr"`}},
+		{name: "tracing section", yaml: "tracing: {record_subject: true}\n", check: func(t *testing.T, f *File) {
+			if !f.Tracing.RecordSubject {
+				t.Error("tracing.record_subject not read")
+			}
+		}},
+		{name: "tracing is off without the section", yaml: "log: {}\n", check: func(t *testing.T, f *File) {
+			if f.Tracing.RecordSubject {
+				t.Error("record_subject on by default")
+			}
+		}},
+		{name: "typo in tracing", yaml: "tracing: {record_sub: true}\n", wantErr: []string{`tracing: json: unknown field "record_sub"`}},
 		{name: "typo in every section at once", yaml: `
 server: {grpc_lisen: x}
 issuers: [{isuer: x}]
