@@ -281,6 +281,16 @@ func (a *Authorizer) Close() error {
 	return nil
 }
 
+// Issuers returns the configured issuers as Identity.Issuer, metrics and logs name
+// them (normalised: no trailing slash), in configuration order.
+func (a *Authorizer) Issuers() []string {
+	ids := make([]string, len(a.issuers))
+	for i, is := range a.issuers {
+		ids[i] = is.id
+	}
+	return ids
+}
+
 // CacheStats returns the identity cache's counters; the zero Stats if the cache is
 // disabled.
 func (a *Authorizer) CacheStats() cache.Stats {

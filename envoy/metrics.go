@@ -96,6 +96,14 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration)
 	} else {
 		m.durGRPC.Observe(d.Seconds())
 	}
+	if o < 0 || int(o) >= len(routeCounters{}) {
+		o = authz.OutcomeUnavailable
+	}
+	m.route(route)[o].Inc()
+}
+
+// route returns the counters of route ("" is "none"), creating them on first use.
+func (m *Metrics) route(route string) *routeCounters {
 	if route == "" {
 		route = "none"
 	}
@@ -107,8 +115,19 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration)
 		}
 		rc, _ = m.byRoute.LoadOrStore(route, c)
 	}
-	if o < 0 || int(o) >= len(routeCounters{}) {
-		o = authz.OutcomeUnavailable
+	return rc.(*routeCounters)
+}
+
+// Routes shows flaat_extauthz_decisions_total at 0 for every outcome of each named
+// route and of "none" (no route selected) before the first check, so that dashboards
+// and ratio alerts have every series from the first scrape (policy.Engine's
+// SelectionNames lists a configuration's names). A nil *Metrics does nothing.
+func (m *Metrics) Routes(names ...string) {
+	if m == nil {
+		return
 	}
-	rc.(*routeCounters)[o].Inc()
+	m.route("none")
+	for _, n := range names {
+		m.route(n)
+	}
 }

@@ -131,6 +131,7 @@ type Server struct {
 	format  string
 	reg     *prometheus.Registry
 	m       *metrics.Metrics
+	em      *envoy.Metrics
 	srv     *envoy.Server
 	health  *health.Server
 	grpc    *grpc.Server
@@ -174,6 +175,7 @@ func New(f *config.File, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.em = em
 	gen, err := s.build(f)
 	if err != nil {
 		return nil, err
@@ -429,6 +431,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.em.Routes(pol.SelectionNames()...) // a series per route and outcome, at 0 until used
 	current := func() *generation { return s.cur.Load() }
 	if s.o.DevSwitches.Enabled() {
 		d := devswitch.New(s.o.DevSwitches, pol, s.o.Now, s.m.DevSwitchDecision)
@@ -444,6 +447,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.m.Issuers(az.Issuers()...)
 	return newGeneration(authzEngine{az}, f, current), nil
 }
 
