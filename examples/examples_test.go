@@ -750,10 +750,13 @@ func TestIstio(t *testing.T) {
 }
 
 // TestDockerfile: multi-stage, static (CGO off), distroless or scratch, non-root, Go
-// version of the build stage matching go.mod.
+// version of the build stage matching go.mod; cross-compiled for BuildKit's
+// TARGETOS/TARGETARCH on the build platform; OCI labels; a HEALTHCHECK that runs the
+// binary's own healthcheck (exec form: distroless has no shell). The command line of
+// the HEALTHCHECK is run for real by cmd/flaat-extauthz's TestDockerHealthcheck.
 func TestDockerfile(t *testing.T) {
 	df := string(read(t, filepath.Join("..", "Dockerfile")))
-	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	froms := regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?(\S+)`).FindAllStringSubmatch(df, -1)
 	if len(froms) < 2 {
 		t.Fatalf("want a multi-stage build, got %d FROM lines", len(froms))
 	}
@@ -776,6 +779,22 @@ func TestDockerfile(t *testing.T) {
 	for _, port := range []string{envoy.DefaultGRPCListen, envoy.DefaultHTTPListen, envoy.DefaultAdminListen} {
 		if !regexp.MustCompile(`(?m)^EXPOSE .*\b` + strings.TrimPrefix(port, ":") + `\b`).MatchString(df) {
 			t.Errorf("Dockerfile does not EXPOSE %s", port)
+		}
+	}
+	for _, want := range []struct{ what, re string }{
+		{"build stage on the build platform", `(?m)^FROM --platform=\$BUILDPLATFORM golang:`},
+		{"TARGETOS/TARGETARCH declared", `(?m)^ARG TARGETOS\b[\s\S]*^ARG TARGETARCH\b`},
+		{"cross-compiled for them", `GOOS=\$\{TARGETOS\} GOARCH=\$\{TARGETARCH\}`},
+		{"HEALTHCHECK runs the binary (exec form)", `(?m)^HEALTHCHECK [^\n]*\\\n\s+CMD \["/usr/local/bin/flaat-extauthz", "healthcheck"`},
+	} {
+		if !regexp.MustCompile(want.re).MatchString(df) {
+			t.Errorf("Dockerfile: %s: no match for %s", want.what, want.re)
+		}
+	}
+	last := df[strings.LastIndex(df, "\nFROM "):]
+	for _, label := range []string{"title", "description", "source", "version", "revision", "created"} {
+		if !strings.Contains(last, "org.opencontainers.image."+label+"=") {
+			t.Errorf("final stage lacks the OCI label org.opencontainers.image.%s", label)
 		}
 	}
 }
