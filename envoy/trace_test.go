@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -290,4 +291,49 @@ func TestTraceGRPCWire(t *testing.T) {
 	if sp.Parent().SpanID().String() != parentSpan || sp.SpanContext().TraceID().String() != parentTrace {
 		t.Errorf("span %v parent %v; want trace %s parent %s", sp.SpanContext(), sp.Parent(), parentTrace, parentSpan)
 	}
+}
+
+// FuzzTraceContext: whatever trace headers a caller sends (traceparent, tracestate,
+// b3 single and multi), over gRPC metadata or HTTP headers, a traced check answers the
+// authorizer's decision, ends exactly one span, and that span's parent is either valid
+// or absent.
+func FuzzTraceContext(f *testing.F) {
+	f.Add("00-"+parentTrace+"-"+parentSpan+"-01", "vendor=x", parentTrace+"-"+parentSpan+"-1", parentTrace, parentSpan, "1")
+	f.Add("00-00000000000000000000000000000000-0000000000000000-01", "", "0", "", "", "d")
+	f.Add("ff-"+parentTrace+"-"+parentSpan+"-01-extra", "a=1,,b=2", "1", "x", "y", "true")
+	f.Add("", "", parentTrace+"-"+parentSpan+"-1-0000000000000001", "", "", "")
+	f.Fuzz(func(t *testing.T, traceparent, tracestate, single, b3trace, b3span, sampled string) {
+		hdrs := map[string]string{"traceparent": traceparent, "tracestate": tracestate, "b3": single,
+			"x-b3-traceid": b3trace, "x-b3-spanid": b3span, "x-b3-sampled": sampled}
+		s, rec, _ := tracedServer(t, &fakeAuthorizer{d: allowAlice()}, true)
+		md := metadata.MD{}
+		for k, v := range hdrs {
+			if v != "" {
+				md.Append(k, v)
+			}
+		}
+		resp, err := s.Check(metadata.NewIncomingContext(context.Background(), md), checkRequest(map[string]string{"authorization": "Bearer abc"}))
+		if err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("Check = %v, %v; want the allow", resp, err)
+		}
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("Authorization", "Bearer abc")
+		for k, v := range hdrs {
+			req.Header[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+		w := httptest.NewRecorder()
+		s.HTTPHandler().ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("HTTP check = %d, want 200", w.Code)
+		}
+		spans := rec.Ended()
+		if len(spans) != 2 {
+			t.Fatalf("%d spans ended, want 2", len(spans))
+		}
+		for _, sp := range spans {
+			if p := sp.Parent(); p.HasTraceID() != p.HasSpanID() || (p.HasTraceID() && p.TraceID() != sp.SpanContext().TraceID()) {
+				t.Errorf("span %v has a broken parent %v", sp.SpanContext(), p)
+			}
+		}
+	})
 }
