@@ -425,7 +425,8 @@ func (s *Server) shutdown() {
 }
 
 // build compiles f into a new generation: the policy engine and either authz or, with
-// the development switches, the dev-switch authorizer.
+// the DISABLE_AUTHENTICATION_* switches, the dev-switch authorizer; with
+// DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER, authz behind the switch's wrapper.
 func (s *Server) build(f *config.File) (*generation, error) {
 	pol, err := policy.New(f.Policy)
 	if err != nil {
@@ -433,7 +434,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 	}
 	s.em.Routes(pol.SelectionNames()...) // a series per route and outcome, at 0 until used
 	current := func() *generation { return s.cur.Load() }
-	if s.o.DevSwitches.Enabled() {
+	if s.o.DevSwitches.MakesUpIdentity() {
 		d := devswitch.New(s.o.DevSwitches, pol, s.o.Now, s.m.DevSwitchDecision)
 		return newGeneration(devEngine{d}, f, current), nil
 	}
@@ -448,6 +449,10 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		return nil, err
 	}
 	s.m.Issuers(az.Issuers()...)
+	if s.o.DevSwitches.AssumeAuthorized {
+		off := devswitch.NewAssumeAuthorized(az, s.m.DevSwitchDecision)
+		return newGeneration(assumeAuthorizedEngine{authzEngine{az}, off}, f, current), nil
+	}
 	return newGeneration(authzEngine{az}, f, current), nil
 }
 
