@@ -50,8 +50,9 @@ USER 65532:65532
 EXPOSE 9001 9002 9090
 # The image has no shell or curl: the binary probes itself (GET 127.0.0.1:9090/readyz;
 # healthy once every issuer's discovery and JWKS were fetched). With another
-# server.admin_listen, override it: --health-cmd '["/usr/local/bin/flaat-extauthz","healthcheck","--addr","127.0.0.1:PORT"]'.
-# Kubernetes ignores HEALTHCHECK and uses its own probes (docs/operations-healthcheck.md).
+# server.admin_listen, override the test in compose (["CMD", ..., "--addr", "127.0.0.1:PORT"])
+# or in a derived image; Kubernetes ignores HEALTHCHECK and uses its own probes
+# (docs/operations-healthcheck.md).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/flaat-extauthz", "healthcheck", "--timeout", "4s"]
 ENTRYPOINT ["/usr/local/bin/flaat-extauthz"]
