@@ -162,6 +162,10 @@ func (b *bench) report(w io.Writer) string {
 		}
 		fmt.Fprintf(&md, "Churn server RSS after each round: %s MiB.\n", strings.Join(rs, ", "))
 	}
+	if b.otlp != nil {
+		fmt.Fprintf(&md, "\nTracing: the traced server exported %d spans over OTLP/gRPC to loadbench's sink during the run "+
+			"(every call carries a sampled traceparent; its ratio is against the warm JWT row).\n", b.otlp.spans.Load())
+	}
 	md.WriteString("\nTargets:\n\n")
 	for _, t := range b.targets() {
 		fmt.Fprintf(&md, "- %s\n", t)

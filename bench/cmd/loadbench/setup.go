@@ -39,8 +39,9 @@ type bench struct {
 	churn     []string
 	memTokens []string
 
-	// servers
-	noop, jwx, warmSrv, coldSrv, churnSrv *proc
+	// servers; tracedSrv is warmSrv's configuration with tracing on, exporting to otlp
+	noop, jwx, warmSrv, coldSrv, churnSrv, tracedSrv *proc
+	otlp                                             *otlpSink
 
 	rows    []*row
 	results map[string]*result
@@ -49,9 +50,10 @@ type bench struct {
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv} {
+	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.tracedSrv} {
 		p.stop()
 	}
+	b.otlp.close()
 	if b.opJWT != nil {
 		b.opJWT.Close()
 	}
@@ -85,6 +87,9 @@ func (b *bench) setup(root string) error {
 		return err
 	}
 
+	if b.otlp, err = startOTLPSink(); err != nil {
+		return err
+	}
 	if b.opJWT, err = devop.Start(); err != nil {
 		return err
 	}
@@ -146,7 +151,7 @@ func (b *bench) mint() error {
 	return nil
 }
 
-func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
+func (b *bench) startFlaat(name string, cache map[string]any, env ...string) (*proc, error) {
 	var addrs [3]string
 	for i := range addrs {
 		a, err := freeAddr()
@@ -163,7 +168,7 @@ func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
 	if err := os.WriteFile(cfg, doc, 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc(name, b.dir, b.o.serverCPU, filepath.Join(b.bins, "flaat-extauthz"), "serve", "--config", cfg)
+	p, err := startProcEnv(name, b.dir, b.o.serverCPU, env, filepath.Join(b.bins, "flaat-extauthz"), "serve", "--config", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +206,13 @@ func (b *bench) startServers() error {
 	if b.coldSrv, err = b.startFlaat("flaat-cold", map[string]any{"disabled": true}); err != nil {
 		return err
 	}
-	b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache})
+	if b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache}); err != nil {
+		return err
+	}
+	// Tracing on, every check sampled (the calls carry a sampled traceparent), spans
+	// batched and exported over OTLP/gRPC to the sink in this process.
+	b.tracedSrv, err = b.startFlaat("flaat-traced", map[string]any{},
+		"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+b.otlp.addr)
 	return err
 }
 
