@@ -2,11 +2,15 @@ package authz_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -144,5 +148,47 @@ func TestTraceOff(t *testing.T) {
 		if tp != "" {
 			t.Errorf("%s got traceparent %q with tracing off", p, tp)
 		}
+	}
+}
+
+// TestTraceCloseStillClosesIdleConnections: the tracing wrapper does not pass
+// CloseIdleConnections on, yet Close still closes the own client's idle connections
+// (a reload closes the old generation's Authorizer).
+func TestTraceCloseStillClosesIdleConnections(t *testing.T) {
+	for _, traced := range []bool{false, true} {
+		t.Run(map[bool]string{false: "off", true: "on"}[traced], func(t *testing.T) {
+			closed := make(chan struct{}, 8)
+			var srv *httptest.Server
+			srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"issuer":"`+srv.URL+`"}`)
+			}))
+			srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateClosed {
+					closed <- struct{}{}
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			var opts []authz.Option
+			if traced {
+				tp := sdktrace.NewTracerProvider()
+				t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+				opts = append(opts, authz.WithTracing(tp, nil))
+			}
+			a, err := authz.New(authz.Config{Issuers: []authz.IssuerConfig{{Issuer: srv.URL}}}, nil, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Ready(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the idle connection to the OP was not closed by Close")
+			}
+		})
 	}
 }
