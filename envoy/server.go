@@ -71,7 +71,7 @@ type Server struct {
 	tracer       trace.Tracer
 	prop         propagation.TextMapPropagator
 	traceSubject bool
-	spanOpts     [2][]trace.SpanStartOption // gRPC, HTTP
+	spanOpts     []trace.SpanStartOption
 }
 
 // snapshot is what one check uses from start to end: the authorizer and the
@@ -255,7 +255,7 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 			s.metrics.end(transport, d.Route, d.Outcome, s.since(start))
 		}
 		if span != nil {
-			s.endSpan(span, r, &d)
+			s.endSpan(span, transport, r, &d)
 		}
 		s.logDecision(ctx, v, r, &d, transport)
 	}()

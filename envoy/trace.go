@@ -91,14 +91,7 @@ func WithTracing(t Tracing) Option {
 			return
 		}
 		s.tracer = t.Provider.Tracer(TracerName)
-		kind := trace.WithSpanKind(trace.SpanKindServer)
-		s.spanOpts[0] = []trace.SpanStartOption{kind, trace.WithAttributes(
-			AttrTransport.String(TransportGRPC),
-			attribute.String("rpc.system", "grpc"),
-			attribute.String("rpc.service", AuthorizationService),
-			attribute.String("rpc.method", "Check"),
-		)}
-		s.spanOpts[1] = []trace.SpanStartOption{kind, trace.WithAttributes(AttrTransport.String(TransportHTTP))}
+		s.spanOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 		s.prop = t.Propagator
 		if s.prop == nil {
 			s.prop = DefaultPropagator()
@@ -107,21 +100,35 @@ func WithTracing(t Tracing) Option {
 	}
 }
 
+// grpcAttrs are the fixed attributes of a gRPC check span.
+var grpcAttrs = []attribute.KeyValue{
+	AttrTransport.String(TransportGRPC),
+	attribute.String("rpc.system", "grpc"),
+	attribute.String("rpc.service", AuthorizationService),
+	attribute.String("rpc.method", "Check"),
+}
+
 // startSpan starts the check span as a child of the trace context in ctx. Its start
-// options are built once (WithTracing), so an unsampled check allocates only what the
-// SDK needs; the per-check attributes are added by endSpan when the span records.
+// options (the span kind) are built once, in WithTracing, and carry no attributes: an
+// unsampled check then allocates only what the SDK needs, and endSpan adds every
+// attribute when the span records.
 func (s *Server) startSpan(ctx context.Context, transport string) (context.Context, trace.Span) {
 	if transport == TransportHTTP {
-		return s.tracer.Start(ctx, SpanNameHTTP, s.spanOpts[1]...)
+		return s.tracer.Start(ctx, SpanNameHTTP, s.spanOpts...)
 	}
-	return s.tracer.Start(ctx, SpanNameGRPC, s.spanOpts[0]...)
+	return s.tracer.Start(ctx, SpanNameGRPC, s.spanOpts...)
 }
 
 // endSpan records the request and the decision on span and ends it. An outage (503)
 // is an error; a denial is a decision, not an error.
-func (s *Server) endSpan(span trace.Span, r *authz.Request, d *authz.Decision) {
+func (s *Server) endSpan(span trace.Span, transport string, r *authz.Request, d *authz.Decision) {
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 7)
+		attrs := make([]attribute.KeyValue, 0, 11)
+		if transport == TransportHTTP {
+			attrs = append(attrs, AttrTransport.String(TransportHTTP))
+		} else {
+			attrs = append(attrs, grpcAttrs...)
+		}
 		attrs = append(attrs, AttrOutcome.String(d.Outcome.String()), AttrRoute.String(d.Route), AttrCached.Bool(d.Cached))
 		if r.RequestID != "" {
 			attrs = append(attrs, AttrRequestID.String(r.RequestID))
