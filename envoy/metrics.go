@@ -12,13 +12,15 @@ import (
 
 // Metrics are the Prometheus metrics of decisions:
 //
-//	flaat_extauthz_decisions_total{outcome,route}          counter
+//	flaat_extauthz_decisions_total{outcome,route,reason}   counter
 //	flaat_extauthz_check_duration_seconds{transport}        histogram (grpc|http)
 //	flaat_extauthz_checks_in_flight                         gauge
 //	flaat_extauthz_authorizer_panics_total                  counter
 //
 // route is the route or access-level name from the configuration ("none" when no
-// route was selected), so its cardinality is bounded by the configuration. A nil
+// route was selected), so its cardinality is bounded by the configuration. reason is
+// "" for most decisions and one of the fixed authz.Reason* codes ("ambiguous_path",
+// "bad_path", "forwarded_headers") for requests that cannot be judged. A nil
 // *Metrics records nothing. Counters are cached per route, so recording a decision
 // does no label hashing after the first use of a route.
 type Metrics struct {
@@ -31,7 +33,7 @@ type Metrics struct {
 	byRoute   sync.Map // route → *routeCounters
 }
 
-type routeCounters [authz.OutcomeUnavailable + 1]prometheus.Counter
+type routeCounters [authz.OutcomeBadRequest + 1]prometheus.Counter
 
 // checkBuckets cover cached answers (µs) up to slow OPs; Envoy's default ext_authz
 // timeout is 200 ms.
@@ -43,8 +45,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flaat_extauthz_decisions_total",
-			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable) and route.",
-		}, []string{"outcome", "route"}),
+			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable, bad_request), route and reason (ambiguous_path, bad_path, forwarded_headers or empty).",
+		}, []string{"outcome", "route", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flaat_extauthz_check_duration_seconds",
 			Help:    "Time to answer one check, by transport (grpc, http).",
@@ -85,8 +87,8 @@ func (m *Metrics) panicked() {
 	}
 }
 
-// end records one finished check.
-func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration) {
+// end records one finished check; reason is Decision.ReasonCode.
+func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration, reason string) {
 	if m == nil {
 		return
 	}
@@ -96,13 +98,21 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration)
 	} else {
 		m.durGRPC.Observe(d.Seconds())
 	}
-	if o < 0 || int(o) >= len(routeCounters{}) {
+	if route == "" {
+		route = "none"
+	}
+	if !o.Valid() {
 		o = authz.OutcomeUnavailable
+	}
+	if reason != "" { // rare (refused requests): no cache
+		m.decisions.WithLabelValues(o.String(), route, reason).Inc()
+		return
 	}
 	m.route(route)[o].Inc()
 }
 
-// route returns the counters of route ("" is "none"), creating them on first use.
+// route returns the counters (reason "") of route ("" is "none"), creating them on
+// first use.
 func (m *Metrics) route(route string) *routeCounters {
 	if route == "" {
 		route = "none"
@@ -111,17 +121,18 @@ func (m *Metrics) route(route string) *routeCounters {
 	if !ok {
 		c := new(routeCounters)
 		for i := range c {
-			c[i] = m.decisions.WithLabelValues(authz.Outcome(i).String(), route)
+			c[i] = m.decisions.WithLabelValues(authz.Outcome(i).String(), route, "")
 		}
 		rc, _ = m.byRoute.LoadOrStore(route, c)
 	}
 	return rc.(*routeCounters)
 }
 
-// Routes shows flaat_extauthz_decisions_total at 0 for every outcome of each named
-// route and of "none" (no route selected) before the first check, so that dashboards
-// and ratio alerts have every series from the first scrape (policy.Engine's
-// SelectionNames lists a configuration's names). A nil *Metrics does nothing.
+// Routes shows flaat_extauthz_decisions_total{reason=""} at 0 for every outcome of
+// each named route and of "none" (no route selected) before the first check, so that
+// dashboards and ratio alerts have every series from the first scrape (policy.Engine's
+// SelectionNames lists a configuration's names). Series with a reason (refused
+// requests) appear when they happen. A nil *Metrics does nothing.
 func (m *Metrics) Routes(names ...string) {
 	if m == nil {
 		return

@@ -642,7 +642,7 @@ func TestMetricsRecordDecisions(t *testing.T) {
 		outcome, route string
 		want           float64
 	}{{"allow", "api", 3}, {"forbidden", "admin", 1}, {"no_token", "none", 1}, {"allow", "admin", 0}} {
-		if got := counterValue(t, m.decisions.WithLabelValues(c.outcome, c.route)); got != c.want {
+		if got := counterValue(t, m.decisions.WithLabelValues(c.outcome, c.route, "")); got != c.want {
 			t.Errorf("decisions{%s,%s} = %v, want %v", c.outcome, c.route, got, c.want)
 		}
 	}
@@ -681,12 +681,14 @@ func TestMetricsRoutesPreinitialised(t *testing.T) {
 			series[strings.Join(ls, "/")] = mm.GetCounter().GetValue()
 		}
 	}
-	if len(series) != 15 {
-		t.Errorf("%d series, want 5 outcomes × 3 routes: %v", len(series), series)
+	outcomes := len(routeCounters{})
+	if len(series) != 3*outcomes {
+		t.Errorf("%d series, want %d outcomes × 3 routes: %v", len(series), outcomes, series)
 	}
 	for _, route := range []string{"api", "default", "none"} {
-		for o := authz.OutcomeAllow; o <= authz.OutcomeUnavailable; o++ {
-			if v, ok := series[o.String()+"/"+route]; !ok || v != 0 {
+		for o := range authz.Outcome(outcomes) {
+			// label values in name order: outcome, reason (empty), route
+			if v, ok := series[o.String()+"//"+route]; !ok || v != 0 {
 				t.Errorf("decisions{%s,%s} = %v (exists %v), want 0", o, route, v, ok)
 			}
 		}

@@ -337,3 +337,22 @@ func FuzzTraceContext(f *testing.F) {
 		}
 	})
 }
+
+// TestTraceRefusedRequest: a request the adapter refuses before asking the authorizer
+// (forwarded headers that name two requests) is a check span too.
+func TestTraceRefusedRequest(t *testing.T) {
+	s, rec, _ := tracedServer(t, &fakeAuthorizer{d: allowAlice()}, false)
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("X-Original-Uri", "/a")
+	req.Header.Set("X-Forwarded-Uri", "/b")
+	req.Header.Set("traceparent", parentHeaders["w3c traceparent"]["traceparent"])
+	w := httptest.NewRecorder()
+	s.HTTPHandler().ServeHTTP(w, req)
+	if w.Code == http.StatusOK {
+		t.Fatalf("conflicting forwarded headers answered %d", w.Code)
+	}
+	sp := onlySpan(t, rec)
+	if a := attrMap(sp.Attributes()); a[AttrOutcome] != authz.OutcomeBadRequest.String() || sp.Parent().SpanID().String() != parentSpan {
+		t.Errorf("span attributes %v parent %v; want outcome %s under %s", a, sp.Parent(), authz.OutcomeBadRequest, parentSpan)
+	}
+}

@@ -25,10 +25,10 @@ policy:
 	for _, want := range []string{
 		`flaat_extauthz_config_reloads_total{result="ok"} 0`,
 		`flaat_extauthz_config_reloads_total{result="failed"} 0`,
-		`flaat_extauthz_decisions_total{outcome="allow",route="api"} 0`,
-		`flaat_extauthz_decisions_total{outcome="unavailable",route="api"} 0`,
-		`flaat_extauthz_decisions_total{outcome="forbidden",route="default"} 0`,
-		`flaat_extauthz_decisions_total{outcome="no_token",route="none"} 0`,
+		`flaat_extauthz_decisions_total{outcome="allow",reason="",route="api"} 0`,
+		`flaat_extauthz_decisions_total{outcome="unavailable",reason="",route="api"} 0`,
+		`flaat_extauthz_decisions_total{outcome="forbidden",reason="",route="default"} 0`,
+		`flaat_extauthz_decisions_total{outcome="no_token",reason="",route="none"} 0`,
 		`flaat_extauthz_jwks_refreshes_total{issuer="https://op.example",result="ok"} 0`,
 		`flaat_extauthz_jwks_refreshes_total{issuer="https://op.example",result="error"} 0`,
 	} {
