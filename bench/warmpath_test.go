@@ -41,7 +41,7 @@ func newFixture(tb testing.TB, cache map[string]any) *fixture {
 }
 
 // newFixtureWith is newFixture with edit applied to the configuration document first.
-func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[string]any), opts ...envoy.Option) *fixture {
+func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[string]any), envoyOpts ...envoy.Option) *fixture {
 	tb.Helper()
 	f := &fixture{opJWT: oidctest.New(tb), opOpaque: oidctest.New(tb, oidctest.WithIssuerPath("/realms/bench"))}
 	cfgDoc := load.FlaatConfig(f.opJWT.Issuer(), f.opOpaque.Issuer(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", cache)
@@ -64,7 +64,11 @@ func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := authz.New(cf.AuthzConfig(), pol, authz.WithLogger(log), authz.WithClaimProjection(config.ClaimProjection(pol, cf.ServerConfig())))
+	opts := []authz.Option{authz.WithLogger(log), authz.WithClaimProjection(config.ClaimProjection(pol, cf.ServerConfig()))}
+	if cf.ServerConfig().BackchannelListen != "" { // as the server does
+		opts = append(opts, authz.WithLogoutIndex())
+	}
+	a, err := authz.New(cf.AuthzConfig(), pol, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +80,7 @@ func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.srv, err = envoy.NewServer(a, cf.ServerConfig(), append([]envoy.Option{envoy.WithLogger(log), envoy.WithMetrics(m)}, opts...)...)
+	f.srv, err = envoy.NewServer(a, cf.ServerConfig(), append([]envoy.Option{envoy.WithLogger(log), envoy.WithMetrics(m)}, envoyOpts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -223,7 +227,19 @@ func TestFixtureDecisions(t *testing.T) {
 // themselves are not counted; anything the cache keeps of the request is). Run with
 // -benchtime 20000x; the load benchmark's memory run measures the same at 100 000 as RSS.
 func BenchmarkCachedIdentityBytes(b *testing.B) {
-	f := newFixture(b, map[string]any{"size": max(b.N, 1)})
+	cachedIdentityBytes(b, newFixture(b, map[string]any{"size": max(b.N, 1)}))
+}
+
+// BenchmarkCachedIdentityBytesLogoutIndex is BenchmarkCachedIdentityBytes with the
+// back-channel logout receiver configured, which keeps the issuer+subject index of
+// cached identities.
+func BenchmarkCachedIdentityBytesLogoutIndex(b *testing.B) {
+	cachedIdentityBytes(b, newFixtureWith(b, map[string]any{"size": max(b.N, 1)}, func(doc map[string]any) {
+		doc["server"].(map[string]any)["backchannel_listen"] = "127.0.0.1:0"
+	}))
+}
+
+func cachedIdentityBytes(b *testing.B, f *fixture) {
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		tokens[i] = f.opJWT.MintJWT(load.Claims(i), oidctest.WithAlg("ES256"))
