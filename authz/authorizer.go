@@ -193,7 +193,6 @@ type Authorizer struct {
 	keep       []string     // WithClaimProjection: the claims kept; nil: all
 	interned   *interner    // WithClaimProjection: shares equal claim values
 	traced     bool         // WithTracing: OP requests carry their opCall
-	closeIdle  func()       // the client's CloseIdleConnections before any tracing wrapper
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -245,13 +244,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		}
 		a.client, a.ownClient = c, true
 	}
-	a.closeIdle = func() {}
-	if c, ok := a.client.Transport.(interface{ CloseIdleConnections() }); ok {
-		a.closeIdle = c.CloseIdleConnections
-	}
 	if o.tp != nil { // the one place the OP client gets its spans, whoever built it
-		// otelhttp's transport does not pass CloseIdleConnections on: Close keeps
-		// reaching the client's own transport through closeIdle.
 		a.client.Transport = traceTransport(a.client.Transport, o.tp, o.prop)
 		a.traced = true
 	}
@@ -315,7 +308,7 @@ func (a *Authorizer) Close() error {
 	a.closeOnce.Do(func() {
 		a.cancel()
 		if a.ownClient {
-			a.closeIdle()
+			a.client.CloseIdleConnections()
 		}
 	})
 	return nil

@@ -56,7 +56,21 @@ func traceTransport(rt http.RoundTripper, tp trace.TracerProvider, prop propagat
 	if prop != nil {
 		opts = append(opts, otelhttp.WithPropagators(prop))
 	}
-	return otelhttp.NewTransport(annotate{rt}, opts...)
+	return traced{otelhttp.NewTransport(annotate{rt}, opts...), rt}
+}
+
+// traced is the otelhttp transport that passes CloseIdleConnections on to the transport
+// it wraps (otelhttp's own does not), so closing an Authorizer still closes its idle
+// connections to the OPs.
+type traced struct {
+	http.RoundTripper
+	inner http.RoundTripper
+}
+
+func (t traced) CloseIdleConnections() {
+	if c, ok := t.inner.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // annotate adds the issuer and endpoint to the otelhttp span in the request's context.
