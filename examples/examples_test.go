@@ -300,6 +300,50 @@ type composeFile struct {
 	} `json:"services"`
 }
 
+// TestComposeImagesPinned: every image of the demo has an exact version (no floating
+// x.y or -latest tags), and Envoy's is the release whose API the go-control-plane module in
+// go.mod describes, so TestEnvoyBootstrap validates envoy.yaml against that Envoy's protos.
+func TestComposeImagesPinned(t *testing.T) {
+	var cf composeFile
+	if err := yaml.Unmarshal(read(t, filepath.Join("docker-compose", "docker-compose.yml")), &cf); err != nil {
+		t.Fatal(err)
+	}
+	exact := map[string]*regexp.Regexp{
+		"envoyproxy/envoy":          regexp.MustCompile(`^v(\d+)\.(\d+)\.\d+$`),
+		"quay.io/keycloak/keycloak": regexp.MustCompile(`^\d+\.\d+\.\d+$`),
+		"mendhak/http-https-echo":   regexp.MustCompile(`^\d+$`), // the project's release numbers
+	}
+	gomod := string(read(t, filepath.Join("..", "go.mod")))
+	gcp := regexp.MustCompile(`(?m)^\s*github.com/envoyproxy/go-control-plane/envoy v(\d+)\.(\d+)\.\d+`).FindStringSubmatch(gomod)
+	if gcp == nil {
+		t.Fatal("go.mod: no github.com/envoyproxy/go-control-plane/envoy requirement")
+	}
+	seen := 0
+	for name, svc := range cf.Services {
+		if svc.Build != nil {
+			continue // built from this repository
+		}
+		repo, tag, ok := strings.Cut(svc.Image, ":")
+		re, known := exact[repo]
+		if !ok || !known {
+			t.Errorf("service %s: image %q is not one of the pinned images %v", name, svc.Image, exact)
+			continue
+		}
+		m := re.FindStringSubmatch(tag)
+		if m == nil {
+			t.Errorf("service %s: image %s: tag %q is not an exact version", name, repo, tag)
+			continue
+		}
+		seen++
+		if repo == "envoyproxy/envoy" && (m[1] != gcp[1] || m[2] != gcp[2]) {
+			t.Errorf("Envoy image %s, but go.mod's go-control-plane describes Envoy %s.%s: validate against the Envoy you run", tag, gcp[1], gcp[2])
+		}
+	}
+	if seen != len(exact) {
+		t.Errorf("%d pinned images found, want %d", seen, len(exact))
+	}
+}
+
 // TestComposeFile: services, mounted files and the build of flaat-extauthz fit together.
 // (`docker-compose config -q` runs in the e2e suite, where the tool is installed.)
 func TestComposeFile(t *testing.T) {
@@ -358,8 +402,9 @@ func TestKeycloakRealm(t *testing.T) {
 			Groups   []string `json:"groups"`
 		} `json:"users"`
 		Clients []struct {
-			ClientID                  string `json:"clientId"`
-			DirectAccessGrantsEnabled bool   `json:"directAccessGrantsEnabled"`
+			ClientID                  string   `json:"clientId"`
+			DirectAccessGrantsEnabled bool     `json:"directAccessGrantsEnabled"`
+			DefaultClientScopes       []string `json:"defaultClientScopes"`
 			ProtocolMappers           []struct {
 				ProtocolMapper string            `json:"protocolMapper"`
 				Config         map[string]string `json:"config"`
@@ -379,6 +424,16 @@ func TestKeycloakRealm(t *testing.T) {
 	mappers := map[string]map[string]string{}
 	for _, m := range realm.Clients[0].ProtocolMappers {
 		mappers[m.ProtocolMapper] = m.Config
+	}
+	// An explicit defaultClientScopes list replaces Keycloak's defaults; since Keycloak 25
+	// the `sub` claim comes from the `basic` scope, so without it tokens carry no sub and
+	// x-auth-request-user stays empty.
+	hasBasic := false
+	for _, s := range realm.Clients[0].DefaultClientScopes {
+		hasBasic = hasBasic || s == "basic"
+	}
+	if !hasBasic {
+		t.Errorf("defaultClientScopes %v: want \"basic\" (the sub mapper lives there)", realm.Clients[0].DefaultClientScopes)
 	}
 	if g := mappers["oidc-group-membership-mapper"]; g["claim.name"] != "groups" || g["access.token.claim"] != "true" || g["full.path"] != "false" {
 		t.Errorf("groups mapper %v: want claim groups in the access token, short names", g)
@@ -453,6 +508,15 @@ func loadManifests(t *testing.T, dir string) []manifest {
 	return out
 }
 
+func hasKind(ms []manifest, kind string) bool {
+	for _, m := range ms {
+		if m.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 func find(t *testing.T, ms []manifest, kind string) manifest {
 	t.Helper()
 	for _, m := range ms {
@@ -487,6 +551,7 @@ type deploymentSpec struct {
 			} `json:"securityContext"`
 			Containers []struct {
 				Name  string   `json:"name"`
+				Image string   `json:"image"`
 				Args  []string `json:"args"`
 				Ports []struct {
 					Name          string `json:"name"`
@@ -555,8 +620,8 @@ func TestKubernetesManifests(t *testing.T) {
 
 	var d deploymentSpec
 	unmarshalSpec(t, dep, &d)
-	if d.Replicas == nil || *d.Replicas != 2 {
-		t.Errorf("replicas %v, want 2", d.Replicas)
+	if d.Replicas != nil && hasKind(ms, "HorizontalPodAutoscaler") {
+		t.Errorf("replicas %d beside a HorizontalPodAutoscaler: every apply resets the HPA's count", *d.Replicas)
 	}
 	for k, v := range d.Selector.MatchLabels {
 		if d.Template.Metadata.Labels[k] != v {
@@ -567,6 +632,9 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Fatalf("%d containers, want 1", len(d.Template.Spec.Containers))
 	}
 	c := d.Template.Spec.Containers[0]
+	if c.Image == "" || strings.HasSuffix(c.Image, ":latest") || !strings.ContainsAny(c.Image, ":@") {
+		t.Errorf("image %q: want the reference of an image the user built, with an exact tag or digest", c.Image)
+	}
 	ports := map[string]int{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
