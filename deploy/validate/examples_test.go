@@ -254,4 +254,3 @@ func TestKeycloakRealmStrict(t *testing.T) {
 		})
 	}
 }
-
