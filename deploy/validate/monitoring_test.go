@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // externalMetrics are the metric names the rules use that flaat-extauthz does not export,
@@ -227,7 +227,7 @@ func liveScrape(t *testing.T) map[string]map[string]bool {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	op := optest.New(t)
+	op := oidctest.New(t)
 	cfg := map[string]any{
 		"server": map[string]any{"grpc_listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "readiness": "eager"},
 		"issuers": []any{map[string]any{"issuer": op.Issuer(), "userinfo": "optional", "introspect": "opaque",
