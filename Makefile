@@ -18,8 +18,8 @@ build:
 	$(GO) build -o $(BIN)/flaat-extauthz ./cmd/flaat-extauthz
 
 ## test: everything CI runs — vet, unit tests with -race and coverage, the security and
-## fault suites with a 60 s soak, brief fuzzing, the deployment checks, end-to-end tests.
-test: vet unit security fuzz deploy-check e2e
+## fault suites with a 60 s soak, brief fuzzing, end-to-end tests, the deployment checks.
+test: vet unit security fuzz e2e deploy-check
 
 vet:
 	$(GO) vet $(PKGS)
