@@ -6,31 +6,57 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 )
 
 var examplesDir = filepath.Join(repoRoot, "examples")
 
-// TestKubernetesExampleStrict: every document of examples/kubernetes decodes strictly
-// into its k8s.io/api type. (examples/examples_test.go checks how the documents fit
-// together and with the server's defaults.)
-func TestKubernetesExampleStrict(t *testing.T) {
+// kubernetesExample decodes examples/kubernetes strictly (one file, every document).
+func kubernetesExample(t *testing.T) []object {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join(examplesDir, "kubernetes", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests: %v", err)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("want one manifest file in examples/kubernetes: %v %v", files, err)
 	}
-	for _, f := range files {
-		objs, err := decodeK8s(read(t, f))
-		if err != nil {
-			t.Errorf("%s: %v", f, err)
+	objs, err := decodeK8s(read(t, files[0]))
+	if err != nil {
+		t.Fatalf("%s: %v", files[0], err)
+	}
+	return objs
+}
+
+// TestKubernetesExample: every document of examples/kubernetes decodes strictly into its
+// k8s.io/api type; together they keep the promises the Helm chart keeps (checkChart:
+// hardening, probes, no replicas beside the HPA, ports, selectors, mounted config that
+// passes the server's validation), and the ports are the server's defaults.
+func TestKubernetesExample(t *testing.T) {
+	objs := kubernetesExample(t)
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		kinds[o.Kind] = true
+	}
+	for _, k := range []string{"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} {
+		if !kinds[k] {
+			t.Errorf("no %s", k)
 		}
-		if len(objs) < 5 {
-			t.Errorf("%s: %d documents, want ConfigMap, Deployment, Service, PDB and HPA", f, len(objs))
+	}
+	checkChart(t, objs, "", false)
+	dep := only[appsv1.Deployment](t, objs, "Deployment")
+	for _, p := range dep.Spec.Template.Spec.Containers[0].Ports {
+		want := map[string]string{"grpc": envoy.DefaultGRPCListen, "http": envoy.DefaultHTTPListen, "admin": envoy.DefaultAdminListen}[p.Name]
+		if want != fmt.Sprintf(":%d", p.ContainerPort) {
+			t.Errorf("container port %s = %d, server default %s", p.Name, p.ContainerPort, want)
 		}
 	}
 }
@@ -109,11 +135,39 @@ func TestIstioExampleStrict(t *testing.T) {
 	prov := meshes[0].GetExtensionProviders()[0]
 	g := prov.GetEnvoyExtAuthzGrpc()
 	if g == nil || g.GetFailOpen() || g.GetStatusOnError() != "503" {
-		t.Errorf("provider %v: want envoyExtAuthzGrpc, failOpen false, statusOnError 503", prov)
+		t.Fatalf("provider %v: want envoyExtAuthzGrpc, failOpen false, statusOnError 503", prov)
 	}
 	ap := aps[0]
 	if ap.GetAction() != securityv1beta1.AuthorizationPolicy_CUSTOM || ap.GetProvider().GetName() != prov.GetName() {
 		t.Errorf("AuthorizationPolicy action %v provider %q, want CUSTOM %q", ap.GetAction(), ap.GetProvider().GetName(), prov.GetName())
+	}
+	if len(ap.GetSelector().GetMatchLabels()) == 0 {
+		t.Error("AuthorizationPolicy must select a workload")
+	}
+
+	// The provider points at the Kubernetes example's Service and gRPC port (the server's
+	// default), with a timeout above the OP timeout and far below Istio's 600s default.
+	k8s := kubernetesExample(t)
+	svc := only[corev1.Service](t, k8s, "Service")
+	if want := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, svc.Namespace); g.GetService() != want {
+		t.Errorf("provider service %q, want %q", g.GetService(), want)
+	}
+	grpcPort := int32(0)
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "grpc" {
+			grpcPort = p.Port
+		}
+	}
+	if int32(g.GetPort()) != grpcPort || fmt.Sprintf(":%d", g.GetPort()) != envoy.DefaultGRPCListen {
+		t.Errorf("provider port %d, Service grpc port %d, server default %s", g.GetPort(), grpcPort, envoy.DefaultGRPCListen)
+	}
+	cm := only[corev1.ConfigMap](t, k8s, "ConfigMap")
+	f, err := config.Parse([]byte(cm.Data["config.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ht := g.GetTimeout().AsDuration(), f.Verification.HTTPTimeout.D(); d <= ht || d > time.Minute {
+		t.Errorf("provider timeout %s: want above verification.http_timeout %s and far below Istio's 600s default", d, ht)
 	}
 
 	// The self-test: misspelled keys anywhere are errors.
@@ -228,6 +282,49 @@ func checkRealm(data []byte) error {
 		return fmt.Errorf("groups mapper into the access token: %v, audience mapper: %v", groups, audience)
 	}
 	return nil
+}
+
+// TestKeycloakRealmFitsTheDemo: the demo configuration trusts this realm with the audience
+// its mapper adds, and exactly one of the two users is an admin (so the README shows 200
+// and 403).
+func TestKeycloakRealmFitsTheDemo(t *testing.T) {
+	var r kcRealm
+	if err := strictJSON(read(t, filepath.Join(examplesDir, "docker-compose", "keycloak", "demo-realm.json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Parse(read(t, filepath.Join(examplesDir, "docker-compose", "flaat-extauthz.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Clients) != 1 || len(f.Issuers) != 1 {
+		t.Fatalf("%d clients, %d issuers: want 1 and 1", len(r.Clients), len(f.Issuers))
+	}
+	var aud string
+	for _, m := range r.Clients[0].ProtocolMappers {
+		if m.ProtocolMapper == "oidc-group-membership-mapper" && m.Config["full.path"] != "false" {
+			t.Errorf("groups mapper full.path %q: want short group names (the policy says admins, not /admins)", m.Config["full.path"])
+		}
+		if m.ProtocolMapper == "oidc-audience-mapper" {
+			aud = m.Config["included.custom.audience"]
+		}
+	}
+	if is := f.Issuers[0]; len(is.Audiences) != 1 || is.Audiences[0] != aud {
+		t.Errorf("config audiences %v, realm audience mapper adds %q", is.Audiences, aud)
+	}
+	if !strings.HasSuffix(f.Issuers[0].Issuer, "/realms/"+r.Realm) {
+		t.Errorf("config issuer %s is not the realm %s", f.Issuers[0].Issuer, r.Realm)
+	}
+	admins := 0
+	for _, u := range r.Users {
+		for _, g := range u.Groups {
+			if g == "/admins" {
+				admins++
+			}
+		}
+	}
+	if len(r.Users) != 2 || admins != 1 {
+		t.Errorf("%d users, %d in /admins: want 2 and 1", len(r.Users), admins)
+	}
 }
 
 // TestKeycloakRealmStrict checks the demo realm and that typos and the missing `basic`
