@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +23,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 
@@ -49,6 +52,12 @@ func ruleExprs(t *testing.T) []promExpr {
 	var spec monitoringv1.PrometheusRuleSpec
 	if err := strictYAML(read(t, filepath.Join(chartDir, "files", "prometheus-rules.yaml")), &spec); err != nil {
 		t.Fatalf("prometheus-rules.yaml: %v", err)
+	}
+	// What `promtool check rules` does: Prometheus's own rule-file loader (unknown fields,
+	// durations, PromQL, label names and the annotation templates are all checked).
+	path := filepath.Join(chartDir, "files", "prometheus-rules.yaml")
+	if _, errs := rulefmt.Parse(read(t, path), false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler)); len(errs) > 0 {
+		t.Errorf("%s: %v", path, errors.Join(errs...))
 	}
 	var out []promExpr
 	alerts := map[string]bool{}
@@ -385,4 +394,25 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// TestRulesRejectTypos: the rule-file check above can fail.
+func TestRulesRejectTypos(t *testing.T) {
+	good := string(read(t, filepath.Join(chartDir, "files", "prometheus-rules.yaml")))
+	for _, tc := range []struct{ name, old, new string }{
+		{"misspelled key", "for: 5m", "fro: 5m"},
+		{"broken annotation template", "{{ $labels.host }}", "{{ $labels.host }"},
+		{"broken PromQL", "expr: increase(", "expr: increase(("},
+		{"bad duration", "for: 2m", "for: 2 minutes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(good, tc.old) {
+				t.Fatalf("rules no longer contain %q", tc.old)
+			}
+			bad := strings.Replace(good, tc.old, tc.new, 1)
+			if _, errs := rulefmt.Parse([]byte(bad), false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler)); len(errs) == 0 {
+				t.Fatal("accepted")
+			}
+		})
+	}
 }
