@@ -401,6 +401,8 @@ func TestHelmRefuses(t *testing.T) {
 		{"unknown probe type", []string{"--set", "probes.readiness.type=tcp"}, "must be grpc or http"},
 		{"network policy without proxies", []string{"--set", "networkPolicy.enabled=true"}, "networkPolicy.proxies"},
 		{"misspelled value", []string{"--set", "autoscaling.enabeld=true"}, "enabeld"},
+		{"PDB that blocks every drain", []string{"--set", "replicaCount=1"}, "no node could ever be drained"},
+		{"PDB that blocks every drain with the HPA", []string{"--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=1"}, "no node could ever be drained"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
