@@ -114,7 +114,49 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if err := f.readSecretFiles(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
 	return f, nil
+}
+
+// maxSecretFileSize bounds a client_secret_file.
+const maxSecretFileSize = 64 << 10
+
+// readSecretFiles reads every issuer's client_secret_file into its ClientSecret
+// (trimmed). Setting both, an unreadable, oversized or empty file are errors; every
+// problem is reported. Load calls it, so a SIGHUP reload picks up a rotated secret.
+func (f *File) readSecretFiles() error {
+	var errs []error
+	for i := range f.Issuers {
+		is := &f.Issuers[i]
+		if is.ClientSecretFile == "" {
+			continue
+		}
+		loc := fmt.Sprintf("issuers[%d].client_secret_file", i)
+		if is.ClientSecret != "" {
+			errs = append(errs, fmt.Errorf("%s: set client_secret or client_secret_file, not both", loc))
+			continue
+		}
+		fh, err := os.Open(is.ClientSecretFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", loc, err))
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(fh, maxSecretFileSize+1))
+		fh.Close()
+		switch s := strings.TrimSpace(string(b)); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: read %s: %w", loc, is.ClientSecretFile, err))
+		case len(b) > maxSecretFileSize:
+			errs = append(errs, fmt.Errorf("%s: %s is larger than %d bytes", loc, is.ClientSecretFile, maxSecretFileSize))
+		case s == "":
+			errs = append(errs, fmt.Errorf("%s: %s is empty", loc, is.ClientSecretFile))
+		default:
+			is.ClientSecret = s
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Parse decodes a YAML or JSON configuration document strictly: unknown keys at any
