@@ -14,6 +14,8 @@ import (
 
 	"github.com/lestrrat-go/httprc"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
@@ -50,6 +52,8 @@ type options struct {
 	obs       Observer
 	project   bool
 	keep      []string
+	tp        trace.TracerProvider // WithTracing; nil: off
+	prop      propagation.TextMapPropagator
 }
 
 // WithTransport sets the innermost RoundTripper of the OP client (tests count, fake or
@@ -196,6 +200,7 @@ type Authorizer struct {
 	logout     *logoutState // back-channel logout: replay cache, tombstones
 	keep       []string     // WithClaimProjection: the claims kept; nil: all
 	interned   *interner    // WithClaimProjection: shares equal claim values
+	traced     bool         // WithTracing: OP requests carry their opCall
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -203,6 +208,9 @@ type Authorizer struct {
 
 	jwksMu     sync.Mutex
 	jwksOwners map[string][]*issuer // jwks_uri → issuers using it
+	// jwksParent is the span context of the check whose JWKS fetch of a jwks_uri is
+	// running (WithTracing): the jwk.Cache calls jwksFetcher.Get without a context.
+	jwksParent map[string]trace.SpanContext
 	closeOnce  sync.Once
 }
 
@@ -227,12 +235,24 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		obs:        o.obs,
 		byID:       map[string]*issuer{},
 		jwksOwners: map[string][]*issuer{},
+		jwksParent: map[string]trace.SpanContext{},
 	}
 	if o.project {
 		a.keep, a.interned = projection(o.keep), newInterner()
 	}
 	a.indexed = o.index
-	c, tr, err := newHTTPClient(cfg, o.transport, o.wrap, o.now, o.log)
+	wrap := o.wrap
+	if o.tp != nil { // the one place the OP client gets its spans: inside the breaker
+		inner := wrap
+		wrap = func(rt http.RoundTripper) http.RoundTripper {
+			if inner != nil {
+				rt = inner(rt)
+			}
+			return traceTransport(rt, o.tp, o.prop)
+		}
+		a.traced = true
+	}
+	c, tr, err := newHTTPClient(cfg, o.transport, wrap, o.now, o.log)
 	if err != nil {
 		return nil, err
 	}
@@ -301,9 +321,17 @@ func (a *Authorizer) Close() error {
 	return nil
 }
 
-// OPStats returns, per OP host (host[:port]), the OP client's request counters and
-// circuit-breaker state (for metrics: resilience.NewCollector).
 func (a *Authorizer) OPStats() map[string]resilience.Stats { return a.breaker.Stats() }
+
+// Issuers returns the configured issuers as Identity.Issuer, metrics and logs name
+// them (normalised: no trailing slash), in configuration order.
+func (a *Authorizer) Issuers() []string {
+	ids := make([]string, len(a.issuers))
+	for i, is := range a.issuers {
+		ids[i] = is.id
+	}
+	return ids
+}
 
 // DPoPAlgorithms returns the accepted DPoP proof algorithms (for the algs parameter of
 // a DPoP challenge). The slice must not be modified.

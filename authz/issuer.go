@@ -24,6 +24,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
@@ -152,8 +153,9 @@ func (is *issuer) discover(ctx context.Context) (*discovery, error) {
 		}
 		is.discFlight = is.flightKey("discovery")
 	}
+	parent := trace.SpanContextFromContext(ctx) // used only if this call starts the flight
 	ch := is.flights.DoChan(is.discFlight, func() (any, error) {
-		d, err := is.fetchDiscovery()
+		d, err := is.fetchDiscovery(parent)
 		is.mu.Lock()
 		if err == nil {
 			is.disc = d
@@ -168,8 +170,10 @@ func (is *issuer) discover(ctx context.Context) (*discovery, error) {
 	return await[*discovery](ctx, ch, func(err error) error { return is.unavailable("discovery", err) })
 }
 
-func (is *issuer) fetchDiscovery() (*discovery, error) {
-	ctx, cancel := context.WithTimeout(is.a.baseCtx, is.a.cfg.HTTPTimeout.D())
+// fetchDiscovery fetches the discovery document on a detached context; parent is the
+// span context of the check that asked first (for tracing).
+func (is *issuer) fetchDiscovery(parent trace.SpanContext) (*discovery, error) {
+	ctx, cancel := context.WithTimeout(withParent(is.a.baseCtx, parent), is.a.cfg.HTTPTimeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, is.discoveryURL, nil)
 	if err != nil {
@@ -444,8 +448,9 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 	}
 	// Only the caller that set keyFlight starts the flight (its forced decides what is
 	// recorded); the others join it.
+	parent := trace.SpanContextFromContext(ctx) // used only if this call starts the flight
 	ch := is.flights.DoChan(is.keyFlight, func() (any, error) {
-		err := is.refreshJWKS(d.jwksURI)
+		err := is.refreshJWKS(d.jwksURI, parent)
 		idx := is.keys.Load()
 		if err == nil && idx == nil {
 			err = is.unavailable("jwks", errors.New("no usable keys"))
@@ -466,8 +471,10 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 }
 
 // refreshJWKS registers the JWKS URL with the jwk.Cache (first time) and fetches it now.
-// On success the PostFetcher has stored the new key index.
-func (is *issuer) refreshJWKS(jwksURI string) error {
+// On success the PostFetcher has stored the new key index. parent is the span context
+// of the check that asked (for tracing; best effort when two issuers share a jwks_uri
+// and refresh it at once).
+func (is *issuer) refreshJWKS(jwksURI string, parent trace.SpanContext) error {
 	a := is.a
 	a.jwksMu.Lock()
 	owners, registered := a.jwksOwners[jwksURI]
@@ -486,6 +493,14 @@ func (is *issuer) refreshJWKS(jwksURI string) error {
 			jwk.WithRefreshInterval(jwksBackgroundRefresh),
 			jwk.WithPostFetcher(jwk.PostFetchFunc(a.postFetch)),
 		)
+	}
+	if err == nil && parent.IsValid() {
+		a.jwksParent[jwksURI] = parent
+		defer func() {
+			a.jwksMu.Lock()
+			delete(a.jwksParent, jwksURI)
+			a.jwksMu.Unlock()
+		}()
 	}
 	a.jwksMu.Unlock()
 	if err != nil {
@@ -526,7 +541,13 @@ type jwksFetcher struct {
 }
 
 func (f jwksFetcher) Get(u string) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(f.a.baseCtx, f.a.cfg.HTTPTimeout.D())
+	base := f.a.baseCtx
+	if f.a.traced {
+		f.a.jwksMu.Lock()
+		base = withParent(base, f.a.jwksParent[u])
+		f.a.jwksMu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(base, f.a.cfg.HTTPTimeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -556,6 +577,9 @@ var errTooLarge = fmt.Errorf("response larger than %d bytes", MaxResponseSize)
 // send performs req, reports it to the Observer and reads at most MaxResponseSize bytes
 // of the body. err is set for transport errors and oversized or unreadable bodies.
 func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []byte, http.Header, error) {
+	if a.traced {
+		req = req.WithContext(context.WithValue(req.Context(), opCallKey{}, opCall{issuer, endpoint}))
+	}
 	start := time.Now() // measurement only: the injected clock may stand still in tests
 	res, err := a.client.Do(req)
 	if err != nil {
