@@ -50,6 +50,9 @@ import (
 // repoRoot is the repository root as seen from this package's directory.
 const repoRoot = ".."
 
+// readmeMaxLines is the most lines README.md may have (STYLE.md 16: the README is a door).
+const readmeMaxLines = 300
+
 // fragmentBase is the minimal configuration a `yaml fragment` block is merged into.
 const fragmentBase = `
 issuers:
@@ -507,6 +510,16 @@ func TestDocs(t *testing.T) {
 		r.files, b.configs, b.fragments, b.envoy, b.bootstraps, b.other, r.links, len(r.errs))
 	if b.configs == 0 || b.envoy == 0 || r.links == 0 {
 		t.Errorf("the checker found nothing to check (configs %d, envoy %d, links %d)", b.configs, b.envoy, r.links)
+	}
+	// The README is a door: short, with the two commands of a fresh machine.
+	readme := string(read(t, filepath.Join(repoRoot, "README.md")))
+	if n := strings.Count(readme, "\n"); n > readmeMaxLines {
+		t.Errorf("README.md has %d lines, the door may have %d: move reference material to docs/", n, readmeMaxLines)
+	}
+	for _, cmd := range []string{"\ngo run ./cmd/flaat-extauthz serve\n", "\nmake test\n"} {
+		if !strings.Contains(readme, cmd) {
+			t.Errorf("README.md no longer shows the command %q on a line of its own", strings.TrimSpace(cmd))
+		}
 	}
 	// The README's minimal Envoy configuration is complete: a listener whose ext_authz
 	// filter fails closed and points at a defined cluster.
