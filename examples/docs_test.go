@@ -1,7 +1,7 @@
 package examples
 
 // The documentation test: every YAML block and every relative link in README.md,
-// ARCHITECTURE.md and docs/**/*.md is checked, so the documentation cannot rot.
+// ARCHITECTURE.md, SECURITY.md and docs/**/*.md is checked, so the documentation cannot rot.
 //
 // Fence convention (the info string after ```):
 //
@@ -313,9 +313,10 @@ func checkBlock(dir string, f fence, n *blockCounts) (*bootstrapv3.Bootstrap, er
 	}
 }
 
-// docFiles returns README.md, ARCHITECTURE.md and every docs/**/*.md, relative to root.
+// docFiles returns README.md, ARCHITECTURE.md, SECURITY.md and every docs/**/*.md,
+// relative to root.
 func docFiles(root string) ([]string, error) {
-	files := []string{"README.md", "ARCHITECTURE.md"}
+	files := []string{"ARCHITECTURE.md", "README.md", "SECURITY.md"}
 	err := filepath.WalkDir(filepath.Join(root, "docs"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -329,7 +330,7 @@ func docFiles(root string) ([]string, error) {
 		}
 		return nil
 	})
-	sort.Strings(files[2:])
+	sort.Strings(files[3:])
 	return files, err
 }
 
