@@ -9,8 +9,8 @@ export GOFLAGS := -buildvcs=false
 
 # Packages whose tests print figures (attack counts, fault outcomes, soak numbers) run in
 # `security` with -v so that the figures reach the output; `unit` runs everything else.
-FIGURE_PKGS := ./internal/securitytest/ ./soak/
-UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/securitytest -e /soak)
+FIGURE_PKGS := ./internal/testutil/securitytest/ ./soak/
+UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/testutil/securitytest -e /soak)
 
 all: build
 

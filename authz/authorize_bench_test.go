@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // BenchmarkAuthorize is Authorize on one goroutine for the paths that a busy server
@@ -14,7 +14,7 @@ import (
 // allocations together.
 func BenchmarkAuthorize(b *testing.B) {
 	clk := newClock()
-	op := optest.New(b, optest.WithClock(clk.Now))
+	op := oidctest.New(b, oidctest.WithClock(clk.Now))
 	a := newAuthz(b, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, testPolicy(b))
 	cases := []struct {
 		name string
@@ -22,7 +22,7 @@ func BenchmarkAuthorize(b *testing.B) {
 		want authz.Outcome
 	}{
 		{"cached allow", authz.Request{Method: "GET", Path: "/api/x", Authorization: "Bearer " + op.MintJWT(nil)}, authz.OutcomeAllow},
-		{"cached denial", authz.Request{Method: "GET", Path: "/api/x", Authorization: "Bearer " + op.MintJWT(nil, optest.WithKid("unknown"))}, authz.OutcomeInvalidToken},
+		{"cached denial", authz.Request{Method: "GET", Path: "/api/x", Authorization: "Bearer " + op.MintJWT(nil, oidctest.WithKid("unknown"))}, authz.OutcomeInvalidToken},
 		{"public", authz.Request{Method: "GET", Path: "/healthz"}, authz.OutcomeAllow},
 	}
 	ctx := context.Background()

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -71,7 +71,7 @@ func TestAuthorize(t *testing.T) {
 		{name: "unknown access level", req: authz.Request{Method: "GET", Path: "/x", Authorization: "Bearer " + admin, ContextExtensions: map[string]string{"flaat_policy": "nope"}},
 			want: authz.OutcomeForbidden, reason: "no access level"},
 		{name: "bad path", req: authz.Request{Method: "GET", Path: "/a/%2f%00", Authorization: "Bearer " + valid}, want: authz.OutcomeForbidden, reason: "cannot be normalised"},
-		{name: "expired", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + op.MintJWT(nil, optest.ExpiresIn(-time.Hour))}, want: authz.OutcomeInvalidToken, reason: "expired"},
+		{name: "expired", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + op.MintJWT(nil, oidctest.ExpiresIn(-time.Hour))}, want: authz.OutcomeInvalidToken, reason: "expired"},
 		{name: "garbled token", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + strings.Replace(valid, "e", "f", 1)}, want: authz.OutcomeInvalidToken},
 		{name: "oversized token", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + strings.Repeat("a", 9000)}, want: authz.OutcomeNoToken, reason: "larger than"},
 		{name: "non-ASCII token", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer tök"}, want: authz.OutcomeNoToken, reason: "token68"},
@@ -101,7 +101,7 @@ func TestAuthorizeUnavailableAndContext(t *testing.T) {
 	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), testPolicy(t))
 	tok := op.MintJWT(nil)
 
-	op.SetFault(optest.Discovery, optest.Fault{Status: 500})
+	op.SetFault(oidctest.Discovery, oidctest.Fault{Status: 500})
 	d := a.Authorize(context.Background(), authz.Request{Path: "/", Authorization: "Bearer " + tok})
 	if d.Outcome != authz.OutcomeUnavailable || !errors.Is(d.Err, authz.ErrUnavailable) || d.Reason != "identity provider unavailable" {
 		t.Fatalf("%+v", d)
@@ -169,7 +169,7 @@ func TestObserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	op.Rotate()
-	op.SetFault(optest.JWKS, optest.Fault{Status: 503})
+	op.SetFault(oidctest.JWKS, oidctest.Fault{Status: 503})
 	if _, err := a.Verify(context.Background(), op.MintJWT(nil)); errKind(err) != "unavailable" {
 		t.Fatal(err)
 	}

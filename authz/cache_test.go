@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // verifyAll verifies every token in its own goroutine, all released at once, and returns
@@ -57,7 +57,7 @@ func TestCacheOneUserinfoCallPerToken(t *testing.T) {
 	if n := verifyAll(t, a, tokens); n != 0 {
 		t.Fatalf("%d of 1000 failed", n)
 	}
-	if got := op.Count(optest.Userinfo); got != 1 {
+	if got := op.Count(oidctest.Userinfo); got != 1 {
 		t.Fatalf("1000 verifications of one token: %d userinfo requests, want exactly 1", got)
 	}
 
@@ -68,7 +68,7 @@ func TestCacheOneUserinfoCallPerToken(t *testing.T) {
 	if n := verifyAll(t, a, tokens); n != 0 {
 		t.Fatalf("%d of 1000 failed", n)
 	}
-	if got := op.Count(optest.Userinfo); got != 1000 {
+	if got := op.Count(oidctest.Userinfo); got != 1000 {
 		t.Fatalf("1000 distinct tokens: %d userinfo requests, want 1000", got)
 	}
 	if s := a.CacheStats(); s.Loads != 1001 || s.Size != 1001 {
@@ -81,7 +81,7 @@ func TestCacheJWT(t *testing.T) {
 	clk := newClock()
 	op := newOP(t, clk)
 	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}, testPolicy(t))
-	tok := op.MintJWT(nil, optest.ExpiresIn(2*time.Minute))
+	tok := op.MintJWT(nil, oidctest.ExpiresIn(2*time.Minute))
 	req := authz.Request{Path: "/", Authorization: "Bearer " + tok}
 	if d := a.Authorize(ctx, req); d.Outcome != authz.OutcomeAllow || d.Cached {
 		t.Fatalf("first: %+v", d)
@@ -118,17 +118,17 @@ func TestCacheNegativeAndErrors(t *testing.T) {
 			t.Fatalf("%d: %v", i, err)
 		}
 	}
-	if n := op.Count(optest.Userinfo); n != 1 {
+	if n := op.Count(oidctest.Userinfo); n != 1 {
 		t.Fatalf("negative cache: %d userinfo requests", n)
 	}
 	clk.Advance(11 * time.Second)
-	if _, err := a.Verify(ctx, bad); errKind(err) != "invalid" || op.Count(optest.Userinfo) != 2 {
+	if _, err := a.Verify(ctx, bad); errKind(err) != "invalid" || op.Count(oidctest.Userinfo) != 2 {
 		t.Fatalf("after negative TTL: %v, %s", err, op.SortedCounts())
 	}
 
 	// OP errors are never cached.
 	tok := op.MintOpaque(nil)
-	op.SetFault(optest.Userinfo, optest.Fault{Status: 503})
+	op.SetFault(oidctest.Userinfo, oidctest.Fault{Status: 503})
 	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestCacheNegativeTTLZeroDisables(t *testing.T) {
 					t.Fatalf("%d: %v", i, err)
 				}
 			}
-			if n := op.Count(optest.Userinfo); n != tc.want {
+			if n := op.Count(oidctest.Userinfo); n != tc.want {
 				t.Fatalf("%d userinfo requests, want %d", n, tc.want)
 			}
 		})

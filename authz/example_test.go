@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/devop"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -25,7 +25,7 @@ func ExampleParseBearer() {
 
 // Verify and Authorize against a fake OP, as the server does for each request.
 func ExampleAuthorizer_Authorize() {
-	op, err := optest.Start()
+	op, err := devop.Start()
 	if err != nil {
 		panic(err)
 	}
@@ -42,7 +42,7 @@ func ExampleAuthorizer_Authorize() {
 	}
 	defer a.Close()
 
-	token := op.MintJWT(map[string]any{"sub": "alice"}, optest.WithAlg("ES256"))
+	token := op.MintJWT(map[string]any{"sub": "alice"}, devop.WithAlg("ES256"))
 	d := a.Authorize(context.Background(), authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + token})
 	fmt.Println(d.Outcome, d.Identity.Subject, d.Identity.Sources == authz.SourceJWT)
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // FuzzVerifyJWT feeds arbitrary tokens to Verify against a fake OP whose JWKS is warm.
@@ -16,7 +16,7 @@ import (
 // a signature, so an accepted foreign payload is a verification bug).
 func FuzzVerifyJWT(f *testing.F) {
 	clk := newClock()
-	op := optest.New(f, optest.WithClock(clk.Now))
+	op := oidctest.New(f, oidctest.WithClock(clk.Now))
 	ic := never(op.IssuerConfig())
 	ic.Introspect = authz.IntrospectNever // opaque tokens then need no network either
 	a := newAuthz(f, clk, noCache(ic), nil)
@@ -29,14 +29,14 @@ func FuzzVerifyJWT(f *testing.F) {
 		f.Add(tok)
 	}
 	add(op.MintJWT(map[string]any{"groups": []string{"a"}}))
-	add(op.MintJWT(nil, optest.WithAlg("ES256")))
-	add(op.MintJWT(nil, optest.WithAlg("EdDSA")))
-	add(op.MintJWT(nil, optest.WithAlg("PS384"), optest.WithoutKid()))
+	add(op.MintJWT(nil, oidctest.WithAlg("ES256")))
+	add(op.MintJWT(nil, oidctest.WithAlg("EdDSA")))
+	add(op.MintJWT(nil, oidctest.WithAlg("PS384"), oidctest.WithoutKid()))
 	for _, s := range []string{
-		op.MintJWT(nil, optest.WithAlg("none")),
-		op.MintJWT(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(op.RSAPublicKeyPEM())),
-		op.MintJWT(nil, optest.WithKid("unknown")),
-		op.MintJWT(nil, optest.WithHeader("crit", []string{"x"})),
+		op.MintJWT(nil, oidctest.WithAlg("none")),
+		op.MintJWT(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(op.RSAPublicKeyPEM())),
+		op.MintJWT(nil, oidctest.WithKid("unknown")),
+		op.MintJWT(nil, oidctest.WithHeader("crit", []string{"x"})),
 		"eyJhbGciOiJSUzI1NiJ9.e30.", "a.b.c", "...", "eyJ9.eyJ9.eyJ9", "opaque-token",
 	} {
 		f.Add(s)
@@ -68,10 +68,10 @@ func FuzzVerifyJWT(f *testing.F) {
 // made in either.
 func BenchmarkVerify(b *testing.B) {
 	clk := newClock()
-	op := optest.New(b, optest.WithClock(clk.Now))
+	op := oidctest.New(b, oidctest.WithClock(clk.Now))
 	ic := never(op.IssuerConfig())
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
-		tok := op.MintJWT(map[string]any{"groups": []string{"a", "b"}, "email": "alice@example.org"}, optest.WithAlg(alg))
+		tok := op.MintJWT(map[string]any{"groups": []string{"a", "b"}, "email": "alice@example.org"}, oidctest.WithAlg(alg))
 		for _, mode := range []string{"cold", "cached"} {
 			cfg := authz.Config{Issuers: []authz.IssuerConfig{ic}}
 			cfg.Cache.Disabled = mode == "cold"
@@ -100,7 +100,7 @@ func BenchmarkVerify(b *testing.B) {
 // selection, cache hit and policy evaluation from many goroutines.
 func BenchmarkAuthorizeCachedParallel(b *testing.B) {
 	clk := newClock()
-	op := optest.New(b, optest.WithClock(clk.Now))
+	op := oidctest.New(b, oidctest.WithClock(clk.Now))
 	a := newAuthz(b, clk, authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}}, testPolicy(b))
 	req := authz.Request{Method: "GET", Path: "/api/x", Authorization: "Bearer " + op.MintJWT(nil)}
 	if d := a.Authorize(context.Background(), req); d.Outcome != authz.OutcomeAllow {

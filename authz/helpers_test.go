@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -68,7 +68,7 @@ func errKind(err error) string {
 }
 
 // newOP starts a fake OP on the shared clock.
-func newOP(t testing.TB, clk *fakeClock, opts ...optest.Option) *optest.OP {
+func newOP(t testing.TB, clk *fakeClock, opts ...oidctest.Option) *oidctest.OP {
 	t.Helper()
-	return optest.New(t, append([]optest.Option{optest.WithClock(clk.Now)}, opts...)...)
+	return oidctest.New(t, append([]oidctest.Option{oidctest.WithClock(clk.Now)}, opts...)...)
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // tamper replaces the payload of a JWT with one whose claims are changed by f, keeping
@@ -58,28 +58,28 @@ func TestVerifyJWT(t *testing.T) {
 		wantNoNetwork bool
 	}{
 		{name: "RS256 valid", mint: func() string { return op.MintJWT(nil) }, want: "ok"},
-		{name: "RS512 valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("RS512")) }, want: "ok"},
-		{name: "PS256 valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("PS256")) }, want: "ok"},
-		{name: "ES256 valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("ES256")) }, want: "ok"},
-		{name: "EdDSA valid", mint: func() string { return op.MintJWT(nil, optest.WithAlg("EdDSA")) }, want: "ok"},
-		{name: "expired", mint: func() string { return op.MintJWT(nil, optest.ExpiresIn(-2*time.Minute)) }, want: "expired"},
-		{name: "expired within leeway", mint: func() string { return op.MintJWT(nil, optest.ExpiresIn(-30*time.Second)) }, want: "ok"},
+		{name: "RS512 valid", mint: func() string { return op.MintJWT(nil, oidctest.WithAlg("RS512")) }, want: "ok"},
+		{name: "PS256 valid", mint: func() string { return op.MintJWT(nil, oidctest.WithAlg("PS256")) }, want: "ok"},
+		{name: "ES256 valid", mint: func() string { return op.MintJWT(nil, oidctest.WithAlg("ES256")) }, want: "ok"},
+		{name: "EdDSA valid", mint: func() string { return op.MintJWT(nil, oidctest.WithAlg("EdDSA")) }, want: "ok"},
+		{name: "expired", mint: func() string { return op.MintJWT(nil, oidctest.ExpiresIn(-2*time.Minute)) }, want: "expired"},
+		{name: "expired within leeway", mint: func() string { return op.MintJWT(nil, oidctest.ExpiresIn(-30*time.Second)) }, want: "ok"},
 		{name: "no exp", mint: func() string { return op.MintJWT(map[string]any{"exp": nil}) }, want: "invalid"},
 		{name: "exp not a number", mint: func() string { return op.MintJWT(map[string]any{"exp": "tomorrow"}) }, want: "invalid"},
-		{name: "nbf in the future", mint: func() string { return op.MintJWT(nil, optest.NotBefore(5*time.Minute)) }, want: "invalid"},
-		{name: "nbf within leeway", mint: func() string { return op.MintJWT(nil, optest.NotBefore(30*time.Second)) }, want: "ok"},
+		{name: "nbf in the future", mint: func() string { return op.MintJWT(nil, oidctest.NotBefore(5*time.Minute)) }, want: "invalid"},
+		{name: "nbf within leeway", mint: func() string { return op.MintJWT(nil, oidctest.NotBefore(30*time.Second)) }, want: "ok"},
 		{name: "iat in the future", mint: func() string { return op.MintJWT(map[string]any{"iat": clk.Now().Add(time.Hour).Unix()}) }, want: "invalid"},
 		{name: "aud matches one", ic: withAud, mint: func() string { return op.MintJWT(map[string]any{"aud": []string{"x", "other-api"}}) }, want: "ok"},
 		{name: "aud string matches", ic: withAud, mint: func() string { return op.MintJWT(map[string]any{"aud": "api"}) }, want: "ok"},
 		{name: "wrong aud", ic: withAud, mint: func() string { return op.MintJWT(map[string]any{"aud": "somebody-else"}) }, want: "invalid"},
 		{name: "missing aud", ic: withAud, mint: func() string { return op.MintJWT(nil) }, want: "invalid"},
-		{name: "alg none", mint: func() string { return op.MintJWT(nil, optest.WithAlg("none")) }, want: "invalid", wantNoNetwork: true},
-		{name: "alg NONE", mint: func() string { return op.MintJWT(nil, optest.WithHeader("alg", "NONE")) }, want: "invalid", wantNoNetwork: true},
+		{name: "alg none", mint: func() string { return op.MintJWT(nil, oidctest.WithAlg("none")) }, want: "invalid", wantNoNetwork: true},
+		{name: "alg NONE", mint: func() string { return op.MintJWT(nil, oidctest.WithHeader("alg", "NONE")) }, want: "invalid", wantNoNetwork: true},
 		{name: "HS256 with RSA public key PEM", mint: func() string {
-			return op.MintJWT(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(op.RSAPublicKeyPEM()), optest.WithKid(op.KeyID("RS256")))
+			return op.MintJWT(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(op.RSAPublicKeyPEM()), oidctest.WithKid(op.KeyID("RS256")))
 		}, want: "invalid", wantNoNetwork: true},
 		{name: "HS256 with JWKS JSON", mint: func() string {
-			return op.MintJWT(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(op.JWKSJSON()))
+			return op.MintJWT(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(op.JWKSJSON()))
 		}, want: "invalid", wantNoNetwork: true},
 		{name: "tampered payload", mint: func() string {
 			return tamper(t, op.MintJWT(map[string]any{"groups": []string{"users"}}), func(c map[string]any) { c["groups"] = []string{"admins"} })
@@ -95,30 +95,30 @@ func TestVerifyJWT(t *testing.T) {
 		{name: "iss with trailing slash", mint: func() string { return op.MintJWT(map[string]any{"iss": op.Issuer() + "/"}) }, want: "untrusted"},
 		{name: "configured issuer with trailing slash", ic: slash, mint: func() string { return op.MintJWT(nil) }, want: "ok"},
 		{name: "alg not in configured allow-list", ic: onlyES, mint: func() string { return op.MintJWT(nil) }, want: "invalid", wantNoNetwork: true},
-		{name: "alg in configured allow-list", ic: onlyES, mint: func() string { return op.MintJWT(nil, optest.WithAlg("ES256")) }, want: "ok"},
+		{name: "alg in configured allow-list", ic: onlyES, mint: func() string { return op.MintJWT(nil, oidctest.WithAlg("ES256")) }, want: "ok"},
 		{name: "EC kid with RS256 alg", mint: func() string {
-			return op.MintJWT(nil, optest.WithAlg("RS256"), optest.WithKid(op.KeyID("ES256")))
+			return op.MintJWT(nil, oidctest.WithAlg("RS256"), oidctest.WithKid(op.KeyID("ES256")))
 		}, want: "invalid"},
 		{name: "ES384 header on P-256 key", mint: func() string {
-			return op.MintJWT(nil, optest.WithAlg("ES384"), optest.WithSigner(foreignEC), optest.WithKid(op.KeyID("ES256")))
+			return op.MintJWT(nil, oidctest.WithAlg("ES384"), oidctest.WithSigner(foreignEC), oidctest.WithKid(op.KeyID("ES256")))
 		}, want: "invalid"},
 		{name: "signed by unpublished key with known kid", mint: func() string {
-			return op.MintJWT(nil, optest.WithAlg("ES256"), optest.WithSigner(foreignEC), optest.WithKid(op.KeyID("ES256")))
+			return op.MintJWT(nil, oidctest.WithAlg("ES256"), oidctest.WithSigner(foreignEC), oidctest.WithKid(op.KeyID("ES256")))
 		}, want: "invalid"},
-		{name: "no kid, key found by type", mint: func() string { return op.MintJWT(nil, optest.WithoutKid()) }, want: "ok"},
+		{name: "no kid, key found by type", mint: func() string { return op.MintJWT(nil, oidctest.WithoutKid()) }, want: "ok"},
 		{name: "jku pointing elsewhere is ignored", mint: func() string {
-			return op.MintJWT(nil, optest.WithSigner(foreignEC), optest.WithAlg("ES256"), optest.WithKid("attacker"),
-				optest.WithHeader("jku", other.URL(optest.JWKS)), optest.WithHeader("x5u", other.URL(optest.JWKS)))
+			return op.MintJWT(nil, oidctest.WithSigner(foreignEC), oidctest.WithAlg("ES256"), oidctest.WithKid("attacker"),
+				oidctest.WithHeader("jku", other.URL(oidctest.JWKS)), oidctest.WithHeader("x5u", other.URL(oidctest.JWKS)))
 		}, want: "invalid"},
 		{name: "embedded jwk is ignored", mint: func() string {
-			return op.MintJWT(nil, optest.WithSigner(foreignEC), optest.WithAlg("ES256"), optest.WithoutKid(),
-				optest.WithHeader("jwk", map[string]any{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}))
+			return op.MintJWT(nil, oidctest.WithSigner(foreignEC), oidctest.WithAlg("ES256"), oidctest.WithoutKid(),
+				oidctest.WithHeader("jwk", map[string]any{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}))
 		}, want: "invalid"},
-		{name: "crit header", mint: func() string { return op.MintJWT(nil, optest.WithHeader("crit", []string{"exp"})) }, want: "invalid", wantNoNetwork: true},
-		{name: "b64 header", mint: func() string { return op.MintJWT(nil, optest.WithHeader("b64", false)) }, want: "invalid", wantNoNetwork: true},
-		{name: "nested JWT", mint: func() string { return op.MintJWT(nil, optest.WithHeader("cty", "JWT")) }, want: "invalid", wantNoNetwork: true},
-		{name: "unknown alg", mint: func() string { return op.MintJWT(nil, optest.WithHeader("alg", "RS1")) }, want: "invalid", wantNoNetwork: true},
-		{name: "kid not a string", mint: func() string { return op.MintJWT(nil, optest.WithKid(""), optest.WithHeader("kid", 7)) }, want: "invalid", wantNoNetwork: true},
+		{name: "crit header", mint: func() string { return op.MintJWT(nil, oidctest.WithHeader("crit", []string{"exp"})) }, want: "invalid", wantNoNetwork: true},
+		{name: "b64 header", mint: func() string { return op.MintJWT(nil, oidctest.WithHeader("b64", false)) }, want: "invalid", wantNoNetwork: true},
+		{name: "nested JWT", mint: func() string { return op.MintJWT(nil, oidctest.WithHeader("cty", "JWT")) }, want: "invalid", wantNoNetwork: true},
+		{name: "unknown alg", mint: func() string { return op.MintJWT(nil, oidctest.WithHeader("alg", "RS1")) }, want: "invalid", wantNoNetwork: true},
+		{name: "kid not a string", mint: func() string { return op.MintJWT(nil, oidctest.WithKid(""), oidctest.WithHeader("kid", 7)) }, want: "invalid", wantNoNetwork: true},
 		{name: "payload not JSON", mint: func() string {
 			p := strings.Split(op.MintJWT(nil), ".")
 			return p[0] + "." + base64.RawURLEncoding.EncodeToString([]byte("[1,2]")) + "." + p[2]
@@ -155,7 +155,7 @@ func TestVerifyJWT(t *testing.T) {
 				t.Fatalf("the untrusted OP was contacted: %s", other.SortedCounts())
 			}
 			if err == nil {
-				if id.Issuer != op.Issuer() || id.Subject != optest.DefaultSubject || id.Sources != authz.SourceJWT ||
+				if id.Issuer != op.Issuer() || id.Subject != oidctest.DefaultSubject || id.Sources != authz.SourceJWT ||
 					id.Expiry.IsZero() || id.Claims["iss"] == nil || id.Header["alg"] == nil {
 					t.Fatalf("identity %+v", id)
 				}
@@ -168,10 +168,10 @@ func TestVerifyJWT(t *testing.T) {
 
 func TestDiscoveryAdvertisedAlgorithms(t *testing.T) {
 	clk := newClock()
-	op := newOP(t, clk, optest.WithSigningAlgs("ES256", "HS256", "none"))
+	op := newOP(t, clk, oidctest.WithSigningAlgs("ES256", "HS256", "none"))
 	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
 	ctx := context.Background()
-	if _, err := a.Verify(ctx, op.MintJWT(nil, optest.WithAlg("ES256"))); err != nil {
+	if _, err := a.Verify(ctx, op.MintJWT(nil, oidctest.WithAlg("ES256"))); err != nil {
 		t.Fatalf("advertised alg: %v", err)
 	}
 	if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "invalid" {
@@ -187,7 +187,7 @@ func TestUnknownKidRefreshOnceThenAccept(t *testing.T) {
 	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
 		t.Fatal(err)
 	}
-	if n := op.Count(optest.JWKS); n != 1 {
+	if n := op.Count(oidctest.JWKS); n != 1 {
 		t.Fatalf("jwks fetches after warm-up: %d", n)
 	}
 	// A bad signature on a known kid triggers no fetch.
@@ -195,7 +195,7 @@ func TestUnknownKidRefreshOnceThenAccept(t *testing.T) {
 	if _, err := a.Verify(ctx, bad[:len(bad)-4]+"AAAA"); errKind(err) != "invalid" {
 		t.Fatalf("bad signature: %v", err)
 	}
-	if n := op.Count(optest.JWKS); n != 1 {
+	if n := op.Count(oidctest.JWKS); n != 1 {
 		t.Fatalf("bad signature on a known kid fetched the JWKS (%d)", n)
 	}
 
@@ -203,12 +203,12 @@ func TestUnknownKidRefreshOnceThenAccept(t *testing.T) {
 	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
-	if n := op.Count(optest.JWKS); n != 2 {
+	if n := op.Count(oidctest.JWKS); n != 2 {
 		t.Fatalf("jwks fetches after rotation: %d, want 2", n)
 	}
 	// The old key is gone from the JWKS now, but keys are only looked up by kid in the
 	// refreshed set: a token with the new kid still verifies without another fetch.
-	if _, err := a.Verify(ctx, op.MintJWT(nil, optest.WithAlg("EdDSA"))); err != nil {
+	if _, err := a.Verify(ctx, op.MintJWT(nil, oidctest.WithAlg("EdDSA"))); err != nil {
 		t.Fatal(err)
 	}
 
@@ -219,14 +219,14 @@ func TestUnknownKidRefreshOnceThenAccept(t *testing.T) {
 	if _, err := a.Verify(ctx, tok); errKind(err) != "invalid" {
 		t.Fatalf("within interval: %v", err)
 	}
-	if n := op.Count(optest.JWKS); n != 2 {
+	if n := op.Count(oidctest.JWKS); n != 2 {
 		t.Fatalf("jwks fetched within the interval (%d)", n)
 	}
 	clk.Advance(authz.DefaultJWKSRefreshInterval)
 	if _, err := a.Verify(ctx, tok); err != nil {
 		t.Fatalf("after interval: %v", err)
 	}
-	if n := op.Count(optest.JWKS); n != 3 {
+	if n := op.Count(oidctest.JWKS); n != 3 {
 		t.Fatalf("jwks fetches: %d, want 3", n)
 	}
 }
@@ -242,7 +242,7 @@ func TestUnknownKidStorm(t *testing.T) {
 	}
 	tokens := make([]string, 1000)
 	for i := range tokens {
-		tokens[i] = op.MintJWT(nil, optest.WithAlg("ES256"), optest.WithKid("unknown-"+string(rune('a'+i%26))+time.Duration(i).String()))
+		tokens[i] = op.MintJWT(nil, oidctest.WithAlg("ES256"), oidctest.WithKid("unknown-"+string(rune('a'+i%26))+time.Duration(i).String()))
 	}
 	for round := 1; round <= 3; round++ {
 		op.ResetCounts()
@@ -263,14 +263,14 @@ func TestUnknownKidStorm(t *testing.T) {
 		if kinds["invalid"] != len(tokens) {
 			t.Fatalf("round %d: outcomes %v", round, kinds)
 		}
-		if n := op.Count(optest.JWKS); n > 1 {
+		if n := op.Count(oidctest.JWKS); n > 1 {
 			t.Fatalf("round %d: %d JWKS fetches for 1000 unknown kids, want ≤ 1", round, n)
 		}
-		if round == 1 && op.Count(optest.JWKS) != 1 {
-			t.Fatalf("round 1: unknown kids should trigger one refresh, got %d", op.Count(optest.JWKS))
+		if round == 1 && op.Count(oidctest.JWKS) != 1 {
+			t.Fatalf("round 1: unknown kids should trigger one refresh, got %d", op.Count(oidctest.JWKS))
 		}
-		if round == 2 && op.Count(optest.JWKS) != 0 {
-			t.Fatalf("round 2 (same interval): %d fetches", op.Count(optest.JWKS))
+		if round == 2 && op.Count(oidctest.JWKS) != 0 {
+			t.Fatalf("round 2 (same interval): %d fetches", op.Count(oidctest.JWKS))
 		}
 		if round == 2 {
 			clk.Advance(10 * time.Second) // round 3 is in a new interval: one fetch allowed
@@ -284,14 +284,14 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 		clk := newClock()
 		op := newOP(t, clk)
 		a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-		op.SetFault(optest.JWKS, optest.Fault{Status: 500})
+		op.SetFault(oidctest.JWKS, oidctest.Fault{Status: 500})
 		tok := op.MintJWT(nil)
 		for i := 0; i < 3; i++ {
 			if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 				t.Fatalf("attempt %d: %v", i, err)
 			}
 		}
-		if n := op.Count(optest.JWKS); n != 1 {
+		if n := op.Count(oidctest.JWKS); n != 1 {
 			t.Fatalf("failed JWKS fetched %d times within the backoff", n)
 		}
 		op.ClearFaults()
@@ -300,7 +300,7 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	faults := map[string]optest.Fault{
+	faults := map[string]oidctest.Fault{
 		"discovery 503":       {Status: 503},
 		"discovery html":      {HTML: true},
 		"discovery malformed": {MalformedJSON: true},
@@ -312,7 +312,7 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 			clk := newClock()
 			op := newOP(t, clk)
 			a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-			op.SetFault(optest.Discovery, f)
+			op.SetFault(oidctest.Discovery, f)
 			if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
 				t.Fatalf("got %v", err)
 			}
@@ -321,12 +321,12 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 			}
 		})
 	}
-	for name, f := range map[string]optest.Fault{"jwks malformed": {MalformedJSON: true}, "jwks html": {HTML: true}, "jwks huge": {HugeBody: authz.MaxResponseSize}} {
+	for name, f := range map[string]oidctest.Fault{"jwks malformed": {MalformedJSON: true}, "jwks html": {HTML: true}, "jwks huge": {HugeBody: authz.MaxResponseSize}} {
 		t.Run(name, func(t *testing.T) {
 			clk := newClock()
 			op := newOP(t, clk)
 			a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-			op.SetFault(optest.JWKS, f)
+			op.SetFault(oidctest.JWKS, f)
 			if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
 				t.Fatalf("got %v", err)
 			}
@@ -337,12 +337,12 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 		op := newOP(t, clk)
 		evil := newOP(t, clk)
 		ic := never(op.IssuerConfig())
-		ic.DiscoveryURL = evil.URL(optest.Discovery)
+		ic.DiscoveryURL = evil.URL(oidctest.Discovery)
 		a := newAuthz(t, clk, noCache(ic), nil)
 		if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
 			t.Fatalf("got %v", err)
 		}
-		if evil.Count(optest.JWKS) != 0 {
+		if evil.Count(oidctest.JWKS) != 0 {
 			t.Fatal("JWKS of the wrong issuer was fetched")
 		}
 	})
@@ -354,7 +354,7 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		op.Rotate()
-		op.SetFault(optest.JWKS, optest.Fault{Status: 502})
+		op.SetFault(oidctest.JWKS, oidctest.Fault{Status: 502})
 		tok := op.MintJWT(nil)
 		if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 			t.Fatalf("got %v", err)
@@ -364,7 +364,7 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 		if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
 			t.Fatalf("second: %v", err)
 		}
-		if n := op.Count(optest.JWKS); n != 2 {
+		if n := op.Count(oidctest.JWKS); n != 2 {
 			t.Fatalf("jwks fetches %d, want 2", n)
 		}
 	})

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 func TestOpaqueSearch(t *testing.T) {
@@ -24,16 +24,16 @@ func TestOpaqueSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id.Issuer != op2.Issuer() || id.Subject != optest.DefaultSubject || id.Claims["email"] != "alice@example.org" ||
+		if id.Issuer != op2.Issuer() || id.Subject != oidctest.DefaultSubject || id.Claims["email"] != "alice@example.org" ||
 			id.Claims["iss"] != op2.Issuer() || id.Sources != authz.SourceUserinfo|authz.SourceIntrospection || id.Expiry.IsZero() {
 			t.Fatalf("identity %+v", id)
 		}
-		if op2.Count(optest.Userinfo) != 1 || op2.Count(optest.Introspection) != 1 {
+		if op2.Count(oidctest.Userinfo) != 1 || op2.Count(oidctest.Introspection) != 1 {
 			t.Fatalf("op2: %s", op2.SortedCounts())
 		}
 		// op1's discovery runs in parallel and is cancelled once op2 has answered, so it
 		// may or may not have reached op1 by then; it never gets as far as userinfo.
-		if op1.Count(optest.Userinfo) != 0 || op1.Count(optest.Discovery) > 1 {
+		if op1.Count(oidctest.Userinfo) != 0 || op1.Count(oidctest.Discovery) > 1 {
 			t.Fatalf("op1 (down): %s", op1.SortedCounts())
 		}
 	})
@@ -50,160 +50,160 @@ func TestOpaqueSearch(t *testing.T) {
 
 	cases := []struct {
 		name  string
-		setup func(op1, op2 *optest.OP) (authz.Config, string)
+		setup func(op1, op2 *oidctest.OP) (authz.Config, string)
 		want  string
-		check func(t *testing.T, id *authz.Identity, op1, op2 *optest.OP)
+		check func(t *testing.T, id *authz.Identity, op1, op2 *oidctest.OP)
 	}{
 		{name: "unknown everywhere", want: "invalid",
-			setup: func(op1, op2 *optest.OP) (authz.Config, string) {
+			setup: func(op1, op2 *oidctest.OP) (authz.Config, string) {
 				return noCache(op1.IssuerConfig(), op2.IssuerConfig()), "not-a-known-token"
 			},
-			check: func(t *testing.T, _ *authz.Identity, op1, op2 *optest.OP) {
-				if op1.Count(optest.Userinfo) != 1 || op2.Count(optest.Userinfo) != 1 {
+			check: func(t *testing.T, _ *authz.Identity, op1, op2 *oidctest.OP) {
+				if op1.Count(oidctest.Userinfo) != 1 || op2.Count(oidctest.Userinfo) != 1 {
 					t.Fatalf("every candidate must be asked once: %s / %s", op1.SortedCounts(), op2.SortedCounts())
 				}
 			}},
 		{name: "userinfo 500 is unavailable, not invalid", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{Status: 500})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{Status: 500})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "one OP broken, the other says no: unavailable", want: "unavailable",
-			setup: func(op1, op2 *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{Status: 502})
+			setup: func(op1, op2 *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{Status: 502})
 				return noCache(op1.IssuerConfig(), op2.IssuerConfig()), "unknown-token"
 			}},
 		{name: "userinfo 403", want: "invalid",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{Status: 403})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{Status: 403})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "userinfo 404 is unavailable", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{Status: 404})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{Status: 404})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "userinfo malformed JSON", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{MalformedJSON: true})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{MalformedJSON: true})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "userinfo HTML", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{HTML: true})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{HTML: true})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "userinfo huge body", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{HugeBody: 2 << 20})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{HugeBody: 2 << 20})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "userinfo without sub", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(map[string]any{"sub": nil, "name": "x"})
 			}},
 		{name: "userinfo timeout", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Userinfo, optest.Fault{Hang: true})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Userinfo, oidctest.Fault{Hang: true})
 				cfg := noCache(op1.IssuerConfig())
 				cfg.HTTPTimeout = authz.Duration(50 * time.Millisecond)
 				return cfg, op1.MintOpaque(nil)
 			}},
 		{name: "revoked", want: "invalid",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				tok := op1.MintOpaque(nil)
 				op1.Revoke(tok)
 				return noCache(op1.IssuerConfig()), tok
 			}},
 		{name: "introspection active:false", want: "inactive",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, optest.WithIntrospection(map[string]any{"active": false}))
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, oidctest.WithIntrospection(map[string]any{"active": false}))
 			}},
 		{name: "introspection active:\"true\" (string)", want: "inactive",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, optest.WithIntrospection(map[string]any{"active": "true"}))
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, oidctest.WithIntrospection(map[string]any{"active": "true"}))
 			}},
 		{name: "introspection exp in the past", want: "expired",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, optest.WithIntrospection(map[string]any{"exp": time.Now().Add(-time.Hour).Unix() - 1e9}))
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil, oidctest.WithIntrospection(map[string]any{"exp": time.Now().Add(-time.Hour).Unix() - 1e9}))
 			}},
 		{name: "introspection 500", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Introspection, optest.Fault{Status: 500})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Introspection, oidctest.Fault{Status: 500})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "introspection with wrong client secret", want: "unavailable",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				ic := op1.IssuerConfig()
 				ic.ClientSecret = "wrong"
 				return noCache(ic), op1.MintOpaque(nil)
 			}},
 		{name: "introspection sub differs from userinfo", want: "invalid",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				op1.SetFault(optest.Introspection, optest.Fault{WrongSub: true})
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				op1.SetFault(oidctest.Introspection, oidctest.Fault{WrongSub: true})
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(nil)
 			}},
 		{name: "introspection ext claims merged, userinfo wins", want: "ok",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				return noCache(op1.IssuerConfig()), op1.MintOpaque(map[string]any{"name": "from userinfo"},
-					optest.WithIntrospectionExt(map[string]any{"groups": []any{"ops"}, "name": "from introspection"}))
+					oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"ops"}, "name": "from introspection"}))
 			},
-			check: func(t *testing.T, id *authz.Identity, _, _ *optest.OP) {
+			check: func(t *testing.T, id *authz.Identity, _, _ *oidctest.OP) {
 				g, _ := id.Claims["groups"].([]any)
 				if len(g) != 1 || g[0] != "ops" || id.Claims["name"] != "from userinfo" || id.Introspection["groups"] == nil {
 					t.Fatalf("claims %v", id.Claims)
 				}
 			}},
 		{name: "no introspection without client credentials", want: "ok",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				return noCache(authz.IssuerConfig{Issuer: op1.Issuer()}), op1.MintOpaque(nil)
 			},
-			check: func(t *testing.T, id *authz.Identity, op1, _ *optest.OP) {
-				if op1.Count(optest.Introspection) != 0 || id.Sources != authz.SourceUserinfo || !id.Expiry.IsZero() {
+			check: func(t *testing.T, id *authz.Identity, op1, _ *oidctest.OP) {
+				if op1.Count(oidctest.Introspection) != 0 || id.Sources != authz.SourceUserinfo || !id.Expiry.IsZero() {
 					t.Fatalf("%s %+v", op1.SortedCounts(), id)
 				}
 			}},
 		{name: "userinfo never: found by introspection", want: "ok",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
-				return noCache(never(op1.IssuerConfig())), op1.MintOpaque(nil, optest.WithIntrospectionExt(map[string]any{"groups": []any{"g"}}))
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
+				return noCache(never(op1.IssuerConfig())), op1.MintOpaque(nil, oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"g"}}))
 			},
-			check: func(t *testing.T, id *authz.Identity, op1, _ *optest.OP) {
-				if op1.Count(optest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims["groups"] == nil || id.Subject != optest.DefaultSubject {
+			check: func(t *testing.T, id *authz.Identity, op1, _ *oidctest.OP) {
+				if op1.Count(oidctest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims["groups"] == nil || id.Subject != oidctest.DefaultSubject {
 					t.Fatalf("%s %+v", op1.SortedCounts(), id)
 				}
 			}},
 		{name: "userinfo never, introspection says inactive", want: "invalid",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				tok := op1.MintOpaque(nil)
 				op1.Revoke(tok)
 				return noCache(never(op1.IssuerConfig())), tok
 			}},
 		{name: "op_hint skips non-matching OPs", want: "ok",
-			setup: func(op1, op2 *optest.OP) (authz.Config, string) {
+			setup: func(op1, op2 *oidctest.OP) (authz.Config, string) {
 				cfg := noCache(op1.IssuerConfig(), op2.IssuerConfig())
 				cfg.OPHint = "^" + op2.Issuer() + "$"
 				return cfg, op2.MintOpaque(nil)
 			},
-			check: func(t *testing.T, _ *authz.Identity, op1, _ *optest.OP) {
+			check: func(t *testing.T, _ *authz.Identity, op1, _ *oidctest.OP) {
 				if op1.Total() != 0 {
 					t.Fatalf("op_hint ignored: %s", op1.SortedCounts())
 				}
 			}},
 		{name: "issues_jwt skips the OP", want: "invalid",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) {
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) {
 				ic := op1.IssuerConfig()
 				ic.IssuesJWT = true
 				return noCache(ic), op1.MintOpaque(nil)
 			},
-			check: func(t *testing.T, _ *authz.Identity, op1, _ *optest.OP) {
+			check: func(t *testing.T, _ *authz.Identity, op1, _ *oidctest.OP) {
 				if op1.Total() != 0 {
 					t.Fatalf("issues_jwt OP asked: %s", op1.SortedCounts())
 				}
 			}},
 		{name: "no candidates", want: "invalid",
-			setup: func(_, _ *optest.OP) (authz.Config, string) { return noCache(), "opaque-token" }},
+			setup: func(_, _ *oidctest.OP) (authz.Config, string) { return noCache(), "opaque-token" }},
 		{name: "a token that is not JWS is opaque", want: "invalid",
-			setup: func(op1, _ *optest.OP) (authz.Config, string) { return noCache(op1.IssuerConfig()), "a.b.c" }},
+			setup: func(op1, _ *oidctest.OP) (authz.Config, string) { return noCache(op1.IssuerConfig()), "a.b.c" }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -224,7 +224,7 @@ func TestOpaqueSearch(t *testing.T) {
 
 func TestJWTUserinfoAndIntrospection(t *testing.T) {
 	ctx := context.Background()
-	mode := func(op *optest.OP, userinfo, introspect string) authz.Config {
+	mode := func(op *oidctest.OP, userinfo, introspect string) authz.Config {
 		ic := op.IssuerConfig()
 		ic.Userinfo, ic.Introspect = userinfo, introspect
 		return noCache(ic)
@@ -233,43 +233,43 @@ func TestJWTUserinfoAndIntrospection(t *testing.T) {
 		name     string
 		userinfo string
 		intro    string
-		fault    map[optest.Endpoint]optest.Fault
-		mint     func(op *optest.OP) string
+		fault    map[oidctest.Endpoint]oidctest.Fault
+		mint     func(op *oidctest.OP) string
 		want     string
 		sources  authz.Source
 		claim    string // expected value of claim "name"
 	}{
-		{name: "optional (default), 200 merged", mint: func(op *optest.OP) string {
-			return op.MintJWT(map[string]any{"name": "token"}, optest.WithUserinfo(map[string]any{"sub": optest.DefaultSubject, "name": "userinfo"}))
+		{name: "optional (default), 200 merged", mint: func(op *oidctest.OP) string {
+			return op.MintJWT(map[string]any{"name": "token"}, oidctest.WithUserinfo(map[string]any{"sub": oidctest.DefaultSubject, "name": "userinfo"}))
 		}, want: "ok", sources: authz.SourceJWT | authz.SourceUserinfo, claim: "userinfo"},
-		{name: "optional, userinfo 500: token claims alone", fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 500}},
-			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"name": "token"}) }, want: "ok", sources: authz.SourceJWT, claim: "token"},
-		{name: "optional, userinfo 401: token claims alone", userinfo: authz.UserinfoOptional, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 401}},
-			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"name": "token"}) }, want: "ok", sources: authz.SourceJWT, claim: "token"},
-		{name: "optional, sub mismatch denies", fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {WrongSub: true}},
-			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
-		{name: "required, sub mismatch denies", userinfo: authz.UserinfoRequired, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {WrongSub: true}},
-			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
-		{name: "required, userinfo 500", userinfo: authz.UserinfoRequired, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 500}},
-			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "unavailable"},
-		{name: "required, userinfo 401", userinfo: authz.UserinfoRequired, fault: map[optest.Endpoint]optest.Fault{optest.Userinfo: {Status: 401}},
-			mint: func(op *optest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "optional, userinfo 500: token claims alone", fault: map[oidctest.Endpoint]oidctest.Fault{oidctest.Userinfo: {Status: 500}},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(map[string]any{"name": "token"}) }, want: "ok", sources: authz.SourceJWT, claim: "token"},
+		{name: "optional, userinfo 401: token claims alone", userinfo: authz.UserinfoOptional, fault: map[oidctest.Endpoint]oidctest.Fault{oidctest.Userinfo: {Status: 401}},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(map[string]any{"name": "token"}) }, want: "ok", sources: authz.SourceJWT, claim: "token"},
+		{name: "optional, sub mismatch denies", fault: map[oidctest.Endpoint]oidctest.Fault{oidctest.Userinfo: {WrongSub: true}},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "required, sub mismatch denies", userinfo: authz.UserinfoRequired, fault: map[oidctest.Endpoint]oidctest.Fault{oidctest.Userinfo: {WrongSub: true}},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
+		{name: "required, userinfo 500", userinfo: authz.UserinfoRequired, fault: map[oidctest.Endpoint]oidctest.Fault{oidctest.Userinfo: {Status: 500}},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(nil) }, want: "unavailable"},
+		{name: "required, userinfo 401", userinfo: authz.UserinfoRequired, fault: map[oidctest.Endpoint]oidctest.Fault{oidctest.Userinfo: {Status: 401}},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(nil) }, want: "invalid"},
 		{name: "required, 200", userinfo: authz.UserinfoRequired,
-			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"name": "n"}) }, want: "ok", sources: authz.SourceJWT | authz.SourceUserinfo, claim: "n"},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(map[string]any{"name": "n"}) }, want: "ok", sources: authz.SourceJWT | authz.SourceUserinfo, claim: "n"},
 		{name: "token sub not a string", userinfo: authz.UserinfoNever,
-			mint: func(op *optest.OP) string { return op.MintJWT(map[string]any{"sub": 42}) }, want: "invalid"},
+			mint: func(op *oidctest.OP) string { return op.MintJWT(map[string]any{"sub": 42}) }, want: "invalid"},
 		{name: "introspect always, active", userinfo: authz.UserinfoNever, intro: authz.IntrospectAlways,
-			mint: func(op *optest.OP) string {
-				return op.MintJWT(nil, optest.WithIntrospectionExt(map[string]any{"name": "ext"}))
+			mint: func(op *oidctest.OP) string {
+				return op.MintJWT(nil, oidctest.WithIntrospectionExt(map[string]any{"name": "ext"}))
 			}, want: "ok", sources: authz.SourceJWT | authz.SourceIntrospection, claim: "ext"},
 		{name: "introspect always, revoked", userinfo: authz.UserinfoNever, intro: authz.IntrospectAlways,
-			mint: func(op *optest.OP) string {
+			mint: func(op *oidctest.OP) string {
 				tok := op.MintJWT(nil)
 				op.Revoke(tok)
 				return tok
 			}, want: "inactive"},
 		{name: "introspect opaque: JWT not introspected", userinfo: authz.UserinfoNever, intro: authz.IntrospectOpaque,
-			mint: func(op *optest.OP) string {
+			mint: func(op *oidctest.OP) string {
 				tok := op.MintJWT(nil)
 				op.Revoke(tok)
 				return tok
@@ -296,7 +296,7 @@ func TestJWTUserinfoAndIntrospection(t *testing.T) {
 			if c.claim != "" && id.Claims["name"] != c.claim {
 				t.Errorf("name = %v, want %q", id.Claims["name"], c.claim)
 			}
-			if c.userinfo == authz.UserinfoNever && op.Count(optest.Userinfo) != 0 {
+			if c.userinfo == authz.UserinfoNever && op.Count(oidctest.Userinfo) != 0 {
 				t.Errorf("userinfo called in mode never")
 			}
 		})
@@ -308,7 +308,7 @@ func TestRedirectToAnotherHostNotFollowed(t *testing.T) {
 	op := newOP(t, clk)
 	evil := newOP(t, clk)
 	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, evil.URL(optest.Discovery), http.StatusFound)
+		http.Redirect(w, r, evil.URL(oidctest.Discovery), http.StatusFound)
 	}))
 	defer redirector.Close()
 	ic := never(op.IssuerConfig())
@@ -335,7 +335,7 @@ func TestReady(t *testing.T) {
 	if op1.Total()+op2.Total() != 0 {
 		t.Fatal("New made network requests")
 	}
-	op2.SetFault(optest.JWKS, optest.Fault{Status: 503})
+	op2.SetFault(oidctest.JWKS, oidctest.Fault{Status: 503})
 	err := a.Ready(context.Background())
 	if err == nil || errKind(err) != "unavailable" {
 		t.Fatalf("Ready with a broken OP: %v", err)
@@ -355,7 +355,7 @@ func TestCancelledContextIsUnavailable(t *testing.T) {
 	clk := newClock()
 	op := newOP(t, clk)
 	a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil)
-	op.SetFault(optest.Discovery, optest.Fault{Hang: true})
+	op.SetFault(oidctest.Discovery, oidctest.Fault{Hang: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := a.Verify(ctx, op.MintJWT(nil)); errKind(err) != "unavailable" {
@@ -400,7 +400,7 @@ func TestVerifyRejectsBeforeParsing(t *testing.T) {
 // 200 that is no usable reply (HTML, truncated JSON, over MaxResponseSize) is a failure
 // like a 500 — and, like every OP error, never cached: the recovered OP is asked again.
 func TestDefaultClientCircuitBreaker(t *testing.T) {
-	for name, fault := range map[string]optest.Fault{
+	for name, fault := range map[string]oidctest.Fault{
 		"500":            {Status: 500},
 		"HTML page":      {HTML: true},
 		"truncated JSON": {MalformedJSON: true},
@@ -414,7 +414,7 @@ func TestDefaultClientCircuitBreaker(t *testing.T) {
 			if err := a.Ready(ctx); err != nil {
 				t.Fatal(err)
 			}
-			op.SetFault(optest.Userinfo, fault)
+			op.SetFault(oidctest.Userinfo, fault)
 			first := op.MintOpaque(nil)
 			for i := 0; i < 5; i++ {
 				tok := first
@@ -425,7 +425,7 @@ func TestDefaultClientCircuitBreaker(t *testing.T) {
 					t.Fatalf("%d: %v", i, err)
 				}
 			}
-			if n := op.Count(optest.Userinfo); n != 5 {
+			if n := op.Count(oidctest.Userinfo); n != 5 {
 				t.Fatalf("%d userinfo requests before the breaker opened, want 5", n)
 			}
 			for i := 0; i < 20; i++ {
@@ -433,7 +433,7 @@ func TestDefaultClientCircuitBreaker(t *testing.T) {
 					t.Fatalf("open breaker: %v", err)
 				}
 			}
-			if n := op.Count(optest.Userinfo); n != 5 {
+			if n := op.Count(oidctest.Userinfo); n != 5 {
 				t.Fatalf("open breaker let %d more requests through", n-5)
 			}
 			op.ClearFaults()
@@ -441,7 +441,7 @@ func TestDefaultClientCircuitBreaker(t *testing.T) {
 			if _, err := a.Verify(ctx, first); err != nil {
 				t.Fatalf("after the OP recovered, the token first refused: %v", err)
 			}
-			if n := op.Count(optest.Userinfo); n != 6 {
+			if n := op.Count(oidctest.Userinfo); n != 6 {
 				t.Fatalf("%d userinfo requests, want 6 (one probe)", n)
 			}
 		})

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -34,7 +34,7 @@ func TestClaimProjection(t *testing.T) {
 		"jwt rich": op.MintJWT(rich),
 		"jwt poor": op.MintJWT(poor),
 		"opaque, userinfo and introspection": op.MintOpaque(map[string]any{"email": "u@example.org", "name": "U"},
-			optest.WithIntrospectionExt(map[string]any{"groups": []any{"ops"}, "scope": "read", "noise": true})),
+			oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"ops"}, "scope": "read", "noise": true})),
 	}
 	policies := map[string]string{
 		"authenticated":          `{"authenticated":true}`,
@@ -46,7 +46,7 @@ func TestClaimProjection(t *testing.T) {
 		"groups path":            `{"groups":{"claim":"realm_access.roles","values":["r1"],"match":"one"}}`,
 		"entitlements":           `{"entitlements":{"values":["urn:geant:example.org:group:vo#aai.example.org"]}}`,
 		"issuer":                 fmt.Sprintf(`{"issuer":%q}`, op.Issuer()),
-		"subject":                fmt.Sprintf(`{"subject":%q}`, optest.DefaultSubject),
+		"subject":                fmt.Sprintf(`{"subject":%q}`, oidctest.DefaultSubject),
 		"audience":               `{"audience":"api"}`,
 		"scope":                  `{"scope":"read"}`,
 		"all_of":                 `{"all_of":[{"groups":{"values":["ops"]}},{"scope":"read"}]}`,

@@ -7,7 +7,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // BenchmarkWarmPathDenyEveryLine is BenchmarkWarmPathDeny with server.deny_log_interval
@@ -17,7 +17,7 @@ func BenchmarkWarmPathDenyEveryLine(b *testing.B) {
 		doc["server"].(map[string]any)["deny_log_interval"] = "0s"
 	})
 	r := load.Request
-	r.Token = f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))
+	r.Token = f.opJWT.MintJWT(load.Claims(1), oidctest.WithKid("bench-unknown-kid"))
 	req := load.CheckRequest(r)
 	ctx := context.Background()
 	check := func() *authv3.CheckResponse {

@@ -21,13 +21,13 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 type fixture struct {
 	srv             *envoy.Server
-	opJWT, opOpaque *optest.OP
+	opJWT, opOpaque *oidctest.OP
 }
 
 // newFixture wires the server as `serve` does (claim projection included), from the load
@@ -41,7 +41,7 @@ func newFixture(tb testing.TB, cache map[string]any) *fixture {
 // newFixtureWith is newFixture with edit applied to the configuration document first.
 func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[string]any)) *fixture {
 	tb.Helper()
-	f := &fixture{opJWT: optest.New(tb), opOpaque: optest.New(tb, optest.WithIssuerPath("/realms/bench"))}
+	f := &fixture{opJWT: oidctest.New(tb), opOpaque: oidctest.New(tb, oidctest.WithIssuerPath("/realms/bench"))}
 	cfgDoc := load.FlaatConfig(f.opJWT.Issuer(), f.opOpaque.Issuer(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", cache)
 	if edit != nil {
 		edit(cfgDoc)
@@ -134,9 +134,9 @@ func BenchmarkWarmPathOpaque(b *testing.B) {
 // identical ones after it are counted (BenchmarkWarmPathDenyEveryLine logs each).
 func BenchmarkWarmPathDeny(b *testing.B) {
 	f := newFixture(b, map[string]any{})
-	bad := f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))
+	bad := f.opJWT.MintJWT(load.Claims(1), oidctest.WithKid("bench-unknown-kid"))
 	run(b, f, []*authv3.CheckRequest{request(bad)}, 16)
-	if n := f.opJWT.Count(optest.JWKS); n > 2 {
+	if n := f.opJWT.Count(oidctest.JWKS); n > 2 {
 		b.Fatalf("%d JWKS requests for one repeated bad token", n)
 	}
 }
@@ -164,7 +164,7 @@ func TestFixtureDecisions(t *testing.T) {
 		{"jwt member on api-read", request(f.opJWT.MintJWT(load.Claims(0))), 0},
 		{"jwt of the second issuer", request(f.opOpaque.MintJWT(load.Claims(0))), 0},
 		{"opaque", request(f.opOpaque.MintOpaque(load.Claims(0))), 0},
-		{"bad signature", request(f.opJWT.MintJWT(load.Claims(1), optest.WithKid("bench-unknown-kid"))), 16},
+		{"bad signature", request(f.opJWT.MintJWT(load.Claims(1), oidctest.WithKid("bench-unknown-kid"))), 16},
 		{"wrong audience", request(f.opJWT.MintJWT(noAud)), 16},
 		{"not an admin", load.CheckRequest(admin), 7},
 		{"no token", request(""), 16},
@@ -181,7 +181,7 @@ func BenchmarkCachedIdentityBytes(b *testing.B) {
 	f := newFixture(b, map[string]any{"size": max(b.N, 1)})
 	tokens := make([]string, b.N)
 	for i := range tokens {
-		tokens[i] = f.opJWT.MintJWT(load.Claims(i), optest.WithAlg("ES256"))
+		tokens[i] = f.opJWT.MintJWT(load.Claims(i), oidctest.WithAlg("ES256"))
 	}
 	var before, after runtime.MemStats
 	runtime.GC()

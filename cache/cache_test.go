@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
 )
 
 // clock is an injected, manually advanced clock.

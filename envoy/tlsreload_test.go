@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
 )
 
 // rotPKI issues certificates from fresh CAs and writes them where a CertReloader reads

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/securitytest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/securitytest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // duration is SOAK_DURATION (a Go duration), default 60s, 10s with -short.
@@ -160,22 +160,22 @@ func TestSoak(t *testing.T) {
 		usedMu.Unlock()
 		return tok
 	}
-	mintJWT := func(opts ...optest.MintOption) string {
+	mintJWT := func(opts ...oidctest.MintOption) string {
 		return use(op.MintJWT(map[string]any{"aud": "api", "groups": []string{"users"}}, opts...))
 	}
 	firstKid := op.KeyID("RS256")
 	var warmJWTs, warmOpaques, expiredToks, badSigs []string
 	for i := 0; i < 50; i++ {
-		warmJWTs = append(warmJWTs, mintJWT(optest.ExpiresIn(3*dur+time.Hour)))
+		warmJWTs = append(warmJWTs, mintJWT(oidctest.ExpiresIn(3*dur+time.Hour)))
 	}
 	for i := 0; i < 20; i++ {
-		warmOpaques = append(warmOpaques, use(op.MintOpaque(map[string]any{"groups": []string{"users"}}, optest.ExpiresIn(3*dur+time.Hour))))
-		expiredToks = append(expiredToks, mintJWT(optest.ExpiresIn(-time.Hour)))
+		warmOpaques = append(warmOpaques, use(op.MintOpaque(map[string]any{"groups": []string{"users"}}, oidctest.ExpiresIn(3*dur+time.Hour))))
+		expiredToks = append(expiredToks, mintJWT(oidctest.ExpiresIn(-time.Hour)))
 	}
-	otherOP := optest.New(t) // its keys are not trusted
+	otherOP := oidctest.New(t) // its keys are not trusted
 	for i := 0; i < 20; i++ {
 		// Signed by another OP's key, but naming our first (always published) kid and our issuer.
-		badSigs = append(badSigs, use(otherOP.MintJWT(map[string]any{"iss": op.Issuer(), "aud": "api"}, optest.WithKid(firstKid))))
+		badSigs = append(badSigs, use(otherOP.MintJWT(map[string]any{"iss": op.Issuer(), "aud": "api"}, oidctest.WithKid(firstKid))))
 	}
 	ctx := context.Background()
 	check := func(ctx context.Context, auth, path string) (int, error) {
@@ -293,7 +293,7 @@ func TestSoak(t *testing.T) {
 		for at := range rotations {
 			if el >= at {
 				delete(rotations, at)
-				op.Rotate(optest.KeepOld())
+				op.Rotate(oidctest.KeepOld())
 				rotated++
 			}
 		}

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // fixedNow is the clock of every CLI test: tokens are minted and checked at this instant.
@@ -30,7 +30,7 @@ func clock() time.Time { return fixedNow }
 
 // normalise replaces the run-dependent parts of an output (OP URL, key ids, token
 // hashes) with placeholders, for golden files.
-func normalise(s string, op *optest.OP, tokens ...string) string {
+func normalise(s string, op *oidctest.OP, tokens ...string) string {
 	if op != nil {
 		s = strings.ReplaceAll(s, op.Issuer(), "http://OP")
 		for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
@@ -47,11 +47,11 @@ func normalise(s string, op *optest.OP, tokens ...string) string {
 }
 
 func TestUserinfo(t *testing.T) {
-	op := optest.New(t, optest.WithClock(clock))
-	other := optest.New(t, optest.WithClock(clock))
-	down := optest.New(t, optest.WithClock(clock))
+	op := oidctest.New(t, oidctest.WithClock(clock))
+	other := oidctest.New(t, oidctest.WithClock(clock))
+	down := oidctest.New(t, oidctest.WithClock(clock))
 	alice := op.MintJWT(map[string]any{"sub": "alice", "jti": "jti-alice", "email": "alice@example.org", "groups": []string{"admins", "users"}})
-	expired := op.MintJWT(map[string]any{"sub": "alice", "jti": "jti-expired"}, optest.ExpiresIn(-10*time.Minute))
+	expired := op.MintJWT(map[string]any{"sub": "alice", "jti": "jti-expired"}, oidctest.ExpiresIn(-10*time.Minute))
 	foreign := other.MintJWT(map[string]any{"sub": "mallory", "jti": "jti-foreign"})
 	downTok := down.MintJWT(map[string]any{"sub": "alice", "jti": "jti-down"})
 	down.Close()
@@ -129,8 +129,8 @@ policy:
 }
 
 func TestCheck(t *testing.T) {
-	op := optest.New(t, optest.WithClock(clock))
-	down := optest.New(t, optest.WithClock(clock))
+	op := oidctest.New(t, oidctest.WithClock(clock))
+	down := oidctest.New(t, oidctest.WithClock(clock))
 	cfg := checkConfig(t, op.Issuer())
 	downCfg := checkConfig(t, down.Issuer())
 	downTok := down.MintJWT(map[string]any{"sub": "alice"})

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/devop"
 )
 
 // demoPolicy is the demo's configuration; %s is the development OP's issuer.
@@ -40,7 +40,7 @@ tokens (an admin and a non-admin) and ready-to-paste curl and grpcurl commands t
 allow, 403 and 401. Ctrl-C stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			op, err := optest.Start(optest.WithClock(a.now))
+			op, err := devop.Start(devop.WithClock(a.now))
 			if err != nil {
 				return exit(exitError, err)
 			}
@@ -55,9 +55,14 @@ allow, 403 and 401. Ctrl-C stops everything.`,
 			}
 			admin := op.MintJWT(map[string]any{"sub": "alice", "email": "alice@example.org", "groups": []string{"admins", "users"}})
 			user := op.MintJWT(map[string]any{"sub": "bob", "email": "bob@example.org", "groups": []string{"users"}})
-			s := &server{a: a, source: "demo", load: func() (*config.File, error) { return f, nil }}
-			s.banner = func(addrs map[string]string) { demoBanner(a.stdout, op.Issuer(), addrs, admin, user) }
-			return s.run(cmd.Context())
+			o := a.serverOptions("demo", func() (*config.File, error) { return f, nil })
+			o.OnListening = func(addrs map[string]string) {
+				demoBanner(a.stdout, op.Issuer(), addrs, admin, user)
+				if a.listening != nil {
+					a.listening(addrs)
+				}
+			}
+			return a.serve(cmd.Context(), o, f)
 		},
 	}
 	fl := cmd.Flags()

@@ -8,8 +8,9 @@
 //	flaat-extauthz demo      a local stack with a development OP, for a first look
 //	flaat-extauthz version   version, commit, Go version
 //
-// This package is wiring only: configuration is loaded and validated by
-// internal/config, tokens are verified by authz, policies evaluated by policy, and
+// This package is flags and wiring only: configuration is loaded and validated by
+// internal/config, the server's lifecycle (listeners, reload, readiness, shutdown) is
+// internal/server, tokens are verified by authz, policies evaluated by policy, and
 // requests answered by envoy.
 package main
 
@@ -20,8 +21,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,10 +66,6 @@ type app struct {
 	// listening, when set, is called by serve/demo with the bound addresses once every
 	// listener is up (tests use it instead of fixed ports).
 	listening func(addrs map[string]string)
-	// reloaded, when set, is called after every reload attempt with its result.
-	reloaded func(ok bool)
-	// tick creates the dev-switch warning ticker; nil: time.Tick.
-	tick func(time.Duration) <-chan time.Time
 }
 
 func main() {
@@ -114,23 +109,4 @@ Traefik, speaking Envoy's ext_authz gRPC API and the HTTP auth-request form.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(a.serveCmd(), a.validateCmd(), a.versionCmd(), a.userinfoCmd(), a.checkCmd(), a.demoCmd())
 	return root
-}
-
-// signalChan returns the signal channel for serve/demo and a stop function.
-func (a *app) signalChan() (<-chan os.Signal, func()) {
-	if a.signals != nil {
-		return a.signals, func() {}
-	}
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	return ch, func() { signal.Stop(ch) }
-}
-
-// ticker returns a channel ticking every d, and its stop function.
-func (a *app) ticker(d time.Duration) (<-chan time.Time, func()) {
-	if a.tick != nil {
-		return a.tick(d), func() {}
-	}
-	t := time.NewTicker(d)
-	return t.C, t.Stop
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
 )
 
 func (a *app) validateCmd() *cobra.Command {
@@ -20,7 +20,7 @@ Exit status: 0 valid, 1 invalid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := cf.load(a.getenv)
-			if _, derr := config.DevSwitchesFromEnv(a.getenv, allowDev); derr != nil {
+			if _, derr := devswitch.FromEnv(a.getenv, allowDev); derr != nil {
 				if err == nil {
 					err = derr
 				} else {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
 )
 
 // clock is a manual clock.

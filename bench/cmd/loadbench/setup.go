@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/devop"
 )
 
 // baseReq is the request every scenario checks.
@@ -30,7 +30,7 @@ type bench struct {
 	h2load, ghz, protoset string
 	bins                  string
 
-	opJWT, opOpaque *optest.OP
+	opJWT, opOpaque *devop.OP
 
 	// tokens
 	warm      []string // JWTs from both issuers
@@ -85,10 +85,10 @@ func (b *bench) setup(root string) error {
 		return err
 	}
 
-	if b.opJWT, err = optest.Start(); err != nil {
+	if b.opJWT, err = devop.Start(); err != nil {
 		return err
 	}
-	if b.opOpaque, err = optest.Start(optest.WithIssuerPath("/realms/bench")); err != nil {
+	if b.opOpaque, err = devop.Start(devop.WithIssuerPath("/realms/bench")); err != nil {
 		return err
 	}
 	logf("minting tokens (%d warm, %d churn, %d memory)", b.o.warmTokens, b.o.churnTokens, b.o.memTokens)
@@ -123,7 +123,7 @@ func mintMany(n int, f func(i int) string) []string {
 }
 
 func (b *bench) mint() error {
-	ops := []*optest.OP{b.opJWT, b.opOpaque}
+	ops := []*devop.OP{b.opJWT, b.opOpaque}
 	b.warm = mintMany(b.o.warmTokens, func(i int) string {
 		op := ops[i%2]
 		return op.MintJWT(load.Claims(i))
@@ -133,15 +133,15 @@ func (b *bench) mint() error {
 	if err != nil {
 		return err
 	}
-	b.bad = b.opJWT.MintJWT(load.Claims(1), optest.WithAlg("ES256"),
-		optest.WithSigner(foreign), optest.WithKid("bench-unknown-kid"))
+	b.bad = b.opJWT.MintJWT(load.Claims(1), devop.WithAlg("ES256"),
+		devop.WithSigner(foreign), devop.WithKid("bench-unknown-kid"))
 	b.churn = mintMany(b.o.churnTokens, func(i int) string {
 		return b.opJWT.MintJWT(load.Claims(100000 + i))
 	})
 	// ES256 keeps minting and verifying 100 000 tokens within the time budget; the
 	// cached identity is the same size whatever the algorithm.
 	b.memTokens = mintMany(b.o.memTokens, func(i int) string {
-		return b.opJWT.MintJWT(load.Claims(200000+i), optest.WithAlg("ES256"))
+		return b.opJWT.MintJWT(load.Claims(200000+i), devop.WithAlg("ES256"))
 	})
 	return nil
 }
@@ -188,7 +188,7 @@ func (b *bench) startServers() error {
 		return err
 	}
 	if b.jwx, err = startProc("jwxverify", b.dir, b.o.serverCPU, filepath.Join(b.bins, "jwxverify"), "-grpc", g,
-		"-jwks", b.opJWT.URL(optest.JWKS)+","+b.opOpaque.URL(optest.JWKS)); err != nil {
+		"-jwks", b.opJWT.URL(devop.JWKS)+","+b.opOpaque.URL(devop.JWKS)); err != nil {
 		return err
 	}
 	b.jwx.grpc = g

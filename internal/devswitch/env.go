@@ -1,4 +1,4 @@
-package config
+package devswitch
 
 import (
 	"encoding/json"
@@ -17,14 +17,14 @@ const (
 	EnvAssumeGroups = "DISABLE_AUTHENTICATION_AND_ASSUME_GROUPS"
 )
 
-// ErrDevSwitchesNotAllowed: a DISABLE_AUTHENTICATION_* variable is set but
+// ErrNotAllowed: a DISABLE_AUTHENTICATION_* variable is set but
 // --allow-insecure-dev-switches was not given. Start-up must fail.
-var ErrDevSwitchesNotAllowed = errors.New("config: DISABLE_AUTHENTICATION_* is set but --allow-insecure-dev-switches was not given")
+var ErrNotAllowed = errors.New("devswitch: DISABLE_AUTHENTICATION_* is set but --allow-insecure-dev-switches was not given")
 
-// DevSwitches are flaat's DISABLE_AUTHENTICATION_* switches. When any is on, tokens are
+// Switches are flaat's DISABLE_AUTHENTICATION_* switches. When any is on, tokens are
 // not verified at all: an identity is made up for every request. They MUST NOT be used
 // anywhere but on a developer's machine.
-type DevSwitches struct {
+type Switches struct {
 	// AssumeUser: every request is from an authenticated user (groups are not assumed).
 	AssumeUser bool
 	// AssumeValidGroups: every requirement is taken as met.
@@ -34,12 +34,12 @@ type DevSwitches struct {
 }
 
 // Enabled reports whether any switch is on.
-func (d DevSwitches) Enabled() bool {
+func (d Switches) Enabled() bool {
 	return d.AssumeUser || d.AssumeValidGroups || len(d.AssumeGroups) > 0
 }
 
 // String names the switches that are on, for the start-up warning.
-func (d DevSwitches) String() string {
+func (d Switches) String() string {
 	var on []string
 	if d.AssumeUser {
 		on = append(on, EnvAssumeUser+"=YES")
@@ -54,12 +54,12 @@ func (d DevSwitches) String() string {
 	return strings.Join(on, " ")
 }
 
-// DevSwitchesFromEnv reads the switches with getenv (os.Getenv in production). A boolean
+// FromEnv reads the switches with getenv (os.Getenv in production). A boolean
 // switch is on for YES (any case), off when empty or NO/FALSE/0; anything else is an
 // error, as is an EnvAssumeGroups value that is not a JSON list of strings. When allowed
-// is false and any switch is on, it returns ErrDevSwitchesNotAllowed.
-func DevSwitchesFromEnv(getenv func(string) string, allowed bool) (DevSwitches, error) {
-	var d DevSwitches
+// is false and any switch is on, it returns ErrNotAllowed.
+func FromEnv(getenv func(string) string, allowed bool) (Switches, error) {
+	var d Switches
 	var errs []error
 	for _, v := range []struct {
 		name string
@@ -70,21 +70,21 @@ func DevSwitchesFromEnv(getenv func(string) string, allowed bool) (DevSwitches, 
 		case "yes", "true", "1":
 			*v.dst = true
 		default:
-			errs = append(errs, fmt.Errorf("config: %s: want YES or NO", v.name))
+			errs = append(errs, fmt.Errorf("devswitch: %s: want YES or NO", v.name))
 		}
 	}
 	if s := strings.TrimSpace(getenv(EnvAssumeGroups)); s != "" {
 		if err := json.Unmarshal([]byte(s), &d.AssumeGroups); err != nil {
-			errs = append(errs, fmt.Errorf("config: %s: want a JSON list of strings like '[\"a\",\"b\"]': %w", EnvAssumeGroups, err))
+			errs = append(errs, fmt.Errorf("devswitch: %s: want a JSON list of strings like '[\"a\",\"b\"]': %w", EnvAssumeGroups, err))
 		} else if len(d.AssumeGroups) == 0 {
-			errs = append(errs, fmt.Errorf("config: %s: empty list", EnvAssumeGroups))
+			errs = append(errs, fmt.Errorf("devswitch: %s: empty list", EnvAssumeGroups))
 		}
 	}
 	if len(errs) > 0 {
-		return DevSwitches{}, errors.Join(errs...)
+		return Switches{}, errors.Join(errs...)
 	}
 	if d.Enabled() && !allowed {
-		return DevSwitches{}, fmt.Errorf("%w (%s)", ErrDevSwitchesNotAllowed, d)
+		return Switches{}, fmt.Errorf("%w (%s)", ErrNotAllowed, d)
 	}
 	return d, nil
 }

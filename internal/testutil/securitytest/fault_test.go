@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 const (
@@ -35,7 +35,7 @@ func faultStack(t *testing.T, clock *Clock, httpTimeout time.Duration) *Stack {
 	})
 }
 
-func opHost(t *testing.T, op *optest.OP) string {
+func opHost(t *testing.T, op *oidctest.OP) string {
 	t.Helper()
 	u, err := url.Parse(op.Issuer())
 	if err != nil {
@@ -45,10 +45,10 @@ func opHost(t *testing.T, op *optest.OP) string {
 }
 
 // onEndpoints sets f on userinfo and introspection (what new tokens need).
-func onEndpoints(f optest.Fault) func(*Stack) {
+func onEndpoints(f oidctest.Fault) func(*Stack) {
 	return func(s *Stack) {
-		s.OP.SetFault(optest.Userinfo, f)
-		s.OP.SetFault(optest.Introspection, f)
+		s.OP.SetFault(oidctest.Userinfo, f)
+		s.OP.SetFault(oidctest.Introspection, f)
 	}
 }
 
@@ -73,12 +73,12 @@ func TestFaultInjection(t *testing.T) {
 			set:   func(s *Stack) { s.Net.Refuse(opHost(t, s.OP), true) },
 			clear: func(s *Stack) { s.Net.Refuse(opHost(t, s.OP), false) }},
 		{name: "connection dropped", breaker: true, set: func(s *Stack) { s.OP.Down() }},
-		{name: "hanging until timeout", breaker: true, set: onEndpoints(optest.Fault{Hang: true})},
-		{name: "500", breaker: true, set: onEndpoints(optest.Fault{Status: 500})},
-		{name: "503", breaker: true, set: onEndpoints(optest.Fault{Status: 503})},
+		{name: "hanging until timeout", breaker: true, set: onEndpoints(oidctest.Fault{Hang: true})},
+		{name: "500", breaker: true, set: onEndpoints(oidctest.Fault{Status: 500})},
+		{name: "503", breaker: true, set: onEndpoints(oidctest.Fault{Status: 503})},
 		{name: "429 with Retry-After 60", breaker: true, openFor: 60 * time.Second,
 			set: func(s *Stack) {
-				onEndpoints(optest.Fault{Status: 429})(s)
+				onEndpoints(oidctest.Fault{Status: 429})(s)
 				s.Net.SetHook(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
 					res, err := next.RoundTrip(req)
 					if err == nil && res.StatusCode == 429 {
@@ -94,15 +94,15 @@ func TestFaultInjection(t *testing.T) {
 			}},
 		// 200s that are no usable reply count as failures too: without that, an OP
 		// answering garbage would be bounded only by the concurrency limit.
-		{name: "malformed JSON", breaker: true, set: onEndpoints(optest.Fault{MalformedJSON: true})},
-		{name: "HTML error page", breaker: true, set: onEndpoints(optest.Fault{HTML: true})},
-		{name: "10 MiB body", breaker: true, set: onEndpoints(optest.Fault{HugeBody: 10 << 20})},
+		{name: "malformed JSON", breaker: true, set: onEndpoints(oidctest.Fault{MalformedJSON: true})},
+		{name: "HTML error page", breaker: true, set: onEndpoints(oidctest.Fault{HTML: true})},
+		{name: "10 MiB body", breaker: true, set: onEndpoints(oidctest.Fault{HugeBody: 10 << 20})},
 		{name: "redirect to another host",
 			set: func(s *Stack) {
 				s.Net.SetHook(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
-					if strings.HasSuffix(req.URL.Path, optest.UserinfoPath) {
+					if strings.HasSuffix(req.URL.Path, oidctest.UserinfoPath) {
 						return &http.Response{StatusCode: http.StatusFound, Request: req, Body: http.NoBody,
-							Header: http.Header{"Location": {evil.URL + optest.UserinfoPath}}}, nil
+							Header: http.Header{"Location": {evil.URL + oidctest.UserinfoPath}}}, nil
 					}
 					return next.RoundTrip(req)
 				})
@@ -225,7 +225,7 @@ func tail(s string, n int) string {
 func TestFaultSlowOP(t *testing.T) {
 	clock := NewClock()
 	s := faultStack(t, clock, 2*time.Second)
-	onEndpoints(optest.Fault{Delay: time.Second})(s)
+	onEndpoints(oidctest.Fault{Delay: time.Second})(s)
 	tok := s.OP.MintJWT(map[string]any{"aud": "api"})
 	start := time.Now()
 	got, _ := s.Check(t, Req{Authorization: Bearer(tok)}, 250*time.Millisecond)
@@ -299,9 +299,9 @@ func TestFaultJWKSRotationUnderLoad(t *testing.T) {
 		t.Fatalf("warm-up: %d", got)
 	}
 	oldPool := pool() // kid 1, not yet verified
-	s.OP.Rotate(optest.KeepOld())
+	s.OP.Rotate(oidctest.KeepOld())
 	newPool := pool() // kid 2
-	jwksBefore := s.Net.Path(optest.JWKSPath)
+	jwksBefore := s.Net.Path(oidctest.JWKSPath)
 
 	var wrong atomic.Int64
 	var mu sync.Mutex
@@ -327,7 +327,7 @@ func TestFaultJWKSRotationUnderLoad(t *testing.T) {
 	}
 	wg.Wait()
 	loadTime := time.Since(start)
-	refreshes := s.Net.Path(optest.JWKSPath) - jwksBefore
+	refreshes := s.Net.Path(oidctest.JWKSPath) - jwksBefore
 	if wrong.Load() != 0 {
 		t.Errorf("%d of %d checks under rotation were not 200: %v", wrong.Load(), 2*perWorker*workers, statuses)
 	}
@@ -338,8 +338,8 @@ func TestFaultJWKSRotationUnderLoad(t *testing.T) {
 	// A failing JWKS endpoint: the new kid cannot be loaded (503, not 401, not 200), the
 	// last good set keeps verifying new tokens signed with the published keys.
 	keptPool := pool()[:10] // kid 2, not yet verified
-	s.OP.SetFault(optest.JWKS, optest.Fault{Status: 500})
-	s.OP.Rotate(optest.KeepOld()) // kid 3
+	s.OP.SetFault(oidctest.JWKS, oidctest.Fault{Status: 500})
+	s.OP.Rotate(oidctest.KeepOld()) // kid 3
 	clock.Advance(31 * time.Second)
 	k3 := mint()
 	if got, _ := s.Check(t, Req{Authorization: Bearer(k3)}, 0); got != 503 {
@@ -392,7 +392,7 @@ func TestFaultNoGoroutineLeak(t *testing.T) {
 		s := faultStack(t, clock, 200*time.Millisecond)
 		tok := s.OP.MintJWT(map[string]any{"aud": "api"})
 		s.Check(t, Req{Authorization: Bearer(tok)}, 0)
-		onEndpoints(optest.Fault{Hang: true})(s)
+		onEndpoints(oidctest.Fault{Hang: true})(s)
 		var wg sync.WaitGroup
 		for i := 0; i < 8; i++ {
 			wg.Add(1)

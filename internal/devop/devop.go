@@ -1,16 +1,18 @@
-// Package optest is a fake OpenID Connect provider (OP) for tests and local demos.
+// Package devop is a development OpenID Connect provider (OP): the one behind the
+// `demo` command and, through the public package oidctest, behind every test.
 //
-// It serves, on a loopback httptest.Server, what flaat-extauthz talks to: OIDC discovery,
+// It serves, on a loopback HTTP server, what flaat-extauthz talks to: OIDC discovery,
 // a JWKS with RSA, EC P-256 and Ed25519 keys (rotated on demand), a userinfo endpoint and an
 // RFC 7662 introspection endpoint that checks HTTP Basic client authentication. Tokens are
 // minted in-process (MintJWT, MintOpaque) with any claims; every endpoint has fault switches
 // (status codes, delays, hangs, malformed JSON, HTML, wrong sub, huge bodies, closed
 // connections) and a request counter, so tests can assert exactly how many calls were made.
 //
-// Use New in tests (the server is closed by t.Cleanup) and Start elsewhere, e.g. the `demo`
-// command. It is a DEVELOPMENT OP: it signs whatever it is asked to, has no login, keeps
-// every key in memory and MUST NOT be exposed to anyone but the developer.
-package optest
+// Tests use it through oidctest.New (the server is closed by t.Cleanup); the `demo`
+// command calls Start. It is a DEVELOPMENT OP: it signs whatever it is asked to, has no
+// login, keeps every key in memory and MUST NOT be exposed to anyone but the developer.
+// It imports neither testing nor net/http/httptest, so production code may link it.
+package devop
 
 import (
 	"crypto"
@@ -27,12 +29,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -129,7 +129,8 @@ func WithAddr(addr string) Option { return func(c *config) { c.addr = addr } }
 // OP is a running fake OpenID Connect provider. All methods are safe for concurrent use.
 type OP struct {
 	cfg    config
-	srv    *httptest.Server
+	srv    *http.Server
+	ln     net.Listener
 	issuer string
 
 	mu       sync.Mutex
@@ -156,19 +157,7 @@ type tokenInfo struct {
 	introspection map[string]any
 }
 
-// New starts an OP for a test and closes it when the test ends. It fails the test if the
-// OP cannot start.
-func New(t testing.TB, opts ...Option) *OP {
-	t.Helper()
-	op, err := Start(opts...)
-	if err != nil {
-		t.Fatalf("optest: %v", err)
-	}
-	t.Cleanup(op.Close)
-	return op
-}
-
-// Start starts an OP outside of tests (e.g. for the demo command). Call Close when done.
+// Start starts an OP on a random loopback port (or WithAddr's). Call Close when done.
 // It is a development OP: see the package documentation.
 func Start(opts ...Option) (*OP, error) {
 	cfg := config{
@@ -192,22 +181,24 @@ func Start(opts ...Option) (*OP, error) {
 	if err := op.addKeys(); err != nil {
 		return nil, err
 	}
-	op.srv = httptest.NewUnstartedServer(http.HandlerFunc(op.serveHTTP))
-	if cfg.addr != "" {
-		l, err := net.Listen("tcp", cfg.addr)
-		if err != nil {
-			return nil, fmt.Errorf("optest: listen: %w", err)
-		}
-		op.srv.Listener.Close()
-		op.srv.Listener = l
+	addr := cfg.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
 	}
-	op.srv.Start()
-	op.issuer = op.srv.URL + cfg.issuerPath
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("devop: listen: %w", err)
+	}
+	op.ln = l
+	op.srv = &http.Server{Handler: http.HandlerFunc(op.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	op.issuer = "http://" + l.Addr().String() + cfg.issuerPath
+	go func() { _ = op.srv.Serve(l) }()
 	return op, nil
 }
 
-// Close shuts the server down. Afterwards every connection to it is refused. Idempotent.
-func (op *OP) Close() { op.srv.Close() }
+// Close shuts the server down: the listener and every connection are closed, so
+// afterwards every connection to it is refused. Idempotent.
+func (op *OP) Close() { _ = op.srv.Close() }
 
 // Issuer returns the issuer URL (no trailing slash).
 func (op *OP) Issuer() string { return op.issuer }
@@ -369,15 +360,15 @@ func (op *OP) JWKSJSON() []byte {
 func (op *OP) addKeys() error {
 	rk, err := rsa.GenerateKey(rand.Reader, op.cfg.rsaBits)
 	if err != nil {
-		return fmt.Errorf("optest: rsa key: %w", err)
+		return fmt.Errorf("devop: rsa key: %w", err)
 	}
 	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("optest: ec key: %w", err)
+		return fmt.Errorf("devop: ec key: %w", err)
 	}
 	_, ok, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return fmt.Errorf("optest: ed25519 key: %w", err)
+		return fmt.Errorf("devop: ed25519 key: %w", err)
 	}
 	op.mu.Lock()
 	defer op.mu.Unlock()
@@ -400,17 +391,17 @@ func (op *OP) buildJWKSLocked() error {
 	for _, k := range op.keys {
 		pk, err := jwk.FromRaw(k.priv.Public())
 		if err != nil {
-			return fmt.Errorf("optest: jwk: %w", err)
+			return fmt.Errorf("devop: jwk: %w", err)
 		}
 		_ = pk.Set(jwk.KeyIDKey, k.kid)
 		_ = pk.Set(jwk.KeyUsageKey, "sig")
 		if err := set.AddKey(pk); err != nil {
-			return fmt.Errorf("optest: jwk set: %w", err)
+			return fmt.Errorf("devop: jwk set: %w", err)
 		}
 	}
 	b, err := json.Marshal(set)
 	if err != nil {
-		return fmt.Errorf("optest: jwks: %w", err)
+		return fmt.Errorf("devop: jwks: %w", err)
 	}
 	op.jwksJSON = b
 	return nil
@@ -563,11 +554,11 @@ func (op *OP) MintJWT(claims map[string]any, opts ...MintOption) string {
 	}
 	hb, err := json.Marshal(header)
 	if err != nil {
-		panic(fmt.Sprintf("optest: header: %v", err))
+		panic(fmt.Sprintf("devop: header: %v", err))
 	}
 	pb, err := json.Marshal(body)
 	if err != nil {
-		panic(fmt.Sprintf("optest: claims: %v", err))
+		panic(fmt.Sprintf("devop: claims: %v", err))
 	}
 	input := b64(hb) + "." + b64(pb)
 	var sig []byte
@@ -575,25 +566,25 @@ func (op *OP) MintJWT(claims map[string]any, opts ...MintOption) string {
 	case strings.EqualFold(mc.alg, "none"):
 	case strings.HasPrefix(mc.alg, "HS"):
 		if mc.hmacSecret == nil {
-			panic("optest: " + mc.alg + " needs WithHMACSecret")
+			panic("devop: " + mc.alg + " needs WithHMACSecret")
 		}
 		s, err := jws.NewSigner(jwa.SignatureAlgorithm(mc.alg))
 		if err == nil {
 			sig, err = s.Sign([]byte(input), mc.hmacSecret)
 		}
 		if err != nil {
-			panic(fmt.Sprintf("optest: sign %s: %v", mc.alg, err))
+			panic(fmt.Sprintf("devop: sign %s: %v", mc.alg, err))
 		}
 	default:
 		if signer == nil {
-			panic("optest: no key for alg " + mc.alg)
+			panic("devop: no key for alg " + mc.alg)
 		}
 		s, err := jws.NewSigner(jwa.SignatureAlgorithm(mc.alg))
 		if err == nil {
 			sig, err = s.Sign([]byte(input), signer)
 		}
 		if err != nil {
-			panic(fmt.Sprintf("optest: sign %s: %v", mc.alg, err))
+			panic(fmt.Sprintf("devop: sign %s: %v", mc.alg, err))
 		}
 	}
 	token := input + "." + b64(sig)
@@ -721,7 +712,7 @@ func (op *OP) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f.Status != 0 {
-		writeJSON(w, f.Status, map[string]any{"error": "fault", "error_description": "optest fault switch"}, 0)
+		writeJSON(w, f.Status, map[string]any{"error": "fault", "error_description": "devop fault switch"}, 0)
 		return
 	}
 	if f.HTML {
@@ -827,7 +818,7 @@ func (op *OP) serveIntrospection(w http.ResponseWriter, r *http.Request, f Fault
 	}
 	if !ok || subtle.ConstantTimeCompare([]byte(id), []byte(op.cfg.clientID)) != 1 ||
 		subtle.ConstantTimeCompare([]byte(secret), []byte(op.cfg.clientSecret)) != 1 {
-		w.Header().Set("WWW-Authenticate", `Basic realm="optest"`)
+		w.Header().Set("WWW-Authenticate", `Basic realm="devop"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client"}, 0)
 		return
 	}

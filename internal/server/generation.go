@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -9,9 +9,10 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
 )
 
-// engine is what serve needs of one configuration's authorizer: authz.Authorizer, or
+// engine is what the server needs of one configuration's authorizer: authz.Authorizer, or
 // the dev-switch authorizer adapted to it.
 type engine interface {
 	envoy.Authorizer
@@ -85,3 +86,15 @@ func (g *generation) retire() <-chan struct{} {
 
 // inFlight returns the number of checks running on g.
 func (g *generation) inFlight() int64 { return g.state.Load() &^ retiredBit }
+
+// authzEngine adapts *authz.Authorizer to engine.
+type authzEngine struct{ *authz.Authorizer }
+
+func (e authzEngine) Close() { _ = e.Authorizer.Close() }
+
+// devEngine adapts the dev-switch authorizer to engine: always ready, no cache.
+type devEngine struct{ *devswitch.Authorizer }
+
+func (devEngine) Ready(context.Context) error { return nil }
+func (devEngine) CacheStats() cache.Stats     { return cache.Stats{} }
+func (devEngine) Close()                      {}

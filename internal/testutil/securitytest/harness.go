@@ -1,7 +1,7 @@
 // Package securitytest proves that flaat-extauthz keeps answering, never allows what
 // it should deny and never leaks a token, under hostile input and OP faults. Its tests
 // run the full in-process pipeline — envoy.Server.Check with a real authz.Authorizer, a
-// real policy.Engine and the fake OP of package optest — and print figures:
+// real policy.Engine and the fake OP of package oidctest — and print figures:
 //
 //   - TestAdversarial: one named table of attacks (alg:none, key confusion, jku/x5u/jwk,
 //     untrusted and look-alike issuers, malformed tokens, claim type confusion, path
@@ -13,7 +13,7 @@
 //
 // The non-test files hold the harness (Stack, Transport, Clock, LogBuffer), exported so
 // that the soak test (package soak) builds the same pipeline. It is test support: it
-// imports optest, a development OP that signs whatever it is asked to.
+// imports oidctest, a development OP that signs whatever it is asked to.
 package securitytest
 
 import (
@@ -36,10 +36,10 @@ import (
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/clocktest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -196,7 +196,7 @@ type Options struct {
 // resilience Transport → authz.Authorizer → policy → envoy.Server, with every log line
 // captured at debug level and a Prometheus registry holding all metrics.
 type Stack struct {
-	OP         *optest.OP
+	OP         *oidctest.OP
 	Net        *Transport
 	Breaker    *resilience.Transport // nil with Options.NoBreaker
 	Client     *http.Client
@@ -233,12 +233,12 @@ func NewStack(t testing.TB, o Options) *Stack {
 	if now == nil {
 		now = time.Now
 	}
-	op := optest.New(t, optest.WithClock(now))
+	op := oidctest.New(t, oidctest.WithClock(now))
 	return NewStackFor(t, op, o)
 }
 
 // NewStackFor builds the pipeline in front of an existing OP.
-func NewStackFor(t testing.TB, op *optest.OP, o Options) *Stack {
+func NewStackFor(t testing.TB, op *oidctest.OP, o Options) *Stack {
 	t.Helper()
 	now := o.Now
 	if now == nil {

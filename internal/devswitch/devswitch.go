@@ -1,8 +1,10 @@
-// Package devswitch implements flaat's DISABLE_AUTHENTICATION_* development switches as
-// an authorizer that verifies nothing: it makes up an identity for every request and
-// evaluates the policy on it. It exists for compatibility with flaat and MUST NOT be
-// used anywhere but on a developer's machine; cmd/flaat-extauthz only builds it with
-// --allow-insecure-dev-switches, and logs a warning at start-up and every minute.
+// Package devswitch is the one place of flaat's DISABLE_AUTHENTICATION_* development
+// switches: reading them from the environment (FromEnv, which refuses them without
+// --allow-insecure-dev-switches) and an authorizer that verifies nothing: it makes up an
+// identity for every request and evaluates the policy on it. It exists for
+// compatibility with flaat and MUST NOT be used anywhere but on a developer's machine;
+// the server (internal/server) builds it only when the switches are allowed, and logs a
+// warning at start-up and every minute.
 package devswitch
 
 import (
@@ -12,7 +14,6 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -32,7 +33,7 @@ var GroupClaims = []string{"groups", "eduperson_entitlement", "entitlements"}
 // Authorizer answers every request with a made-up identity. It does not look at the
 // Authorization header at all.
 type Authorizer struct {
-	sw       config.DevSwitches
+	sw       Switches
 	pol      *policy.Engine
 	clock    func() time.Time
 	decision func() // called once per decision (metric); may be nil
@@ -40,7 +41,7 @@ type Authorizer struct {
 
 // New returns an Authorizer for the switches sw (which must be Enabled) and the policy
 // pol. onDecision, if non-nil, is called for every decision it makes up.
-func New(sw config.DevSwitches, pol *policy.Engine, clock func() time.Time, onDecision func()) *Authorizer {
+func New(sw Switches, pol *policy.Engine, clock func() time.Time, onDecision func()) *Authorizer {
 	if clock == nil {
 		clock = time.Now
 	}
@@ -86,7 +87,7 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 	id := a.Identity()
 	res := sel.Evaluate(id.Claims)
 	if !res.Allowed && a.sw.AssumeValidGroups {
-		res = policy.Result{Allowed: true, Reason: "INSECURE: " + config.EnvAssumeValidGroups + " assumes every requirement is met",
+		res = policy.Result{Allowed: true, Reason: "INSECURE: " + EnvAssumeValidGroups + " assumes every requirement is met",
 			Details: append([]string{"assumed met (insecure dev switch): " + sel.Description}, res.Details...)}
 	}
 	if err := ctx.Err(); err != nil {
@@ -104,14 +105,14 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 
 // Warn logs the loud warning that the switches are on; call it at start-up and then
 // every minute (Nag).
-func Warn(log *slog.Logger, sw config.DevSwitches) {
+func Warn(log *slog.Logger, sw Switches) {
 	log.Warn("INSECURE DEVELOPMENT SWITCHES ARE ON: tokens are NOT verified, every request gets a made-up identity; never use this in production",
 		"switches", sw.String())
 }
 
 // Nag calls Warn every interval until ctx is done. It uses tick to create the ticker
 // channel (time.Tick in production) so tests need not wait.
-func Nag(ctx context.Context, log *slog.Logger, sw config.DevSwitches, tick <-chan time.Time) {
+func Nag(ctx context.Context, log *slog.Logger, sw Switches, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():

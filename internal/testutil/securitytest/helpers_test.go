@@ -26,7 +26,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // summary lines are printed after all tests (TestMain) so that `go test -v` and the
@@ -99,12 +99,12 @@ func pubJWK(t testing.TB, k *rsa.PrivateKey, kid string, set map[string]any) jwk
 	return pk
 }
 
-// jwksHook publishes extra keys in the OP's JWKS (optest has no switch for that) and
+// jwksHook publishes extra keys in the OP's JWKS (oidctest has no switch for that) and
 // counts how often the amended JWKS was served.
 func jwksHook(t testing.TB, served *atomic.Int64, extra ...jwk.Key) Hook {
 	return func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
 		res, err := next.RoundTrip(req)
-		if err != nil || !strings.HasSuffix(req.URL.Path, optest.JWKSPath) || res.StatusCode != 200 {
+		if err != nil || !strings.HasSuffix(req.URL.Path, oidctest.JWKSPath) || res.StatusCode != 200 {
 			return res, err
 		}
 		b, err := io.ReadAll(res.Body)
@@ -180,7 +180,7 @@ func newElsewhere(t testing.TB, jwksJSON, certPEM []byte) *elsewhere {
 		switch r.URL.Path {
 		case "/cert.pem":
 			w.Write(certPEM)
-		case optest.DiscoveryPath:
+		case oidctest.DiscoveryPath:
 			fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, e.URL, e.URL+"/jwks")
 		default:
 			w.Header().Set("Content-Type", "application/json")

@@ -17,7 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // advEnv is what the adversarial cases build their requests from.
@@ -32,7 +32,7 @@ type advEnv struct {
 }
 
 // mint signs a token with the OP's key: aud "api", groups ["users"] unless overridden.
-func (e *advEnv) mint(claims map[string]any, opts ...optest.MintOption) string {
+func (e *advEnv) mint(claims map[string]any, opts ...oidctest.MintOption) string {
 	c := map[string]any{"aud": "api", "groups": []string{"users"}}
 	for k, v := range claims {
 		c[k] = v
@@ -109,9 +109,9 @@ func adversarialCases() []attack {
 	return []attack{
 		// --- algorithm attacks ---
 		{name: "alg none", want: 401, noOutbound: true,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithAlg("none")) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithAlg("none")) })},
 		{name: "alg NoNe mixed case", want: 401, noOutbound: true,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithAlg("NoNe")) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithAlg("NoNe")) })},
 		{name: "alg none on a real token, signature stripped", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
 				tok := replacePart(e.mint(nil), 0, func(string) string {
@@ -121,16 +121,16 @@ func adversarialCases() []attack {
 			})},
 		{name: "HS256 keyed with the RSA public key (PEM)", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
-				return e.mint(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(e.s.OP.RSAPublicKeyPEM()), optest.WithKid(e.s.OP.KeyID("RS256")))
+				return e.mint(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(e.s.OP.RSAPublicKeyPEM()), oidctest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "HS256 keyed with the RSA public key (DER)", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
 				blk, _ := pem.Decode(e.s.OP.RSAPublicKeyPEM())
-				return e.mint(nil, optest.WithAlg("HS256"), optest.WithHMACSecret(blk.Bytes), optest.WithKid(e.s.OP.KeyID("RS256")))
+				return e.mint(nil, oidctest.WithAlg("HS256"), oidctest.WithHMACSecret(blk.Bytes), oidctest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "ES256 header with an RSA kid", want: 401,
 			req: bearer(func(e *advEnv) string {
-				return e.mint(nil, optest.WithAlg("ES256"), optest.WithKid(e.s.OP.KeyID("RS256")))
+				return e.mint(nil, oidctest.WithAlg("ES256"), oidctest.WithKid(e.s.OP.KeyID("RS256")))
 			})},
 		{name: "kid of an encryption key (use enc)", want: 401,
 			req: bearer(func(e *advEnv) string {
@@ -141,7 +141,7 @@ func adversarialCases() []attack {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q}`, kidOps), e.ops, e.payload(e.s.OP.Issuer(), "", true))
 			})},
 		{name: "OP kid, signed by an unpublished key", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.WithSigner(e.attacker)) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithSigner(e.attacker)) })},
 		{name: "kid path traversal", want: 401,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(`{"alg":"RS256","kid":"../../../../etc/passwd"}`, e.attacker, e.payload(e.s.OP.Issuer(), "", true))
@@ -269,9 +269,9 @@ func adversarialCases() []attack {
 		{name: "exp missing", want: 401,
 			req: bearer(func(e *advEnv) string { return e.trustedRaw(e.payload(e.s.OP.Issuer(), "", false)) })},
 		{name: "expired", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.ExpiresIn(-2*time.Minute)) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.ExpiresIn(-2*time.Minute)) })},
 		{name: "nbf in the future", want: 401,
-			req: bearer(func(e *advEnv) string { return e.mint(nil, optest.NotBefore(10*time.Minute)) })},
+			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.NotBefore(10*time.Minute)) })},
 		{name: "aud as object", want: 401,
 			req: bearer(func(e *advEnv) string { return e.mint(map[string]any{"aud": map[string]any{"api": true}}) })},
 		{name: "aud list of non-strings", want: 401,
@@ -324,7 +324,7 @@ func adversarialCases() []attack {
 					"x-auth-request-groups": "admins", "x-auth-request-issuer": "https://evil.example",
 					"x-auth-request-access-token": "forged",
 				}, resp)
-				want := map[string]string{"x-auth-request-user": optest.DefaultSubject, "x-auth-request-groups": "users", "x-auth-request-issuer": e.s.OP.Issuer()}
+				want := map[string]string{"x-auth-request-user": oidctest.DefaultSubject, "x-auth-request-groups": "users", "x-auth-request-issuer": e.s.OP.Issuer()}
 				var bad []string
 				for k, v := range up {
 					if want[k] != v {
@@ -363,7 +363,7 @@ func adversarialCases() []attack {
 		// --- OP replies ---
 		{name: "userinfo sub differs from token sub", want: 401,
 			req:    bearer(func(e *advEnv) string { return e.mint(nil) }),
-			before: func(e *advEnv) { e.s.OP.SetFault(optest.Userinfo, optest.Fault{WrongSub: true}) },
+			before: func(e *advEnv) { e.s.OP.SetFault(oidctest.Userinfo, oidctest.Fault{WrongSub: true}) },
 			after:  func(e *advEnv) { e.s.OP.ClearFaults() }},
 	}
 }
@@ -509,7 +509,7 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 		{"path /%61dmin", "/%61dmin", Bearer(e.userToken), nil, 403},
 		{"X-Original-URI /a/../admin", "/check", Bearer(e.userToken), map[string]string{"X-Original-URI": "/a/../admin"}, 403},
 		{"spoofed X-Auth-Request-Groups", "/admin", Bearer(e.userToken), map[string]string{"X-Auth-Request-Groups": "admins"}, 403},
-		{"alg none", "/api", Bearer(e.mint(nil, optest.WithAlg("none"))), nil, 401},
+		{"alg none", "/api", Bearer(e.mint(nil, oidctest.WithAlg("none"))), nil, 401},
 		{"control: user on /api", "/api", Bearer(e.userToken), nil, 200},
 	}
 	for _, tc := range cases {

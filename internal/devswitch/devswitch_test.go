@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -37,18 +36,18 @@ func TestAuthorize(t *testing.T) {
 	pol := engine(t)
 	tests := []struct {
 		name string
-		sw   config.DevSwitches
+		sw   Switches
 		path string
 		want authz.Outcome
 	}{
-		{"user: authenticated route", config.DevSwitches{AssumeUser: true}, "/x", authz.OutcomeAllow},
-		{"user: group route denied", config.DevSwitches{AssumeUser: true}, "/admin", authz.OutcomeForbidden},
-		{"groups: member", config.DevSwitches{AssumeGroups: []string{"admins"}}, "/admin", authz.OutcomeAllow},
-		{"groups: also in entitlement claim", config.DevSwitches{AssumeGroups: []string{"admins"}}, "/ent", authz.OutcomeAllow},
-		{"groups: not member", config.DevSwitches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
-		{"valid groups: everything", config.DevSwitches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
-		{"public route", config.DevSwitches{AssumeUser: true}, "/health", authz.OutcomeAllow},
-		{"bad path still denied", config.DevSwitches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
+		{"user: authenticated route", Switches{AssumeUser: true}, "/x", authz.OutcomeAllow},
+		{"user: group route denied", Switches{AssumeUser: true}, "/admin", authz.OutcomeForbidden},
+		{"groups: member", Switches{AssumeGroups: []string{"admins"}}, "/admin", authz.OutcomeAllow},
+		{"groups: also in entitlement claim", Switches{AssumeGroups: []string{"admins"}}, "/ent", authz.OutcomeAllow},
+		{"groups: not member", Switches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
+		{"valid groups: everything", Switches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
+		{"public route", Switches{AssumeUser: true}, "/health", authz.OutcomeAllow},
+		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +69,7 @@ func TestAuthorize(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if d := New(config.DevSwitches{AssumeUser: true}, pol, nil, nil).Authorize(ctx, authz.Request{Path: "/x"}); d.Outcome != authz.OutcomeUnavailable {
+	if d := New(Switches{AssumeUser: true}, pol, nil, nil).Authorize(ctx, authz.Request{Path: "/x"}); d.Outcome != authz.OutcomeUnavailable {
 		t.Errorf("cancelled ctx: %v, want unavailable (never allow a decision nobody waits for)", d.Outcome)
 	}
 }
@@ -81,7 +80,7 @@ func TestNag(t *testing.T) {
 	tick := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	sw := config.DevSwitches{AssumeUser: true}
+	sw := Switches{AssumeUser: true}
 	go func() { Nag(ctx, log, sw, tick); close(done) }()
 	tick <- time.Now()
 	tick <- time.Now()
@@ -90,7 +89,7 @@ func TestNag(t *testing.T) {
 	if n := strings.Count(buf.String(), "INSECURE DEVELOPMENT SWITCHES ARE ON"); n != 2 {
 		t.Errorf("%d warnings, want 2:\n%s", n, buf.String())
 	}
-	if !strings.Contains(buf.String(), config.EnvAssumeUser+"=YES") {
+	if !strings.Contains(buf.String(), EnvAssumeUser+"=YES") {
 		t.Error("warning does not name the switch")
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/prototext"
 
-	"github.com/flaat-extauthz/flaat-extauthz/internal/optest"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // needles returns what must never appear in logs, metrics or errors for one
@@ -57,7 +57,7 @@ func TestSecrets(t *testing.T) {
 		run(Req{Authorization: Bearer(e.mint(nil))})
 		run(Req{Authorization: Bearer(e.mint(nil)), Path: "/admin"})
 		run(Req{Authorization: Bearer(s.OP.MintOpaque(nil))})
-		run(Req{Authorization: Bearer(e.mint(nil, optest.ExpiresIn(-time.Hour)))})
+		run(Req{Authorization: Bearer(e.mint(nil, oidctest.ExpiresIn(-time.Hour)))})
 	}
 	revoked := s.OP.MintOpaque(nil)
 	s.OP.Revoke(revoked)
@@ -77,7 +77,7 @@ func TestSecrets(t *testing.T) {
 
 	// OP faults: optional userinfo failing (logged at warn with the error), broken
 	// replies, hangs and refused connections.
-	for _, f := range []optest.Fault{{Status: 500}, {MalformedJSON: true}, {HTML: true}, {Hang: true}, {WrongSub: true}, {Close: true}} {
+	for _, f := range []oidctest.Fault{{Status: 500}, {MalformedJSON: true}, {HTML: true}, {Hang: true}, {WrongSub: true}, {Close: true}} {
 		onEndpoints(f)(s)
 		run(Req{Authorization: Bearer(e.mint(nil))})
 		run(Req{Authorization: Bearer(s.OP.MintOpaque(nil))})
