@@ -7,8 +7,9 @@ package examples
 //
 //	yaml            a complete flaat-extauthz configuration file: loaded and validated
 //	                exactly as `flaat-extauthz validate --config FILE` does
-//	yaml fragment   a part of a configuration (top-level sections): merged into
-//	                fragmentBase, then loaded and validated the same way
+//	yaml fragment   a part of a configuration: top-level sections are merged into
+//	                fragmentBase; anything else is placed there as a route, the
+//	                default requirement or an issuer; then validated the same way
 //	yaml envoy      Envoy configuration: decoded strictly (unknown fields and unknown
 //	                @type are errors) into go-control-plane's types — a complete
 //	                Bootstrap is also validated in full
@@ -128,37 +129,90 @@ func validateConfig(dir string, data []byte) error {
 	return f.Validate()
 }
 
-// mergeFragment merges the YAML fragment into fragmentBase: mappings are merged key by
-// key, anything else (lists, scalars) is replaced by the fragment's value.
-func mergeFragment(fragment string) ([]byte, error) {
-	var base, frag map[string]any
-	if err := yaml.Unmarshal([]byte(fragmentBase), &base); err != nil {
-		return nil, err
-	}
-	js, err := yaml.YAMLToJSONStrict([]byte(fragment))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(js, &frag); err != nil {
-		return nil, fmt.Errorf("a fragment must be a mapping of configuration sections: %w", err)
-	}
-	if len(frag) == 0 {
-		return nil, errors.New("empty fragment")
-	}
-	return json.Marshal(merge(base, frag))
+// fragmentPlacements are where a fragment goes whose keys are not all configuration
+// sections (server, issuers, verification, policy, log): it is tried as each in turn.
+type placement struct {
+	as   string
+	wrap func(frag map[string]any) map[string]any
 }
 
-func merge(dst, src map[string]any) map[string]any {
-	for k, v := range src {
-		dm, dok := dst[k].(map[string]any)
-		sm, sok := v.(map[string]any)
-		if dok && sok {
-			dst[k] = merge(dm, sm)
+var asSections = placement{"configuration sections", func(frag map[string]any) map[string]any { return frag }}
+
+var fragmentPlacements = []placement{
+	{"a route", func(frag map[string]any) map[string]any {
+		if _, ok := frag["name"]; !ok {
+			frag["name"] = "fragment"
+		}
+		return map[string]any{"policy": map[string]any{"routes": []any{frag}}}
+	}},
+	{"a requirement", func(frag map[string]any) map[string]any {
+		return map[string]any{"policy": map[string]any{"default": frag}}
+	}},
+	{"an issuer", func(frag map[string]any) map[string]any {
+		return map[string]any{"issuers": []any{frag}}
+	}},
+}
+
+// fragmentConfigs returns the complete configurations a fragment stands for, each with a
+// description. A fragment of configuration sections is merged into fragmentBase (merge).
+// Any other
+// fragment is placed as a route, a requirement and an issuer (fragmentPlacements).
+func fragmentConfigs(fragment string) (descs []string, configs [][]byte, err error) {
+	js, err := yaml.YAMLToJSONStrict([]byte(fragment))
+	if err != nil {
+		return nil, nil, err
+	}
+	var frag map[string]any
+	if err := json.Unmarshal(js, &frag); err != nil {
+		return nil, nil, fmt.Errorf("a fragment must be a mapping: %w", err)
+	}
+	if len(frag) == 0 {
+		return nil, nil, errors.New("empty fragment")
+	}
+	sections := true
+	for k := range frag {
+		switch k {
+		case "server", "issuers", "verification", "policy", "log":
+		default:
+			sections = false
+		}
+	}
+	wraps := fragmentPlacements
+	if sections {
+		wraps = []placement{asSections}
+	}
+	for _, w := range wraps {
+		var base, one map[string]any
+		if err := yaml.Unmarshal([]byte(fragmentBase), &base); err != nil {
+			return nil, nil, err
+		}
+		_ = json.Unmarshal(js, &one) // a fresh copy for each placement
+		b, err := json.Marshal(merge(base, w.wrap(one)))
+		if err != nil {
+			return nil, nil, err
+		}
+		descs, configs = append(descs, w.as), append(configs, b)
+	}
+	return descs, configs, nil
+}
+
+// merge merges a configuration fragment into the base config section by section: the
+// keys of a section the fragment names replace the base's (so policy.routes from the
+// fragment keep the base's policy.default, and a fragment's policy.default replaces it
+// whole).
+func merge(base, frag map[string]any) map[string]any {
+	for k, v := range frag {
+		bm, bok := base[k].(map[string]any)
+		fm, fok := v.(map[string]any)
+		if !bok || !fok {
+			base[k] = v
 			continue
 		}
-		dst[k] = v
+		for kk, vv := range fm {
+			bm[kk] = vv
+		}
 	}
-	return dst
+	return base
 }
 
 // yamlDocuments converts every YAML document of s (separated by --- lines) to JSON,
@@ -280,14 +334,19 @@ func checkBlock(dir string, f fence, n *blockCounts) (*bootstrapv3.Bootstrap, er
 		return nil, validateConfig(dir, []byte(f.body))
 	case "fragment":
 		n.fragments++
-		data, err := mergeFragment(f.body)
+		descs, configs, err := fragmentConfigs(f.body)
 		if err != nil {
 			return nil, err
 		}
-		if err := validateConfig(dir, data); err != nil {
-			return nil, fmt.Errorf("merged into the minimal base config: %w", err)
+		var errs []error
+		for i, c := range configs {
+			err := validateConfig(dir, c)
+			if err == nil {
+				return nil, nil
+			}
+			errs = append(errs, fmt.Errorf("as %s in the minimal base config: %w", descs[i], err))
 		}
-		return nil, nil
+		return nil, errors.Join(errs...)
 	case "envoy":
 		n.envoy++
 		docs, err := yamlDocuments(f.body)
@@ -584,6 +643,36 @@ func TestDocsCheckerFails(t *testing.T) {
 			}
 			if !strings.Contains(msgs.String(), tc.want) {
 				t.Fatalf("the broken copy was not reported with %q; reported:\n%s", tc.want, msgs.String())
+			}
+		})
+	}
+}
+
+// TestFragments: a fragment of sections is merged into the base config; any other
+// fragment passes when it is a valid route, requirement or issuer, and fails otherwise.
+func TestFragments(t *testing.T) {
+	tests := []struct {
+		name, fragment string
+		ok             bool
+	}{
+		{"sections", "verification: {leeway: 30s}\npolicy: {routes: [{name: h, path: {exact: /h}, public: true}]}\n", true},
+		{"a route", "name: admin\npath: {prefix: /admin}\nrequire: {groups: {values: [admins]}}\n", true},
+		{"a route's require only", "require: {all_of: [{authenticated: true}, {groups: {values: [a]}}]}\n", true},
+		{"a requirement", "groups: {claim: wlcg.groups, values: [ops, sre], match: 2}\n", true},
+		{"an issuer", "issuer: https://op.example.org\nuserinfo: never\n", true},
+		{"a misspelt section key", "verification: {leway: 30s}\n", false},
+		{"a misspelt requirement form", "require: {grups: {values: [a]}}\n", false},
+		{"an invalid value", "groups: {values: [a], match: none}\n", false},
+		{"not a mapping", "- a\n- b\n", false},
+		{"empty", "{}\n", false},
+	}
+	dir := t.TempDir()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n blockCounts
+			_, err := checkBlock(dir, fence{file: "x.md", line: 1, info: "yaml fragment", body: tc.fragment}, &n)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ok = %v, want %v (error: %v)", err == nil, tc.ok, err)
 			}
 		})
 	}
