@@ -7,10 +7,11 @@ export GOFLAGS := -buildvcs=false
 
 .PHONY: all build test vet unit security fuzz e2e e2e-deps bench loadbench soak clean
 
-# Packages whose tests print figures (attack counts, fault outcomes, soak numbers) run in
-# `security` with -v so that the figures reach the output; `unit` runs everything else.
-FIGURE_PKGS := ./internal/testutil/securitytest/ ./soak/
-UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/testutil/securitytest -e /soak)
+# Packages whose tests print figures (attack counts, fault outcomes, soak numbers, the
+# flaat-compatibility line) run in `security` with -v so that the figures reach the
+# output; `unit` runs everything else.
+FIGURE_PKGS := ./internal/testutil/securitytest/ ./soak/ ./internal/testutil/compat/
+UNIT_PKGS    = $(shell $(GO) list $(PKGS) | grep -v -e /internal/testutil/securitytest -e /soak -e /internal/testutil/compat)
 
 all: build
 
@@ -30,12 +31,12 @@ unit:
 	@$(GO) tool cover -func=$(BIN)/cover.out | tail -1
 	@bash .ci/coverage.sh $(BIN)/cover.out
 
-## security: adversarial table, fault injection, secrets scan, 60 s soak; prints their figures.
+## security: adversarial table, fault injection, secrets scan, 60 s soak, flaat compatibility; prints their figures.
 security:
 	@mkdir -p $(BIN)
 	@$(GO) test -race -count=1 -timeout 20m -v $(FIGURE_PKGS) > $(BIN)/security.log 2>&1 \
 		|| { cat $(BIN)/security.log; exit 1; }
-	@grep -E '^(adversarial|fault|secrets|soak)[ :]|^(ok|FAIL|---) ' $(BIN)/security.log | grep -v -e '^--- PASS' || true
+	@grep -E '^(adversarial|fault|secrets|soak|flaat-compat)[ :]|^(ok|FAIL|---) ' $(BIN)/security.log | grep -v -e '^--- PASS' || true
 
 ## fuzz: run every Fuzz target in the tree for FUZZTIME each (a count, or a duration) (seeded corpora run in `unit` too).
 fuzz:

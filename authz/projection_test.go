@@ -51,7 +51,7 @@ func TestClaimProjection(t *testing.T) {
 		"scope":                  `{"scope":"read"}`,
 		"all_of":                 `{"all_of":[{"groups":{"values":["ops"]}},{"scope":"read"}]}`,
 		"any_of":                 `{"any_of":[{"claim":"nothing"},{"audience":"api"}]}`,
-		"n_of":                   `{"n_of":{"n":2,"of":[{"claim":"email"},{"claim":"realm_access.roles"},{"claim":"name"}]}}`,
+		"n_of":                   `{"n_of":{"min":2,"of":[{"claim":"email"},{"claim":"realm_access.roles"},{"claim":"name"}]}}`,
 		"level":                  `"lvl"`,
 		"claim that is not read": `{"claim":"noise"}`,
 	}

@@ -26,7 +26,7 @@ var claimNamesCases = []struct {
 	{"subject", `{"default":{"subject":["a"]}}`, []string{"sub"}},
 	{"audience", `{"default":{"audience":"api"}}`, []string{"aud"}},
 	{"scope", `{"default":{"scope":"read"}}`, []string{"scope", "scp"}},
-	{"combinators", `{"default":{"any_of":[{"n_of":{"n":1,"of":[{"claim":"a"},{"claim":"b"}]}},{"all_of":[{"claim":"c"}]},{"all_of":[]}]}}`,
+	{"combinators", `{"default":{"any_of":[{"n_of":{"min":1,"of":[{"claim":"a"},{"claim":"b"}]}},{"all_of":[{"claim":"c"}]},{"all_of":[]}]}}`,
 		[]string{"a", "b", "c"}},
 	{"levels, routes, default, unused level",
 		`{"access_levels":{"user":{"authenticated":true},"member":{"groups":{"values":["m"]}},"admin":{"all_of":["member",{"claim":"admin_flag"}]},"unused":{"claim":"only_here"}},

@@ -324,20 +324,24 @@ func (c *compiler) requirement(at string, r *Requirement) node {
 	case "n_of":
 		at := at + ".n_of"
 		ok := true
-		if r.NOf.N < 1 {
-			c.problem(at+".n", "must be a positive integer")
+		if r.NOf.Min < 1 {
+			key := r.NOf.key
+			if key == "" {
+				key = "min"
+			}
+			c.problem(at+"."+key, "must be a positive integer")
 			ok = false
 		}
 		if r.NOf.Of == nil {
 			c.problem(at+".of", "must list requirements")
 			ok = false
 		}
-		nd := c.combinator(at+".of", "n_of", r.NOf.Of, r.NOf.N)
+		nd := c.combinator(at+".of", "n_of", r.NOf.Of, r.NOf.Min)
 		if !ok {
 			return invalid
 		}
-		if r.NOf.N > len(r.NOf.Of) && len(r.NOf.Of) > 0 {
-			c.warn(at, fmt.Sprintf("n %d exceeds the %d listed requirements: never met", r.NOf.N, len(r.NOf.Of)))
+		if r.NOf.Min > len(r.NOf.Of) && len(r.NOf.Of) > 0 {
+			c.warn(at, fmt.Sprintf("min %d exceeds the %d listed requirements: never met", r.NOf.Min, len(r.NOf.Of)))
 		}
 		return nd
 	case "level":

@@ -43,7 +43,7 @@ type Requirement struct {
 	AllOf []Requirement `json:"all_of,omitempty"`
 	// AnyOf is met when at least one listed requirement is met. An empty list is never met.
 	AnyOf []Requirement `json:"any_of,omitempty"`
-	// NOf is met when at least N of its requirements are met.
+	// NOf is met when at least Min of its requirements are met.
 	NOf *NOfRequirement `json:"n_of,omitempty"`
 	// Level refers to a named access level (Config.AccessLevels).
 	Level string `json:"level,omitempty"`
@@ -83,13 +83,99 @@ type ValuesRequirement struct {
 	Separator string `json:"separator,omitempty"`
 }
 
-// NOfRequirement is met when at least N of Of are met.
+// UnmarshalJSON decodes strictly (unknown keys are errors) and locates a problem in
+// Values ("values[2]").
+func (v *ValuesRequirement) UnmarshalJSON(b []byte) error {
+	type plain ValuesRequirement
+	var p plain
+	if err := decodeStrict(b, &p); err != nil {
+		var le *locatedError
+		if errors.As(err, &le) { // only Values can produce one
+			return &locatedError{Path: "values" + le.Path, Msg: le.Msg}
+		}
+		return err
+	}
+	*v = ValuesRequirement(p)
+	return nil
+}
+
+// NOfRequirement is met when at least Min of Of are met: `n_of: {min: 2, of: [...]}`.
+//
+// The count key is `min`. Its old name `n` is still accepted when quoted (`"n": 2`, or
+// in JSON), but a bare `n:` in YAML is the boolean false under YAML 1.1 (which the
+// configuration loader follows); that key is refused with a hint to write `min:`.
 type NOfRequirement struct {
-	// N is at least 1. N larger than len(Of) can never be met.
-	N int `json:"n"`
+	// Min is at least 1. Min larger than len(Of) can never be met.
+	Min int `json:"min"`
 	// Of lists the candidate requirements. An empty list is never met.
 	Of []Requirement `json:"of"`
+
+	// key is the name the count was given under ("min" or "n"), for error locations.
+	key string
 }
+
+// UnmarshalJSON accepts {min|"n": N, of: [...]}, rejecting unknown keys, both count
+// keys at once, and the key "false" (a bare YAML 1.1 `n`) with a hint.
+func (n *NOfRequirement) UnmarshalJSON(b []byte) error {
+	*n = NOfRequirement{}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil || raw == nil {
+		return errors.New("must be a mapping {min: N, of: [...]}")
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := raw[k]
+		switch k {
+		case "min", "n":
+			if n.key != "" {
+				return &locatedError{Path: k, Msg: `give the count once: "min" (its old name "n" is the same key)`}
+			}
+			n.key = k
+			if err := decodeStrict(v, &n.Min); err != nil {
+				p := decodeProblem(k, err)
+				return &locatedError{Path: p.Path, Msg: p.Message}
+			}
+		case "of":
+			if err := decodeStrict(v, &n.Of); err != nil {
+				p := decodeProblem(k, err)
+				return &locatedError{Path: p.Path, Msg: p.Message}
+			}
+		case "false":
+			return &locatedError{Path: k, Msg: `YAML 1.1 reads the bare key n as the boolean false: write min: (or quote "n")`}
+		default:
+			return &locatedError{Path: k, Msg: "unknown field (known: min, of)"}
+		}
+	}
+	if n.key == "" {
+		n.key = "min"
+	}
+	return nil
+}
+
+// locatedError is a decoding problem below the value being decoded; Path is relative
+// to it ("min", "[2]").
+type locatedError struct{ Path, Msg string }
+
+func (e *locatedError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	if e.Path[0] == '[' {
+		return "element " + e.Path + ": " + e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// isBool reports whether the JSON value b (trimmed) is true or false.
+func isBool(b []byte) bool { return string(b) == "true" || string(b) == "false" }
+
+// yaml11Hint explains a boolean where a string was expected; under `groups` the
+// located problem says "quote the group name".
+const yaml11Hint = "YAML 1.1 reads on/off/yes/no/y/n as booleans; quote the value"
 
 // Match says how many distinct required values must be held: "all" (the default when
 // empty), "one", or a positive integer N ("2"). In YAML it is written `match: all`,
@@ -169,12 +255,22 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 		*l = StringList{s}
 		return nil
 	}
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
+	if isBool(b) {
+		return &locatedError{Msg: "got boolean " + string(b) + " — " + yaml11Hint}
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return errors.New("must be a string or a list of strings")
 	}
-	if list == nil {
-		list = []string{}
+	list := make([]string, len(raw))
+	for i, v := range raw {
+		v = bytes.TrimSpace(v)
+		if isBool(v) {
+			return &locatedError{Path: fmt.Sprintf("[%d]", i), Msg: "got boolean " + string(v) + " — " + yaml11Hint}
+		}
+		if err := json.Unmarshal(v, &list[i]); err != nil {
+			return errors.New("must be a string or a list of strings")
+		}
 	}
 	*l = list
 	return nil
@@ -183,6 +279,9 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 // UnmarshalJSON accepts a claim name or an object {name, separator}.
 func (c *ClaimRequirement) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if isBool(b) {
+		return &locatedError{Msg: "got boolean " + string(b) + " — " + yaml11Hint}
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -223,6 +322,10 @@ func (r *Requirement) UnmarshalJSON(b []byte) error {
 		}
 		r.Level = s
 		r.set = map[string]bool{"level": true}
+		return nil
+	}
+	if isBool(b) {
+		r.problems = append(r.problems, Problem{Message: "got boolean " + string(b) + " — " + strings.TrimSuffix(yaml11Hint, "value") + "access level name"})
 		return nil
 	}
 	var raw map[string]json.RawMessage
@@ -289,6 +392,22 @@ func decodeStrict(b []byte, v any) error {
 
 // decodeProblem turns an encoding/json error into a located Problem.
 func decodeProblem(path string, err error) Problem {
+	var le *locatedError
+	if errors.As(err, &le) {
+		p := path
+		switch {
+		case le.Path == "":
+		case le.Path[0] == '[':
+			p += le.Path
+		default:
+			p += "." + le.Path
+		}
+		msg := le.Msg
+		if strings.HasPrefix(p, "groups") {
+			msg = strings.Replace(msg, yaml11Hint, strings.TrimSuffix(yaml11Hint, "value")+"group name", 1)
+		}
+		return Problem{Path: p, Message: msg}
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		p := path

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/explain"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -132,12 +131,13 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 	if token != "" {
 		rep.Request.Token = "sha256:" + authz.TokenHash(token)
 	}
-	var az envoy.Authorizer
 	f, err := cf.loadUnvalidated(a.getenv)
 	if err != nil {
 		return nil, checkError, err
 	}
 	var pol *policy.Engine
+	var res explain.Result
+	xreq := explain.Request{Method: method, Host: host, Path: path, ContextExtensions: ce, Token: token}
 	if claimsFile != "" {
 		// Only the policy and server sections matter: no issuer needed.
 		if pol, err = policy.New(f.Policy); err != nil {
@@ -148,10 +148,9 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 			return nil, checkError, err
 		}
 		rep.Request.Token = "skipped (--claims " + claimsFile + ")"
-		if token == "" {
-			token = "claims-file" // so that the request is not a "no token" request
+		if res, err = explain.Claims(ctx, pol, f.ServerConfig(), a.now, claims, xreq); err != nil {
+			return nil, checkError, err
 		}
-		az = claimsAuthorizer{pol: pol, claims: claims}
 	} else {
 		if err := f.Validate(); err != nil {
 			return nil, checkError, fmt.Errorf("%s: %w", cf.source(a.getenv), err)
@@ -167,35 +166,15 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 			return nil, checkError, err
 		}
 		defer real.Close()
-		az = real
+		if res, err = explain.Run(ctx, real, f.ServerConfig(), a.now, xreq); err != nil {
+			return nil, checkError, err
+		}
 	}
-	rec := &recorder{next: az}
-	srv, err := envoy.NewServer(rec, f.ServerConfig(), envoy.WithLogger(slog.New(slog.DiscardHandler)), envoy.WithClock(a.now))
-	if err != nil {
-		return nil, checkError, err
-	}
-	hdrs := map[string]string{}
-	if host != "" {
-		hdrs[":authority"] = host
-		hdrs["host"] = host
-	}
-	if token != "" {
-		hdrs["authorization"] = "Bearer " + token
-	}
-	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: method, Host: host, Path: path, Headers: hdrs, Protocol: "HTTP/1.1",
-		}},
-		ContextExtensions: ce,
-	}}
-	resp, err := srv.Check(ctx, req)
-	if err != nil {
-		return nil, checkError, err
-	}
+	resp := res.Response
 	if sel, err := pol.Select(policy.Request{Method: method, Host: host, Path: path, ContextExtensions: ce}); err == nil {
 		rep.Source, rep.NormPath, rep.Requirement, rep.Public = string(sel.Source), sel.Path, sel.Description, sel.Public
 	}
-	d := rec.d
+	d := res.Decision
 	rep.Route, rep.Outcome, rep.Reason, rep.Results = d.Route, d.Outcome.String(), d.Reason, d.Policy.Details
 	if d.Err != nil {
 		rep.Error = d.Err.Error()
@@ -318,44 +297,6 @@ func sortedKV(m map[string]string) string {
 		parts = append(parts, kv[0]+"="+kv[1])
 	}
 	return strings.Join(parts, " ")
-}
-
-// recorder remembers the decision of the one check it passes on.
-type recorder struct {
-	next envoy.Authorizer
-	d    authz.Decision
-}
-
-func (r *recorder) Authorize(ctx context.Context, req authz.Request) authz.Decision {
-	r.d = r.next.Authorize(ctx, req)
-	return r.d
-}
-
-// claimsAuthorizer evaluates the policy on fixed claims instead of a verified token.
-type claimsAuthorizer struct {
-	pol    *policy.Engine
-	claims map[string]any
-}
-
-func (c claimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
-	sel, err := c.pol.Select(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
-	if err != nil {
-		return authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request cannot be matched to a policy", Err: err}
-	}
-	res := sel.Evaluate(c.claims)
-	d := authz.Decision{Route: sel.Name, Public: sel.Public, Policy: res, Reason: res.Reason}
-	if !sel.Public {
-		sub, _ := c.claims["sub"].(string)
-		iss, _ := c.claims["iss"].(string)
-		d.Identity = &authz.Identity{Issuer: iss, Subject: sub, Claims: c.claims, TokenClaims: c.claims}
-	}
-	if res.Allowed {
-		d.Outcome = authz.OutcomeAllow
-	} else {
-		d.Outcome = authz.OutcomeForbidden
-		d.Err = errors.New("policy not met by the claims file")
-	}
-	return d
 }
 
 // readClaims reads a JSON object from path ("-": not supported, stdin is for tokens).

@@ -210,6 +210,9 @@ log: {level: loud}
 		{name: "dev switch without flag", env: map[string]string{"DISABLE_AUTHENTICATION_AND_ASSUME_VALID_GROUPS": "YES"}, args: []string{"--config", good}, code: 1,
 			want: []string{"--allow-insecure-dev-switches"}},
 		{name: "dev switch with flag", env: map[string]string{"DISABLE_AUTHENTICATION_AND_ASSUME_VALID_GROUPS": "YES"}, args: []string{"--config", good, "--allow-insecure-dev-switches"}, code: 0},
+		{name: "authorization switch without flag", env: map[string]string{"DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER": "YES"}, args: []string{"--config", good}, code: 1,
+			want: []string{"--allow-insecure-dev-switches"}},
+		{name: "authorization switch with flag", env: map[string]string{"DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER": "YES"}, args: []string{"--config", good, "--allow-insecure-dev-switches"}, code: 0},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "nope.yaml")}, code: 1, want: []string{"no such file"}},
 	}
 	for _, tc := range tests {

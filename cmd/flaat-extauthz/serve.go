@@ -55,7 +55,7 @@ health service report ready once every issuer's discovery and JWKS were fetched
 	}
 	cf.register(cmd.Flags(), true)
 	cmd.Flags().BoolVar(&allowDev, "allow-insecure-dev-switches", false,
-		"honour flaat's DISABLE_AUTHENTICATION_* environment variables (tokens are then NOT verified). Development only; without this flag their presence is a start-up error")
+		"honour flaat's DISABLE_AUTHENTICATION_* environment variables (tokens are then NOT verified) and DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (the policy is then NOT enforced). Development only; without this flag their presence is a start-up error")
 	cmd.Flags().DurationVar(&grace, "shutdown-grace", 0,
 		"how long checks in flight may finish after SIGTERM; overrides server.shutdown_grace (default 10s)")
 	return cmd

@@ -13,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 var loopback = []string{"--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}
@@ -92,6 +93,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"every problem at once", nil, []string{"serve", "--config", bad}, []string{"server.readiness", "issuers[0].issuer", `format "xml"`}},
 		{"config from env", map[string]string{envConfig: bad}, []string{"serve"}, []string{"server.readiness"}},
 		{"dev switch without flag", map[string]string{devswitch.EnvAssumeUser: "YES"}, []string{"serve", "--issuer", "https://op"}, []string{"--allow-insecure-dev-switches"}},
+		{"authorization switch without flag", map[string]string{devswitch.EnvAssumeAuthorized: "YES"}, []string{"serve", "--issuer", "https://op"}, []string{"--allow-insecure-dev-switches"}},
 		{"unknown flag", nil, []string{"serve", "--nope"}, []string{"unknown flag"}},
 	}
 	for _, tc := range tests {
@@ -108,5 +110,43 @@ func TestServeRefusesBadConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeAssumeAuthorized: with DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (and
+// the guard flag) serve still verifies tokens — none or one of an untrusted OP is 401 —
+// but a verified user who lacks the route's group is let through, and the metrics show
+// the switch on.
+func TestServeAssumeAuthorized(t *testing.T) {
+	op := oidctest.New(t)
+	cfg := writeFile(t, t.TempDir(), "c.yaml", "issuers: [{issuer: "+op.Issuer()+"}]\npolicy:\n  default: {groups: {values: [admins]}}\n")
+	a, _, _ := testApp(map[string]string{devswitch.EnvAssumeAuthorized: "YES"})
+	r := start(t, a, append([]string{"serve", "--config", cfg, "--allow-insecure-dev-switches", "--log-format", "text"}, loopback...)...)
+	other := oidctest.New(t)
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"no token", "", 401},
+		{"token of an untrusted OP", "Bearer " + other.MintJWT(map[string]any{"sub": "mallory", "groups": []string{"admins"}}), 401},
+		{"verified, not in the group", "Bearer " + op.MintJWT(map[string]any{"sub": "alice", "groups": []string{"users"}}), 200},
+		{"verified, in the group", "Bearer " + op.MintJWT(map[string]any{"sub": "bob", "groups": []string{"admins"}}), 200},
+	} {
+		h := map[string]string{}
+		if tc.auth != "" {
+			h["Authorization"] = tc.auth
+		}
+		if code, body := r.get("http", "/x", h); code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+	}
+	_, body := r.get("admin", "/metrics", nil)
+	for _, want := range []string{"flaat_extauthz_insecure_dev_switches_enabled 1", "flaat_extauthz_insecure_dev_switch_decisions_total 1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q (one denial was overridden)", want)
+		}
+	}
+	if res := r.stop(syscall.SIGTERM); !strings.Contains(res.stderr, "policy is NOT enforced") || !strings.Contains(res.stderr, devswitch.EnvAssumeAuthorized+"=YES") {
+		t.Errorf("no start-up warning naming the switch:\n%s", res.stderr)
 	}
 }

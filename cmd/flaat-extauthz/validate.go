@@ -39,6 +39,6 @@ Exit status: 0 valid, 1 invalid.`,
 	}
 	cf.register(cmd.Flags(), false)
 	cmd.Flags().BoolVar(&allowDev, "allow-insecure-dev-switches", false,
-		"accept the DISABLE_AUTHENTICATION_* environment variables as serve would with this flag")
+		"accept the DISABLE_AUTHENTICATION_* and DISABLE_AUTHORIZATION_* environment variables as serve would with this flag")
 	return cmd
 }

@@ -226,6 +226,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("{\"server\": {\"grpc_listen\": \":1\"}}"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("log: {level: [1, {x: y}]}"))
+	f.Add([]byte("policy: {default: {n_of: {n: 2, of: [{claim: a}]}}}"))
+	f.Add([]byte("policy: {default: {n_of: {\"n\": 1, min: 2, of: [{groups: {values: [a, on, \"y\"]}}]}}}"))
+	f.Add([]byte("policy: {default: {entitlements: {values: [\"urn:nid:example.org?+r?=q#f:group:a%3ab:role=x\", yes]}}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cf, err := Parse(data)
 		if err != nil {

@@ -1,9 +1,12 @@
-// Package devswitch is the one place of flaat's DISABLE_AUTHENTICATION_* development
-// switches: reading them from the environment (FromEnv, which refuses them without
-// --allow-insecure-dev-switches) and an authorizer that verifies nothing: it makes up an
-// identity for every request and evaluates the policy on it. It exists for
-// compatibility with flaat and MUST NOT be used anywhere but on a developer's machine;
-// the server (internal/server) builds it only when the switches are allowed, and logs a
+// Package devswitch is the one place of flaat's development switches: reading them
+// from the environment (FromEnv, which refuses them without
+// --allow-insecure-dev-switches); for the DISABLE_AUTHENTICATION_* switches (flaat
+// 0.13.3) an authorizer that verifies nothing: it makes up an identity for every request
+// and evaluates the policy on it; and for DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER
+// (flaat 1.x) a wrapper of the real authorizer: tokens are verified, the policy is not
+// enforced. They exist for compatibility with flaat and MUST NOT be used anywhere but on
+// a developer's machine; the server (internal/server) builds them only when the
+// switches are allowed, and logs a
 // warning at start-up and every minute.
 package devswitch
 
@@ -71,8 +74,9 @@ func (a *Authorizer) Identity() *authz.Identity {
 }
 
 // Authorize selects the route of r and evaluates its requirement on the made-up
-// identity. With AssumeValidGroups every requirement counts as met. A path that cannot
-// be normalised or an unknown context_extensions level is still denied.
+// identity. With AssumeValidGroups or AssumeAuthorized every requirement counts as met.
+// A path that cannot be normalised or an unknown context_extensions level is still
+// denied.
 func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
 	if a.decision != nil {
 		a.decision()
@@ -86,9 +90,12 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 	}
 	id := a.Identity()
 	res := sel.Evaluate(id.Claims)
-	if !res.Allowed && a.sw.AssumeValidGroups {
-		res = policy.Result{Allowed: true, Reason: "INSECURE: " + EnvAssumeValidGroups + " assumes every requirement is met",
-			Details: append([]string{"assumed met (insecure dev switch): " + sel.Description}, res.Details...)}
+	if !res.Allowed && (a.sw.AssumeValidGroups || a.sw.AssumeAuthorized) {
+		env := EnvAssumeValidGroups
+		if !a.sw.AssumeValidGroups {
+			env = EnvAssumeAuthorized
+		}
+		res = assumeMet(res, env, sel.Description)
 	}
 	if err := ctx.Err(); err != nil {
 		return authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "request cancelled", Err: err, Route: sel.Name}
@@ -103,9 +110,61 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 	return d
 }
 
+// assumeMet turns the unmet result res of the requirement desc into a met one that says
+// which switch did it.
+func assumeMet(res policy.Result, env, desc string) policy.Result {
+	return policy.Result{Allowed: true, Reason: "INSECURE: " + env + " assumes every requirement is met",
+		Details: append([]string{"assumed met (insecure dev switch): " + desc}, res.Details...)}
+}
+
+// Authorizer is what the switches wrap and answer like: package envoy's Authorizer.
+type authorizer interface {
+	Authorize(ctx context.Context, r authz.Request) authz.Decision
+}
+
+// AssumeAuthorized is DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (flaat 1.x) in
+// front of the real authorizer: every request is decided by next as usual (tokens
+// verified, routes selected), and a denial only because the verified identity does not
+// meet the route's requirement becomes an allow. A request without a valid token, with
+// a path that cannot be normalised or an unknown access level is still denied, and an
+// OP outage is still a 503.
+type AssumeAuthorized struct {
+	next     authorizer
+	decision func()
+}
+
+// NewAssumeAuthorized wraps next. onDecision, if non-nil, is called for every denial it
+// turns into an allow.
+func NewAssumeAuthorized(next authorizer, onDecision func()) *AssumeAuthorized {
+	return &AssumeAuthorized{next: next, decision: onDecision}
+}
+
+// Authorize asks next and overrides a policy denial of a verified identity.
+func (a *AssumeAuthorized) Authorize(ctx context.Context, r authz.Request) authz.Decision {
+	d := a.next.Authorize(ctx, r)
+	// A policy denial is the only Forbidden decision with a verified identity and no Err.
+	if d.Outcome != authz.OutcomeForbidden || d.Identity == nil || d.Route == "" || d.Err != nil {
+		return d
+	}
+	if ctx.Err() != nil { // next already reports a cancelled ctx as unavailable; be sure
+		return d
+	}
+	if a.decision != nil {
+		a.decision()
+	}
+	d.Policy = assumeMet(d.Policy, EnvAssumeAuthorized, d.Route)
+	d.Outcome, d.Reason = authz.OutcomeAllow, d.Policy.Reason
+	return d
+}
+
 // Warn logs the loud warning that the switches are on; call it at start-up and then
 // every minute (Nag).
 func Warn(log *slog.Logger, sw Switches) {
+	if !sw.MakesUpIdentity() {
+		log.Warn("INSECURE DEVELOPMENT SWITCH IS ON: tokens are verified but the policy is NOT enforced, every verified user is allowed; never use this in production",
+			"switches", sw.String())
+		return
+	}
 	log.Warn("INSECURE DEVELOPMENT SWITCHES ARE ON: tokens are NOT verified, every request gets a made-up identity; never use this in production",
 		"switches", sw.String())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -46,6 +47,8 @@ func TestAuthorize(t *testing.T) {
 		{"groups: also in entitlement claim", Switches{AssumeGroups: []string{"admins"}}, "/ent", authz.OutcomeAllow},
 		{"groups: not member", Switches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
 		{"valid groups: everything", Switches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
+		{"user + authorization: everything", Switches{AssumeUser: true, AssumeAuthorized: true}, "/admin", authz.OutcomeAllow},
+		{"authorization + bad path still denied", Switches{AssumeUser: true, AssumeAuthorized: true}, "/%zz", authz.OutcomeForbidden},
 		{"public route", Switches{AssumeUser: true}, "/health", authz.OutcomeAllow},
 		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
 	}
@@ -71,6 +74,58 @@ func TestAuthorize(t *testing.T) {
 	cancel()
 	if d := New(Switches{AssumeUser: true}, pol, nil, nil).Authorize(ctx, authz.Request{Path: "/x"}); d.Outcome != authz.OutcomeUnavailable {
 		t.Errorf("cancelled ctx: %v, want unavailable (never allow a decision nobody waits for)", d.Outcome)
+	}
+}
+
+// decided is an authorizer that answers one fixed decision.
+type decided authz.Decision
+
+func (d decided) Authorize(context.Context, authz.Request) authz.Decision { return authz.Decision(d) }
+
+func TestAssumeAuthorized(t *testing.T) {
+	id := &authz.Identity{Issuer: "https://op", Subject: "alice", Claims: map[string]any{"sub": "alice"}}
+	policyDenial := authz.Decision{Outcome: authz.OutcomeForbidden, Route: "admin", Identity: id, Reason: "groups: 0 of 1",
+		Policy: policy.Result{Reason: "groups: 0 of 1", Details: []string{"groups: 0 of 1"}}}
+	for _, tc := range []struct {
+		name string
+		next authz.Decision
+		want authz.Outcome
+	}{
+		{"policy not met: allowed", policyDenial, authz.OutcomeAllow},
+		{"allowed stays allowed", authz.Decision{Outcome: authz.OutcomeAllow, Route: "admin", Identity: id}, authz.OutcomeAllow},
+		{"no token still 401", authz.Decision{Outcome: authz.OutcomeNoToken, Route: "admin"}, authz.OutcomeNoToken},
+		{"invalid token still 401", authz.Decision{Outcome: authz.OutcomeInvalidToken, Route: "admin", Err: errors.New("bad signature")}, authz.OutcomeInvalidToken},
+		{"bad path still 403", authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request path cannot be normalised", Err: policy.ErrBadPath}, authz.OutcomeForbidden},
+		{"forbidden without identity stays", authz.Decision{Outcome: authz.OutcomeForbidden, Route: "admin"}, authz.OutcomeForbidden},
+		{"OP outage still 503", authz.Decision{Outcome: authz.OutcomeUnavailable, Route: "admin", Err: errors.New("timeout")}, authz.OutcomeUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			d := NewAssumeAuthorized(decided(tc.next), func() { n++ }).Authorize(context.Background(), authz.Request{Path: "/admin"})
+			if d.Outcome != tc.want {
+				t.Fatalf("outcome %v (%s), want %v", d.Outcome, d.Reason, tc.want)
+			}
+			overridden := tc.next.Outcome != authz.OutcomeAllow && tc.want == authz.OutcomeAllow
+			if overridden != (n == 1) || n > 1 {
+				t.Errorf("decision hook called %d times", n)
+			}
+			if overridden && (!d.Policy.Allowed || !strings.Contains(d.Reason, EnvAssumeAuthorized) || d.Identity != id) {
+				t.Errorf("override = %+v", d)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d := NewAssumeAuthorized(decided(policyDenial), nil).Authorize(ctx, authz.Request{}); d.Outcome == authz.OutcomeAllow {
+		t.Error("cancelled ctx: allowed (never allow a decision nobody waits for)")
+	}
+}
+
+func TestWarnAuthorizationOnly(t *testing.T) {
+	var buf bytes.Buffer
+	Warn(slog.New(slog.NewTextHandler(&buf, nil)), Switches{AssumeAuthorized: true})
+	if !strings.Contains(buf.String(), "policy is NOT enforced") || !strings.Contains(buf.String(), EnvAssumeAuthorized+"=YES") {
+		t.Errorf("warning %q", buf.String())
 	}
 }
 

@@ -15,15 +15,20 @@ const (
 	EnvAssumeValidGroups = "DISABLE_AUTHENTICATION_AND_ASSUME_VALID_GROUPS"
 	// EnvAssumeGroups is a JSON list of groups the fabricated user is a member of.
 	EnvAssumeGroups = "DISABLE_AUTHENTICATION_AND_ASSUME_GROUPS"
+	// EnvAssumeAuthorized is flaat 1.x's authorization switch: tokens are still
+	// verified, but every requirement counts as met for a verified user.
+	EnvAssumeAuthorized = "DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER"
 )
 
 // ErrNotAllowed: a DISABLE_AUTHENTICATION_* variable is set but
 // --allow-insecure-dev-switches was not given. Start-up must fail.
-var ErrNotAllowed = errors.New("devswitch: DISABLE_AUTHENTICATION_* is set but --allow-insecure-dev-switches was not given")
+var ErrNotAllowed = errors.New("devswitch: DISABLE_AUTHENTICATION_* or DISABLE_AUTHORIZATION_* is set but --allow-insecure-dev-switches was not given")
 
-// Switches are flaat's DISABLE_AUTHENTICATION_* switches. When any is on, tokens are
-// not verified at all: an identity is made up for every request. They MUST NOT be used
-// anywhere but on a developer's machine.
+// Switches are flaat's DISABLE_AUTHENTICATION_* switches (flaat 0.13.3) and its
+// DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER switch (flaat 1.x). When one of the
+// first three is on, tokens are not verified at all: an identity is made up for every
+// request. With AssumeAuthorized alone, tokens are verified but the policy is not
+// enforced. They MUST NOT be used anywhere but on a developer's machine.
 type Switches struct {
 	// AssumeUser: every request is from an authenticated user (groups are not assumed).
 	AssumeUser bool
@@ -31,10 +36,20 @@ type Switches struct {
 	AssumeValidGroups bool
 	// AssumeGroups: the made-up user is a member of these groups (and authenticated).
 	AssumeGroups []string
+	// AssumeAuthorized: every requirement is taken as met for a user whose token was
+	// verified (or made up by one of the switches above); a request without a valid
+	// token is still denied (flaat 1.x's authorization switch).
+	AssumeAuthorized bool
 }
 
 // Enabled reports whether any switch is on.
 func (d Switches) Enabled() bool {
+	return d.MakesUpIdentity() || d.AssumeAuthorized
+}
+
+// MakesUpIdentity reports whether a DISABLE_AUTHENTICATION_* switch is on, so that
+// tokens are not verified at all.
+func (d Switches) MakesUpIdentity() bool {
 	return d.AssumeUser || d.AssumeValidGroups || len(d.AssumeGroups) > 0
 }
 
@@ -51,6 +66,9 @@ func (d Switches) String() string {
 		b, _ := json.Marshal(d.AssumeGroups)
 		on = append(on, EnvAssumeGroups+"="+string(b))
 	}
+	if d.AssumeAuthorized {
+		on = append(on, EnvAssumeAuthorized+"=YES")
+	}
 	return strings.Join(on, " ")
 }
 
@@ -64,7 +82,7 @@ func FromEnv(getenv func(string) string, allowed bool) (Switches, error) {
 	for _, v := range []struct {
 		name string
 		dst  *bool
-	}{{EnvAssumeUser, &d.AssumeUser}, {EnvAssumeValidGroups, &d.AssumeValidGroups}} {
+	}{{EnvAssumeUser, &d.AssumeUser}, {EnvAssumeValidGroups, &d.AssumeValidGroups}, {EnvAssumeAuthorized, &d.AssumeAuthorized}} {
 		switch strings.ToLower(strings.TrimSpace(getenv(v.name))) {
 		case "", "no", "false", "0":
 		case "yes", "true", "1":

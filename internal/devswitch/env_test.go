@@ -23,6 +23,9 @@ func TestFromEnv(t *testing.T) {
 		{name: "garbage bool", env: map[string]string{EnvAssumeUser: "maybe"}, allowed: true, wantErr: "want YES or NO"},
 		{name: "groups not json", env: map[string]string{EnvAssumeGroups: "a,b"}, allowed: true, wantErr: "JSON list"},
 		{name: "groups empty", env: map[string]string{EnvAssumeGroups: "[]"}, allowed: true, wantErr: "empty list"},
+		{name: "authorization allowed", env: map[string]string{EnvAssumeAuthorized: "YES"}, allowed: true, want: Switches{AssumeAuthorized: true}},
+		{name: "authorization not allowed", env: map[string]string{EnvAssumeAuthorized: "YES"}, wantErr: "--allow-insecure-dev-switches"},
+		{name: "authorization garbage", env: map[string]string{EnvAssumeAuthorized: "sure"}, allowed: true, wantErr: EnvAssumeAuthorized + ": want YES or NO"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,7 +42,7 @@ func TestFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.String() != tc.want.String() || got.Enabled() != tc.want.Enabled() {
+			if got.String() != tc.want.String() || got.Enabled() != tc.want.Enabled() || got.MakesUpIdentity() != tc.want.MakesUpIdentity() {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

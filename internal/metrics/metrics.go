@@ -56,11 +56,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		devSwitch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "insecure_dev_switches_enabled",
-			Help: "1 when a DISABLE_AUTHENTICATION_* switch is on: tokens are NOT verified. Must be 0 in production.",
+			Help: "1 when a development switch is on: DISABLE_AUTHENTICATION_* (tokens are NOT verified) or DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (the policy is NOT enforced). Must be 0 in production.",
 		}),
 		devWarnings: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "insecure_dev_switch_decisions_total",
-			Help: "Decisions made up by a DISABLE_AUTHENTICATION_* switch instead of verifying a token.",
+			Help: "Decisions made up by a DISABLE_AUTHENTICATION_* switch instead of verifying a token, and policy denials DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER turned into allows.",
 		}),
 		cacheMetrics: newCacheCollector(),
 	}

@@ -92,6 +92,16 @@ type authzEngine struct{ *authz.Authorizer }
 
 func (e authzEngine) Close() { _ = e.Authorizer.Close() }
 
+// assumeAuthorizedEngine is authz behind DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER.
+type assumeAuthorizedEngine struct {
+	authzEngine
+	off *devswitch.AssumeAuthorized
+}
+
+func (e assumeAuthorizedEngine) Authorize(ctx context.Context, r authz.Request) authz.Decision {
+	return e.off.Authorize(ctx, r)
+}
+
 // devEngine adapts the dev-switch authorizer to engine: always ready, no cache.
 type devEngine struct{ *devswitch.Authorizer }
 

@@ -414,14 +414,15 @@ func (s *Server) shutdown() {
 }
 
 // build compiles f into a new generation: the policy engine and either authz or, with
-// the development switches, the dev-switch authorizer.
+// the DISABLE_AUTHENTICATION_* switches, the dev-switch authorizer; with
+// DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER, authz behind the switch's wrapper.
 func (s *Server) build(f *config.File) (*generation, error) {
 	pol, err := policy.New(f.Policy)
 	if err != nil {
 		return nil, err
 	}
 	current := func() *generation { return s.cur.Load() }
-	if s.o.DevSwitches.Enabled() {
+	if s.o.DevSwitches.MakesUpIdentity() {
 		d := devswitch.New(s.o.DevSwitches, pol, s.o.Now, s.m.DevSwitchDecision)
 		return newGeneration(devEngine{d}, f, current), nil
 	}
@@ -430,6 +431,10 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
 	if err != nil {
 		return nil, err
+	}
+	if s.o.DevSwitches.AssumeAuthorized {
+		off := devswitch.NewAssumeAuthorized(az, s.m.DevSwitchDecision)
+		return newGeneration(assumeAuthorizedEngine{authzEngine{az}, off}, f, current), nil
 	}
 	return newGeneration(authzEngine{az}, f, current), nil
 }
