@@ -45,6 +45,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 )
 
@@ -592,8 +593,20 @@ func TestDocs(t *testing.T) {
 		t.Error("README Envoy config: failure_mode_allow must be false")
 	}
 	name := ea.GetGrpcService().GetEnvoyGrpc().GetClusterName()
-	if name == "" || cluster(bs, name) == nil {
-		t.Errorf("README Envoy config: ext_authz gRPC cluster %q is not defined", name)
+	c := cluster(bs, name)
+	if c == nil {
+		t.Fatalf("README Envoy config: ext_authz gRPC cluster %q is not defined", name)
+	}
+	if _, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; !ok {
+		t.Errorf("README Envoy config: cluster %s must enable HTTP/2 (gRPC)", name)
+	}
+	want := defaultPort(t, envoy.DefaultGRPCListen)
+	for _, e := range c.GetLoadAssignment().GetEndpoints() {
+		for _, le := range e.GetLbEndpoints() {
+			if p := le.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue(); int(p) != want {
+				t.Errorf("README Envoy config: cluster %s points at port %d, the server's default gRPC port is %d", name, p, want)
+			}
+		}
 	}
 }
 
