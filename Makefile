@@ -42,9 +42,13 @@ security:
 fuzz:
 	@bash .ci/fuzz.sh $(FUZZTIME)
 
-## e2e: end-to-end tests against a real OIDC provider, grpcurl and nginx (installs what they need).
+## e2e: end-to-end tests against a real OIDC provider, grpcurl, nginx and Caddy (installs what
+## they need); prints the differential test's summary line (docs/differential-test.md).
 e2e: e2e-deps
-	$(GO) test -count=1 -tags e2e -timeout 15m ./e2e/...
+	@mkdir -p $(BIN)
+	@$(GO) test -count=1 -tags e2e -timeout 15m -v ./e2e/... > $(BIN)/e2e.log 2>&1 \
+		|| { cat $(BIN)/e2e.log; exit 1; }
+	@grep -E '^differential:|^(ok|FAIL|---) ' $(BIN)/e2e.log | grep -v -e '^--- PASS' || true
 
 e2e-deps:
 	@bash .ci/e2e-deps.sh

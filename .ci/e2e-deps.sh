@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end tests (`go test -tags e2e ./e2e/...`) need, idempotently:
 #   - the OIDC provider: npm package oidc-provider, pinned by e2e/op/package-lock.json (`npm ci`);
-#   - grpcurl, pinned below, built with `go install` into ./bin;
+#   - the differential test's Node upstream: npm package express, pinned by
+#     e2e/upstream/package-lock.json (`npm ci`);
+#   - grpcurl and Caddy, pinned below, built with `go install` into ./bin;
 #   - Debian's nginx and docker-compose (only when missing and we are root: CI runs as root).
 # A tool it cannot install is reported; the tests then skip (locally) or fail (CI sets
 # FLAAT_E2E_REQUIRE_ALL=1).
@@ -9,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GRPCURL_VERSION=v1.9.3
+CADDY_VERSION=v2.11.9
 
 log() { echo "e2e-deps: $*"; }
 
@@ -42,6 +45,8 @@ fi
 if command -v npm >/dev/null 2>&1; then
   log "npm ci in e2e/op (node $(node --version))"
   (cd e2e/op && npm ci --no-audit --no-fund --loglevel=error)
+  log "npm ci in e2e/upstream"
+  (cd e2e/upstream && npm ci --no-audit --no-fund --loglevel=error)
 else
   log "npm missing: the OP-based tests will skip (or fail under FLAAT_E2E_REQUIRE_ALL)"
 fi
@@ -54,5 +59,12 @@ if ! go version -m bin/grpcurl 2>/dev/null | grep -Eq "^\s+mod\s+github.com/full
   GOBIN="$PWD/bin" GOFLAGS=-buildvcs=false go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}"
 fi
 
+# --- Caddy (forward_auth in the differential test; validates examples/caddy/Caddyfile) ---
+if ! go version -m bin/caddy 2>/dev/null | grep -Eq "^\s+mod\s+github.com/caddyserver/caddy/v2\s+${CADDY_VERSION}\s"; then
+  log "go install caddy ${CADDY_VERSION} into ./bin (a few minutes on a cold module cache)"
+  mkdir -p bin
+  GOBIN="$PWD/bin" GOFLAGS=-buildvcs=false go install "github.com/caddyserver/caddy/v2/cmd/caddy@${CADDY_VERSION}"
+fi
+
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-log "ready: grpcurl ${GRPCURL_VERSION}; $("$nginx_bin" -v 2>&1 || echo 'no nginx'); docker-compose $(docker-compose version --short 2>/dev/null || echo 'missing'); node $(node --version 2>/dev/null || echo 'missing')"
+log "ready: grpcurl ${GRPCURL_VERSION}; caddy ${CADDY_VERSION}; $("$nginx_bin" -v 2>&1 || echo 'no nginx'); docker-compose $(docker-compose version --short 2>/dev/null || echo 'missing'); node $(node --version 2>/dev/null || echo 'missing')"

@@ -70,7 +70,18 @@ func TestAuthorize(t *testing.T) {
 			want: authz.OutcomeForbidden},
 		{name: "unknown access level", req: authz.Request{Method: "GET", Path: "/x", Authorization: "Bearer " + admin, ContextExtensions: map[string]string{"flaat_policy": "nope"}},
 			want: authz.OutcomeForbidden, reason: "no access level"},
-		{name: "bad path", req: authz.Request{Method: "GET", Path: "/a/%2f%00", Authorization: "Bearer " + valid}, want: authz.OutcomeForbidden, reason: "cannot be normalised"},
+		{name: "bad path", req: authz.Request{Method: "GET", Path: "/a/%2f%00", Authorization: "Bearer " + valid}, want: authz.OutcomeBadRequest, reason: "cannot be normalised",
+			check: func(t *testing.T, d authz.Decision) {
+				if d.ReasonCode != authz.ReasonBadPath || d.TokenHash != "" {
+					t.Fatalf("%+v", d)
+				}
+			}},
+		{name: "ambiguous path denied before the token is read", req: authz.Request{Method: "GET", Path: "/admin/..;/healthz"}, want: authz.OutcomeBadRequest, reason: "ambiguous request path",
+			check: func(t *testing.T, d authz.Decision) {
+				if d.ReasonCode != authz.ReasonAmbiguousPath || !errors.Is(d.Err, policy.ErrAmbiguousPath) {
+					t.Fatalf("%+v", d)
+				}
+			}},
 		{name: "expired", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + op.MintJWT(nil, oidctest.ExpiresIn(-time.Hour))}, want: authz.OutcomeInvalidToken, reason: "expired"},
 		{name: "garbled token", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + strings.Replace(valid, "e", "f", 1)}, want: authz.OutcomeInvalidToken},
 		{name: "oversized token", req: authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + strings.Repeat("a", 9000)}, want: authz.OutcomeNoToken, reason: "larger than"},

@@ -374,11 +374,14 @@ func (a *Authorizer) identity(ctx context.Context, token string) (*Identity, err
 // at the Authorization header), then ParseBearer, Verify and the policy. It always
 // returns a Decision; errors are mapped to outcomes in decisionFor.
 //
-// Route selection errors deny with OutcomeForbidden: policy.ErrBadPath (the path cannot
-// be normalised) and policy.ErrUnknownAccessLevel (Envoy's context_extensions name an
-// access level this configuration lacks) are both about a request this server will not
-// let through whatever the token, so no token is parsed and 401 would mislead clients
-// into retrying with another token.
+// Route selection errors deny before any token is parsed, since they are about a
+// request this server will not let through whatever the token (401 would mislead
+// clients into retrying with another one): policy.ErrBadPath (the path cannot be
+// normalised, or a policy.paths switch rejects it) and policy.ErrAmbiguousPath (its
+// readings select different routes) are OutcomeBadRequest (400) with ReasonCode
+// ReasonBadPath or ReasonAmbiguousPath; policy.ErrUnknownAccessLevel (Envoy's
+// context_extensions name an access level this configuration lacks) is
+// OutcomeForbidden.
 //
 // When ctx has ended by the time the decision is made, the outcome is
 // OutcomeUnavailable: a decision nobody waits for any more is never an allow.
@@ -404,14 +407,7 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		ContextExtensions: r.ContextExtensions,
 	})
 	if err != nil {
-		reason := "request not allowed"
-		switch {
-		case errors.Is(err, policy.ErrBadPath):
-			reason = "request path cannot be normalised"
-		case errors.Is(err, policy.ErrUnknownAccessLevel):
-			reason = "no access level configured for this route"
-		}
-		return Decision{Outcome: OutcomeForbidden, Reason: reason, Err: err}
+		return SelectDenial(err)
 	}
 	if sel.Public {
 		return Decision{Outcome: OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
@@ -428,6 +424,9 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	d.Cached = hit
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
+		if ue, ok := errors.AsType[*UnavailableError](err); ok && d.Outcome == OutcomeUnavailable {
+			d.RetryAfter = ue.RetryAfter
+		}
 		a.logDenial(ctx, r, d)
 		return d
 	}
@@ -443,6 +442,25 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	}
 	d.Outcome = OutcomeAllow
 	return d
+}
+
+// SelectDenial is the decision for an error of policy.Engine.Select, the one mapping
+// used by the Authorizer and by every other caller of Select that answers requests (the
+// check command, the development switches): ErrAmbiguousPath and ErrBadPath are
+// OutcomeBadRequest (400) with ReasonCode ReasonAmbiguousPath / ReasonBadPath;
+// ErrUnknownAccessLevel and anything else are OutcomeForbidden.
+func SelectDenial(err error) Decision {
+	switch {
+	case errors.Is(err, policy.ErrAmbiguousPath):
+		return Decision{Outcome: OutcomeBadRequest, ReasonCode: ReasonAmbiguousPath, Err: err,
+			Reason: "ambiguous request path: its readings select different routes"}
+	case errors.Is(err, policy.ErrBadPath):
+		return Decision{Outcome: OutcomeBadRequest, ReasonCode: ReasonBadPath, Err: err,
+			Reason: "request path cannot be normalised"}
+	case errors.Is(err, policy.ErrUnknownAccessLevel):
+		return Decision{Outcome: OutcomeForbidden, Reason: "no access level configured for this route", Err: err}
+	}
+	return Decision{Outcome: OutcomeForbidden, Reason: "request not allowed", Err: err}
 }
 
 // decisionFor is the one place where errors become outcomes and client-safe reasons.

@@ -39,8 +39,16 @@ type Config struct {
 
 // IssuerConfig is one trusted OP.
 type IssuerConfig struct {
-	// Issuer is the issuer URL; compared with the token's iss after stripping one trailing '/'.
+	// Issuer is the issuer URL. A JWT's iss must equal it exactly, or exactly the
+	// issuer of the OP's discovery document: a trailing-slash variant of either is
+	// another issuer and is refused (OIDC Discovery 4.3, Core 3.1.3.7). One trailing '/'
+	// on this setting itself is ignored when the issuer is looked up.
 	Issuer string `json:"issuer"`
+	// RequireSub: a JWT access token must carry a non-empty string sub (RFC 9068 2.2;
+	// sub also keys the identity headers). Default true; false accepts tokens without
+	// sub from an OP that omits it (the identity then has no Subject, and policies on
+	// sub never match).
+	RequireSub *bool `json:"require_sub,omitempty"`
 	// DiscoveryURL overrides <issuer>/.well-known/openid-configuration.
 	DiscoveryURL string `json:"discovery_url,omitempty"`
 	// Audiences: if non-empty, a JWT's aud must contain at least one of them.

@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors for fixed conditions. Every error returned by this package that is
@@ -41,6 +42,9 @@ type UnavailableError struct {
 	Issuer   string // configured issuer URL
 	Endpoint string // "discovery", "jwks", "userinfo", "introspection"
 	Err      error
+	// RetryAfter, when positive, is when asking again can give another answer (an
+	// unknown kid while JWKS refreshes are rate-limited); it becomes Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *UnavailableError) Error() string {

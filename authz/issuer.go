@@ -56,14 +56,22 @@ type issuer struct {
 	discErr   error
 	discErrAt time.Time
 
-	keys      atomic.Pointer[keyIndex]
-	kmu       sync.Mutex
-	keyCall   *call[*keyIndex]
-	forcedAt  time.Time // last refresh triggered by an unknown kid
-	forcedErr error
+	keys        atomic.Pointer[keyIndex]
+	kmu         sync.Mutex
+	keyCall     *call[*keyIndex]
+	forcedAt    time.Time // last refresh triggered by an unknown kid
+	forcedErr   error
+	forcedErrAt time.Time
+	// missed are kids that the last forced refresh did not find (at most maxMissed):
+	// while refreshes are rate-limited they are answered 401, every other unknown kid
+	// 503 with Retry-After, since its key may be new.
+	missed    map[string]struct{}
 	initErr   error
 	initErrAt time.Time
 }
+
+// maxMissed bounds issuer.missed; kids beyond it are answered 503 (never allowed).
+const maxMissed = 256
 
 // call is one shared fetch; waiters select on done and their own context.
 type call[T any] struct {
@@ -229,13 +237,57 @@ type pubKey struct {
 type keyIndex struct {
 	byKid map[string][]pubKey
 	all   []pubKey
+	// unusable are kids the JWKS lists only with keys that may not verify signatures
+	// (symmetric, use "enc", key_ops without "verify", unparsable): known, so a token
+	// naming one is invalid without another refresh.
+	unusable map[string]bool
+	// withdrawn are kids that earlier sets of this issuer listed and this one does not
+	// (at most maxWithdrawn): the OP has unpublished them, so a token naming one is
+	// invalid, also while refreshes are rate-limited.
+	withdrawn map[string]bool
+	// fetchedAt is when this set was fetched.
+	fetchedAt time.Time
+}
+
+// maxWithdrawn bounds keyIndex.withdrawn.
+const maxWithdrawn = 256
+
+// withWithdrawn returns a copy of idx whose withdrawn set lists the kids of prev (and
+// those prev had withdrawn) that idx lacks.
+func (idx *keyIndex) withWithdrawn(prev *keyIndex) *keyIndex {
+	if prev == nil {
+		return idx
+	}
+	out := *idx
+	out.withdrawn = map[string]bool{}
+	add := func(kid string) {
+		if _, ok := idx.byKid[kid]; !ok && !idx.unusable[kid] && len(out.withdrawn) < maxWithdrawn {
+			out.withdrawn[kid] = true
+		}
+	}
+	for kid := range prev.byKid {
+		add(kid)
+	}
+	for kid := range prev.unusable {
+		add(kid)
+	}
+	for kid := range prev.withdrawn {
+		add(kid)
+	}
+	return &out
 }
 
 func buildIndex(set jwk.Set) *keyIndex {
-	idx := &keyIndex{byKid: map[string][]pubKey{}}
+	idx := &keyIndex{byKid: map[string][]pubKey{}, unusable: map[string]bool{}}
 	for i := 0; i < set.Len(); i++ {
 		k, ok := set.Key(i)
-		if !ok || k.KeyType() == jwa.OctetSeq {
+		if !ok {
+			continue
+		}
+		if kid := k.KeyID(); kid != "" {
+			idx.unusable[kid] = true // cleared below when a usable key has this kid
+		}
+		if k.KeyType() == jwa.OctetSeq {
 			continue // symmetric keys are never used
 		}
 		if u := k.KeyUsage(); u != "" && u != "sig" {
@@ -260,6 +312,9 @@ func buildIndex(set jwk.Set) *keyIndex {
 		}
 		idx.all = append(idx.all, pk)
 		idx.byKid[pk.kid] = append(idx.byKid[pk.kid], pk)
+	}
+	for kid := range idx.byKid {
+		delete(idx.unusable, kid)
 	}
 	return idx
 }
@@ -295,6 +350,7 @@ func (idx *keyIndex) candidates(kid, alg string) (keys []pubKey, known bool) {
 	list := idx.all
 	if kid != "" {
 		list, known = idx.byKid[kid]
+		known = known || idx.unusable[kid]
 	}
 	for _, k := range list {
 		if fits(alg, k) {
@@ -317,8 +373,29 @@ func (is *issuer) keySet(ctx context.Context, d *discovery) (*keyIndex, error) {
 }
 
 // errRateLimited: an unknown kid arrived within JWKSRefreshInterval of the last refresh
-// that an unknown kid triggered; no refresh is made.
+// that an unknown kid triggered; no refresh is made. It is wrapped in an
+// *UnavailableError whose RetryAfter says when the next refresh is allowed.
 var errRateLimited = errors.New("authz: jwks refresh rate-limited")
+
+// noteMissed records that a forced refresh did not find kid.
+func (is *issuer) noteMissed(kid string) {
+	is.kmu.Lock()
+	defer is.kmu.Unlock()
+	if is.missed == nil {
+		is.missed = map[string]struct{}{}
+	}
+	if len(is.missed) < maxMissed {
+		is.missed[kid] = struct{}{}
+	}
+}
+
+// wasMissed reports whether the last forced refresh did not find kid.
+func (is *issuer) wasMissed(kid string) bool {
+	is.kmu.Lock()
+	defer is.kmu.Unlock()
+	_, ok := is.missed[kid]
+	return ok
+}
 
 // fetchKeys fetches the JWKS through the jwk.Cache: at most one fetch per issuer is in
 // flight (concurrent callers share it, each honouring its own ctx), it runs on a
@@ -333,15 +410,22 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 	if c == nil {
 		now := a.now()
 		if forced {
-			if !is.forcedAt.IsZero() && now.Sub(is.forcedAt) < a.cfg.JWKSRefreshInterval.D() {
+			// After a failed refresh the next one is allowed after failBackoff (the OP
+			// may be back); after a successful one, after JWKSRefreshInterval.
+			next := is.forcedAt.Add(a.cfg.JWKSRefreshInterval.D())
+			if is.forcedErr != nil {
+				next = is.forcedErrAt.Add(failBackoff)
+			}
+			if !is.forcedAt.IsZero() && now.Before(next) {
 				err := is.forcedErr
 				is.kmu.Unlock()
 				if err == nil {
-					err = errRateLimited
+					err = &UnavailableError{Issuer: is.id, Endpoint: "jwks", Err: errRateLimited, RetryAfter: next.Sub(now)}
 				}
 				return is.keys.Load(), false, err
 			}
 			is.forcedAt = now
+			clear(is.missed)
 		} else {
 			if idx := is.keys.Load(); idx != nil {
 				is.kmu.Unlock()
@@ -364,7 +448,7 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 			is.kmu.Lock()
 			is.keyCall = nil
 			if forced {
-				is.forcedErr = err
+				is.forcedErr, is.forcedErrAt = err, a.now()
 			} else if err != nil {
 				is.initErr, is.initErrAt = err, a.now()
 			}
@@ -420,9 +504,10 @@ func (a *Authorizer) postFetch(u string, set jwk.Set) (jwk.Set, error) {
 	a.jwksMu.Lock()
 	owners := a.jwksOwners[u]
 	a.jwksMu.Unlock()
+	idx.fetchedAt = a.now()
 	for _, is := range owners {
 		if len(idx.all) > 0 {
-			is.keys.Store(idx)
+			is.keys.Store(idx.withWithdrawn(is.keys.Load()))
 		}
 		a.obs.JWKSRefresh(is.id, nil)
 	}

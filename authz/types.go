@@ -52,6 +52,24 @@ const (
 	// OutcomeUnavailable: an OP could not be reached or answered wrongly, or an internal
 	// error happened; the request is denied (503), never allowed.
 	OutcomeUnavailable
+	// OutcomeBadRequest: the request itself cannot be judged, whatever the token: its
+	// path cannot be normalised or reads as different routes (ambiguous), or its
+	// forwarded headers disagree (400). No token is parsed; another token would not help.
+	OutcomeBadRequest
+)
+
+// Valid reports whether o is one of the Outcome constants.
+func (o Outcome) Valid() bool { return o >= OutcomeAllow && o <= OutcomeBadRequest }
+
+// Reason codes (Decision.ReasonCode): a bounded set of machine-readable causes for the
+// decision metrics' reason label. Most decisions have none ("").
+const (
+	// ReasonAmbiguousPath: the readings of the request path select different routes.
+	ReasonAmbiguousPath = "ambiguous_path"
+	// ReasonBadPath: the request path cannot be normalised, or a path switch rejects it.
+	ReasonBadPath = "bad_path"
+	// ReasonForwardedHeaders: forwarded headers disagree or repeat (HTTP mode).
+	ReasonForwardedHeaders = "forwarded_headers"
 )
 
 // String returns a short lower-case name for logs and metrics labels.
@@ -67,6 +85,8 @@ func (o Outcome) String() string {
 		return "forbidden"
 	case OutcomeUnavailable:
 		return "unavailable"
+	case OutcomeBadRequest:
+		return "bad_request"
 	default:
 		return "unknown"
 	}
@@ -95,6 +115,12 @@ type Decision struct {
 	TokenHash string
 	// Cached reports whether the identity came from the cache.
 	Cached bool
+	// RetryAfter is, for OutcomeUnavailable, when the client may usefully retry (sent
+	// as Retry-After); zero when unknown.
+	RetryAfter time.Duration
+	// ReasonCode is one of the Reason* constants for denials of a request that cannot
+	// be judged (the reason label of the decision metrics); "" otherwise.
+	ReasonCode string
 }
 
 // Source says how an identity was established; several may be set.

@@ -148,7 +148,8 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	if d.jwksURI == "" {
 		return nil, is.unavailable("jwks", errors.New("discovery has no jwks_uri"))
 	}
-	if err := a.checkSignature(ctx, is, d, p); err != nil {
+	iat, _, _ := numericDate(claims, "iat") // unverified yet; checkTimes checks it below
+	if err := a.checkSignature(ctx, is, d, p, iat); err != nil {
 		return nil, err
 	}
 
@@ -161,6 +162,11 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	exp, err := a.checkTimes(claims, true)
 	if err != nil {
 		return nil, err
+	}
+	if is.cfg.RequireSub == nil || *is.cfg.RequireSub {
+		if sub, _ := claims["sub"].(string); sub == "" {
+			return nil, invalid("JWT access token has no sub")
+		}
 	}
 	if len(is.cfg.Audiences) > 0 && !audienceOK(claims["aud"], is.cfg.Audiences) {
 		return nil, invalid("audience not accepted")
@@ -208,21 +214,33 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 // checkSignature finds the key for the token's kid and alg and verifies the signature.
 // An unknown kid triggers one JWKS refresh per JWKSRefreshInterval (shared by
 // concurrent callers); a known kid with a bad signature triggers none.
-func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discovery, p *jwsParts) error {
+func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discovery, p *jwsParts, iat time.Time) error {
 	idx, err := is.keySet(ctx, d)
 	if err != nil {
 		return err
 	}
 	keys, known := idx.candidates(p.kid, p.alg)
 	if !known {
+		// An unknown kid may be a key the OP has just published: refresh the JWKS. While
+		// refreshes are rate-limited, the kid is invalid (401) only when a refresh should
+		// have found it: the last refresh was made for it, the OP has withdrawn it, or the
+		// token was issued (iat, plus the leeway for clock skew) before the last set was
+		// fetched (OPs publish a key before signing with it; an attacker who backdates iat
+		// only gets the 401 sooner). Any other kid is 503 with Retry-After, never a 401
+		// (that clients and the negative cache take as final) for a genuine new key.
 		idx, _, err = is.fetchKeys(ctx, d, true)
 		switch {
 		case errors.Is(err, errRateLimited):
-			return invalid("unknown signing key")
+			if is.wasMissed(p.kid) || idx != nil && (idx.withdrawn[p.kid] ||
+				!iat.IsZero() && iat.Add(a.cfg.Leeway.D()).Before(idx.fetchedAt)) {
+				return invalid("unknown signing key")
+			}
+			return err
 		case err != nil:
 			return err
 		}
 		if keys, known = idx.candidates(p.kid, p.alg); !known {
+			is.noteMissed(p.kid)
 			return invalid("unknown signing key")
 		}
 	}

@@ -52,8 +52,10 @@ type nginxProc struct {
 	URL  string
 }
 
-// startNginx runs the example config with its addresses replaced by the test's.
-func startNginx(t testing.TB, authAddr, upstreamAddr string) *nginxProc {
+// startNginx runs the example config with its addresses replaced by the test's (and,
+// when given, edited by edit: the differential test also runs it without its
+// header-hygiene lines).
+func startNginx(t testing.TB, authAddr, upstreamAddr string, edit ...func(string) string) *nginxProc {
 	t.Helper()
 	bin := tool(t, "nginx", "/usr/sbin/nginx")
 	example, err := os.ReadFile(filepath.Join(repoRoot, "examples", "nginx", "flaat-extauthz.conf"))
@@ -71,6 +73,9 @@ func startNginx(t testing.TB, authAddr, upstreamAddr string) *nginxProc {
 			t.Fatalf("e2e: examples/nginx/flaat-extauthz.conf must contain %q exactly once", old)
 		}
 		site = strings.Replace(site, old, repl, 1)
+	}
+	for _, e := range edit {
+		site = e(site)
 	}
 	dir := t.TempDir()
 	user := ""
@@ -172,6 +177,13 @@ func TestNginxAuthRequest(t *testing.T) {
 			status:  200, reached: true, upHeaders: map[string]string{"X-Auth-Request-User": "", "X-Auth-Request-Groups": ""}},
 		{name: "client-sent X-Original-URI cannot move the check to a public path", uri: "/admin/8",
 			headers: map[string]string{"X-Original-URI": "/public/x", "Authorization": "Bearer " + userJWT}, status: 403},
+		// issue 12: the example removes a client's X-Forwarded-* from the subrequest.
+		{name: "client-sent X-Forwarded-Uri cannot move the check to a public path", uri: "/admin/10",
+			headers: map[string]string{"X-Forwarded-Uri": "/public/x", "X-Forwarded-Method": "GET", "Authorization": "Bearer " + userJWT}, status: 403},
+		{name: "client-sent X-Forwarded-Uri without a token is still a 401", uri: "/admin/11",
+			headers: map[string]string{"X-Forwarded-Uri": "/public/x"}, status: 401, challenge: "Bearer"},
+		// issue 12: from a protected route onto the public one without a token.
+		{name: "params dot-dot onto the public route is refused", uri: "/admin/..;/public/12", status: 500},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

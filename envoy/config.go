@@ -94,12 +94,13 @@ type Config struct {
 	// filter's path_prefix, and the original path is the rest of the request path.
 	// Requests outside it get 404. Default "" (every path is a check).
 	PathPrefix string `json:"path_prefix,omitempty"`
-	// IgnoreForwardedHeaders makes the HTTP handler ignore X-Original-URI,
-	// X-Forwarded-Uri, X-Original-Method, X-Forwarded-Method and X-Forwarded-Host. Set it
-	// when only Envoy calls the handler; it is needed off for nginx and Traefik, and then
-	// the proxy MUST set those headers itself (a proxy that relays client copies lets
-	// clients choose the path that is checked). Default false.
+	// IgnoreForwardedHeaders is the older spelling of HTTP.Forwarded "envoy": only the
+	// request line is read. Kept for existing configuration files; true together with
+	// another HTTP.Forwarded mode is a configuration error. Default false.
 	IgnoreForwardedHeaders bool `json:"ignore_forwarded_headers,omitempty"`
+	// HTTP tunes the HTTP auth-request handler: where the original request's method,
+	// URI and host come from (http.forwarded). Default: "auto".
+	HTTP HTTPConfig `json:"http,omitzero"`
 
 	// GRPC tunes the gRPC server.
 	GRPC GRPCConfig `json:"grpc,omitzero"`
@@ -262,6 +263,12 @@ func (c Config) withDefaults() Config {
 		c.GroupsClaim = DefaultGroupsClaim
 	}
 	c.PathPrefix = strings.TrimRight(c.PathPrefix, "/")
+	if c.HTTP.Forwarded.Mode == "" {
+		c.HTTP.Forwarded.Mode = ForwardedAuto
+		if c.IgnoreForwardedHeaders {
+			c.HTTP.Forwarded.Mode = ForwardedEnvoy
+		}
+	}
 	if c.GRPC.KeepaliveMinTime == 0 {
 		c.GRPC.KeepaliveMinTime = authz.Duration(DefaultKeepaliveMinTime)
 	}
@@ -369,6 +376,10 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			bad(d.field, "must not be negative")
 		}
+	}
+	c.HTTP.Forwarded.validate("http.forwarded", bad)
+	if c.IgnoreForwardedHeaders && c.HTTP.Forwarded.Mode != ForwardedEnvoy {
+		bad("ignore_forwarded_headers", "true means http.forwarded: envoy, but http.forwarded is %q; drop ignore_forwarded_headers", c.HTTP.Forwarded.Mode)
 	}
 	if c.GRPC.StreamWorkers > maxStreamWorkers {
 		bad("grpc.stream_workers", "%d is more than %d", c.GRPC.StreamWorkers, maxStreamWorkers)

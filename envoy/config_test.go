@@ -137,9 +137,9 @@ func TestNewMetricsRegisters(t *testing.T) {
 	m, _ := NewMetrics(prometheus.NewRegistry())
 	var nilM *Metrics
 	nilM.begin()
-	nilM.end(TransportGRPC, "r", authz.OutcomeAllow, time.Second) // no panic
-	m.end(TransportGRPC, "", authz.Outcome(77), 0)
-	if got := counterValue(t, m.decisions.WithLabelValues("unavailable", "none")); got != 1 {
+	nilM.end(TransportGRPC, "r", authz.OutcomeAllow, time.Second, "") // no panic
+	m.end(TransportGRPC, "", authz.Outcome(77), 0, "")
+	if got := counterValue(t, m.decisions.WithLabelValues("unavailable", "none", "")); got != 1 {
 		t.Errorf("unknown outcome counted as %v unavailable", got)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -32,6 +34,7 @@ type denyKey struct {
 	outcome   authz.Outcome
 	tokenSent bool
 	desc      string
+	retry     string // Retry-After value, "" for none
 }
 
 type denyEntry struct {
@@ -58,10 +61,11 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	if row.Challenge != "insufficient_scope" {
 		scopes = nil // not part of the answer
 	}
+	retry := retryAfter(d)
 	if len(scopes) > 0 {
-		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes)
+		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes, retry)
 	}
-	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, desc: desc}
+	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, desc: desc, retry: retry}
 	h := maphash.String(v.deny.seed, desc) ^ uint64(d.Outcome)<<1
 	if tokenSent {
 		h ^= 1
@@ -70,7 +74,7 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	if e := slot.Load(); e != nil && e.key == k {
 		return e.resp
 	}
-	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil)
+	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil, retry)
 	v.wire.put(resp)
 	if old := slot.Swap(&denyEntry{key: k, resp: resp}); old != nil {
 		v.wire.drop(old.resp)
@@ -78,10 +82,13 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	return resp
 }
 
-func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string) *authv3.CheckResponse {
-	hs := make([]*corev3.HeaderValueOption, 0, 3)
+func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string, retry string) *authv3.CheckResponse {
+	hs := make([]*corev3.HeaderValueOption, 0, 4)
 	if c := challenge(v.cfg.Realm, row, tokenSent, desc, scopes); c != "" {
 		hs = append(hs, headerOption("www-authenticate", c))
+	}
+	if retry != "" {
+		hs = append(hs, headerOption("retry-after", retry))
 	}
 	hs = append(hs, contentTypeJSON, cacheNoStore)
 	return &authv3.CheckResponse{
@@ -92,6 +99,15 @@ func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, de
 			Body:    jsonBody(row.Error, desc),
 		}},
 	}
+}
+
+// retryAfter is the Retry-After value (whole seconds, at least 1) of an OP-outage
+// denial that knows when asking again helps; "" otherwise.
+func retryAfter(d *authz.Decision) string {
+	if d.Outcome != authz.OutcomeUnavailable || d.RetryAfter <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64((d.RetryAfter+time.Second-1)/time.Second), 10)
 }
 
 // ---- sampled denial logging ----------------------------------------------------------
@@ -198,13 +214,7 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 	if d.Identity != nil {
 		sub = d.Identity.Subject
 	}
-	path := r.Path
-	for i := 0; i < len(path); i++ {
-		if path[i] == '?' { // queries may carry secrets
-			path = path[:i]
-			break
-		}
-	}
+	path := logPath(r.Path)
 	var buf [13]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("request_id", r.RequestID),
@@ -226,4 +236,27 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 		attrs = append(attrs, slog.Int("suppressed", suppressed))
 	}
 	s.log.LogAttrs(ctx, lvl, "decision", attrs...)
+}
+
+// maxLogPath caps the path in decision lines.
+const maxLogPath = 1 << 10
+
+// logPath is the path as logged: without query and fragment (either may carry a secret,
+// a token pasted into a URL included), at most maxLogPath bytes followed by
+// "…(N bytes)" when longer, N being the length without query and fragment.
+func logPath(p string) string {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '?' || p[i] == '#' {
+			p = p[:i]
+			break
+		}
+	}
+	if len(p) <= maxLogPath {
+		return p
+	}
+	n := maxLogPath
+	for n > 0 && !utf8.RuneStart(p[n]) {
+		n--
+	}
+	return p[:n] + "…(" + strconv.Itoa(len(p)) + " bytes)"
 }

@@ -31,7 +31,7 @@ func FuzzCheck(f *testing.F) {
 		id := alice()
 		id.Claims["email"] = email
 		id.Claims["groups"] = []any{email, "x"}
-		d := authz.Decision{Outcome: authz.Outcome(outcome%7 - 1), Reason: reason, Identity: id}
+		d := authz.Decision{Outcome: authz.Outcome(outcome%8 - 1), Reason: reason, Identity: id}
 		fa := &fakeAuthorizer{d: d}
 		s, err := NewServer(fa, Config{TokenHeader: "x-token", ForwardAccessToken: true}, WithLogger(discardLogger()))
 		if err != nil {
@@ -76,7 +76,7 @@ func FuzzCheck(f *testing.F) {
 			if err := json.Unmarshal([]byte(dr.GetBody()), &body); err != nil {
 				t.Fatalf("body %q: %v", dr.GetBody(), err)
 			}
-			if c := dr.GetStatus().GetCode(); c != 401 && c != 403 && c != 503 {
+			if c := dr.GetStatus().GetCode(); c != 400 && c != 401 && c != 403 && c != 503 {
 				t.Fatalf("HTTP status %d", c)
 			}
 		}
@@ -129,48 +129,59 @@ func checkChallengeSyntax(t *testing.T, v string) {
 }
 
 // FuzzHTTPRequest feeds arbitrary request targets and forwarded headers to the HTTP
-// handler: no panic, only table statuses or 404, and the path the authorizer sees is
-// the one the rules say.
+// handler (server.http.forwarded auto): no panic, only table statuses or 404, the path
+// the authorizer sees is the one the rules say, and two URI headers that disagree are a
+// 400 without a decision.
 func FuzzHTTPRequest(f *testing.F) {
-	f.Add("/check/a?b=c", "", "", "", "Bearer x", 0)
-	f.Add("/check", "/orig?x", "POST", "app", "", 1)
-	f.Add("/checkout", "", "", "", "", 2)
-	f.Add("http://absolute/check/x", "", "", "", "bearer y", 3)
-	f.Add("/check?", "\r\n", "\x00", "a, b", "Bearer \xff", 4)
-	f.Fuzz(func(t *testing.T, target, origURI, origMethod, fwdHost, auth string, outcome int) {
+	f.Add("/check/a?b=c", "", "", "", "", "Bearer x", 0)
+	f.Add("/check", "/orig?x", "/orig?x", "POST", "app", "", 1)
+	f.Add("/check", "/public", "/admin", "GET", "", "", 1)
+	f.Add("/checkout", "", "", "", "", "", 2)
+	f.Add("http://absolute/check/x", "", "", "", "", "bearer y", 3)
+	f.Add("/check?", "\r\n", "", "\x00", "a, b", "Bearer \xff", 4)
+	f.Fuzz(func(t *testing.T, target, origURI, fwdURI, origMethod, fwdHost, auth string, outcome int) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
 			u = &url.URL{Path: "/"}
 		}
 		req := &http.Request{Method: "GET", URL: u, RequestURI: target, Host: "h", Header: http.Header{}}
 		req = req.WithContext(context.Background())
-		for k, v := range map[string]string{"X-Original-Uri": origURI, "X-Original-Method": origMethod, "X-Forwarded-Host": fwdHost, "Authorization": auth} {
+		for k, v := range map[string]string{"X-Original-Uri": origURI, "X-Forwarded-Uri": fwdURI, "X-Original-Method": origMethod, "X-Forwarded-Host": fwdHost, "Authorization": auth} {
 			if v != "" {
 				req.Header[k] = []string{v}
 			}
 		}
-		fa := &fakeAuthorizer{d: authz.Decision{Outcome: authz.Outcome(outcome%7 - 1), Reason: origURI, Identity: alice()}}
+		fa := &fakeAuthorizer{d: authz.Decision{Outcome: authz.Outcome(outcome%8 - 1), Reason: origURI, Identity: alice()}}
 		s, err := NewServer(fa, Config{PathPrefix: "/check"}, WithLogger(discardLogger()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		rec := httptest.NewRecorder()
 		s.HTTPHandler().ServeHTTP(rec, req)
-		switch rec.Code {
-		case 200, 401, 403, 503:
-			r := fa.last(t)
-			if origURI != "" && r.Path != origURI {
-				t.Fatalf("path %q, want X-Original-URI %q", r.Path, origURI)
+		conflict := origURI != "" && fwdURI != "" && origURI != fwdURI
+		want := origURI
+		if want == "" {
+			want = fwdURI
+		}
+		switch {
+		case rec.Code == 404:
+			if len(fa.reqs) != 0 {
+				t.Fatal("404 after a decision")
 			}
-			if origURI == "" && !strings.HasPrefix(r.Path, "/") {
+		case conflict:
+			if rec.Code != 400 || len(fa.reqs) != 0 {
+				t.Fatalf("URI headers %q and %q disagree: status %d, %d decisions", origURI, fwdURI, rec.Code, len(fa.reqs))
+			}
+		case rec.Code == 200, rec.Code == 400, rec.Code == 401, rec.Code == 403, rec.Code == 503:
+			r := fa.last(t)
+			if want != "" && r.Path != want {
+				t.Fatalf("path %q, want forwarded URI %q", r.Path, want)
+			}
+			if want == "" && !strings.HasPrefix(r.Path, "/") {
 				t.Fatalf("path %q does not start with /", r.Path)
 			}
 			if r.Authorization != auth {
 				t.Fatalf("authorization %q, sent %q", r.Authorization, auth)
-			}
-		case 404:
-			if len(fa.reqs) != 0 {
-				t.Fatal("404 after a decision")
 			}
 		default:
 			t.Fatalf("status %d", rec.Code)

@@ -15,8 +15,12 @@ import (
 //   - Envoy http_service: the original path is the request path after Config.PathPrefix
 //     (query kept, not decoded); method, Host and Authorization are the original ones.
 //   - nginx auth_request: the path comes from X-Original-URI, the method from
-//     X-Original-Method, the host from X-Forwarded-Host or Host.
-//   - Traefik forwardAuth: X-Forwarded-Uri, X-Forwarded-Method, X-Forwarded-Host.
+//     X-Original-Method, the host from X-Original-Host.
+//   - Traefik forwardAuth, Caddy forward_auth: X-Forwarded-Uri, X-Forwarded-Method,
+//     X-Forwarded-Host.
+//
+// Which headers are read is Config.HTTP.Forwarded; by default (auto) all of them, and a
+// request whose candidate headers disagree, or that repeats one, is denied with 400.
 //
 // Allow is exactly 200 with the identity headers (absent ones listed in
 // x-envoy-auth-headers-to-remove for Envoy); denials are 401/403 with WWW-Authenticate
@@ -42,12 +46,18 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			h.s.log.LogAttrs(req.Context(), slog.LevelError, "envoy: panic while answering a check", slog.String("panic", fmt.Sprint(p)))
 		}
 	}()
-	r, ok := v.requestFromHTTP(req)
+	r, ok, err := v.requestFromHTTP(req)
 	if !ok {
 		http.NotFound(w, req)
 		return
 	}
-	d := h.s.decide(req.Context(), v, &r, TransportHTTP)
+	var d authz.Decision
+	if err != nil {
+		d = h.s.record(req.Context(), v, &r, TransportHTTP, authz.Decision{Outcome: authz.OutcomeBadRequest,
+			Reason: "forwarded headers do not name one request", ReasonCode: authz.ReasonForwardedHeaders, Err: err})
+	} else {
+		d = h.s.decide(req.Context(), v, &r, TransportHTTP)
+	}
 	v.writeHTTP(w, &r, &d, &committed)
 }
 
@@ -61,6 +71,9 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 		desc := description(d)
 		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
 			hdr.Set("WWW-Authenticate", c)
+		}
+		if ra := retryAfter(d); ra != "" {
+			hdr.Set("Retry-After", ra)
 		}
 		hdr.Set("Content-Type", "application/json")
 		*committed = true
@@ -97,15 +110,16 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 }
 
 // requestFromHTTP extracts the original request; ok is false when the request path
-// is outside the configured prefix.
-func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
+// is outside the configured prefix. A non-nil error (a *ForwardedError) means the
+// forwarded headers do not name one request: deny with 400.
+func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool, error) {
 	raw := req.RequestURI
 	if raw == "" || raw[0] != '/' { // absolute-form or a synthetic request
 		raw = req.URL.RequestURI()
 	}
 	path, ok := stripPrefix(raw, v.cfg.PathPrefix)
 	if !ok {
-		return authz.Request{}, false
+		return authz.Request{}, false, nil
 	}
 	r := authz.Request{
 		Method:    req.Method,
@@ -113,24 +127,50 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool) {
 		Path:      path,
 		RequestID: req.Header.Get("X-Request-Id"),
 	}
-	if !v.cfg.IgnoreForwardedHeaders {
-		if v := firstHeader(req.Header, "X-Original-Uri", "X-Forwarded-Uri"); v != "" {
-			r.Path = v
-		}
-		if v := firstHeader(req.Header, "X-Original-Method", "X-Forwarded-Method"); v != "" {
-			r.Method = v
-		}
-		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
-			r.Host = v
-		}
-	}
 	if v.cfg.TokenHeader != "" {
 		r.Authorization = asBearer(joinValues(req.Header.Values(v.cfg.TokenHeader)))
 	}
 	if r.Authorization == "" {
 		r.Authorization = joinValues(req.Header.Values("Authorization"))
 	}
-	return r, true
+	if err := v.forwarded(req.Header, &r); err != nil {
+		return r, true, err
+	}
+	return r, true, nil
+}
+
+// forwarded overwrites r's method, path and host with the values of the configured
+// forwarded headers (server.http.forwarded).
+func (v *snapshot) forwarded(h http.Header, r *authz.Request) error {
+	names := &v.fwd
+	if len(names.uri) > 0 {
+		p, err := pick(h, "uri", names.uri)
+		if err != nil {
+			return err
+		}
+		if p != "" {
+			r.Path = p
+		}
+	}
+	if len(names.method) > 0 {
+		m, err := pick(h, "method", names.method)
+		if err != nil {
+			return err
+		}
+		if m != "" {
+			r.Method = m
+		}
+	}
+	if len(names.host) > 0 {
+		host, err := pick(h, "host", names.host)
+		if err != nil {
+			return err
+		}
+		if host != "" {
+			r.Host = host
+		}
+	}
+	return nil
 }
 
 // stripPrefix returns the original path after prefix ("" prefix: raw itself). A path
@@ -152,15 +192,6 @@ func stripPrefix(raw, prefix string) (string, bool) {
 		return rest, true
 	}
 	return "", false
-}
-
-func firstHeader(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // joinValues joins repeated header values with "," (as Envoy does), so a request with

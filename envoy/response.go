@@ -32,6 +32,9 @@ var responses = [...]Response{
 	authz.OutcomeInvalidToken: {Code: codes.Unauthenticated, HTTPStatus: http.StatusUnauthorized, Error: "invalid_token", Challenge: "invalid_token"},
 	authz.OutcomeForbidden:    {Code: codes.PermissionDenied, HTTPStatus: http.StatusForbidden, Error: "insufficient_scope", Challenge: "insufficient_scope"},
 	authz.OutcomeUnavailable:  {Code: codes.Unavailable, HTTPStatus: http.StatusServiceUnavailable, Error: "temporarily_unavailable", NoChallenge: true},
+	// An ambiguous or malformed request target, or forwarded headers that disagree: no
+	// token would make it acceptable, so no challenge (docs/request-target.md).
+	authz.OutcomeBadRequest: {Code: codes.InvalidArgument, HTTPStatus: http.StatusBadRequest, Error: "invalid_request", NoChallenge: true},
 }
 
 // ResponseFor returns the table row for o. An unknown outcome gets the OP-outage row
@@ -193,6 +196,8 @@ func description(d *authz.Decision) string {
 		return "access denied by policy"
 	case authz.OutcomeAllow:
 		return ""
+	case authz.OutcomeBadRequest:
+		return "bad request"
 	default:
 		return "identity provider unavailable"
 	}

@@ -80,7 +80,8 @@ type snapshot struct {
 	// identity header removed. Shared by all such answers; never modified.
 	anonResp       *authv3.CheckResponse
 	anonHTTPRemove string
-	httpNames      []string // canonical form of cfg.Headers names
+	httpNames      []string       // canonical form of cfg.Headers names
+	fwd            forwardedNames // candidate headers of cfg.HTTP.Forwarded
 	memo           *allowMemo
 	deny           *denyMemo
 	wire           *wireTable   // encodings of memo entries and anonResp, for wireCodec
@@ -89,7 +90,7 @@ type snapshot struct {
 
 func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), wire: newWireTable(), httpNames: canonicalNames(cfg.Headers),
-		sampler: newDenySampler(cfg.denyLogInterval())}
+		sampler: newDenySampler(cfg.denyLogInterval()), fwd: cfg.HTTP.Forwarded.names()}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
 	for _, h := range cfg.Headers {
 		v.allNames = append(v.allNames, h.Name)
@@ -236,7 +237,7 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 		}
 		if s.metrics != nil {
 			// time.Since reads only the monotonic clock (time.Now reads two clocks).
-			s.metrics.end(transport, d.Route, d.Outcome, s.since(start))
+			s.metrics.end(transport, d.Route, d.Outcome, s.since(start), d.ReasonCode)
 		}
 		s.logDecision(ctx, v, r, &d, transport)
 	}()
@@ -245,7 +246,7 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 			Err: fmt.Errorf("envoy: no authorizer configured")}
 	}
 	d = v.a.Authorize(ctx, *r)
-	if d.Outcome < authz.OutcomeAllow || d.Outcome > authz.OutcomeUnavailable {
+	if !d.Outcome.Valid() {
 		d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "internal error", Route: d.Route,
 			Err: fmt.Errorf("envoy: authorizer returned unknown outcome %d", int(d.Outcome))}
 	}
@@ -255,6 +256,21 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 				TokenHash: d.TokenHash, Err: fmt.Errorf("envoy: check abandoned: %w", err)}
 		}
 	}
+	return d
+}
+
+// record is decide for a decision made before the authorizer is asked (a request the
+// adapter itself refuses): it records metrics and the log line the same way.
+func (s *Server) record(ctx context.Context, v *snapshot, r *authz.Request, transport string, d authz.Decision) authz.Decision {
+	var start time.Time
+	if s.metrics != nil {
+		start = s.now()
+	}
+	s.metrics.begin()
+	if s.metrics != nil {
+		s.metrics.end(transport, d.Route, d.Outcome, s.since(start), d.ReasonCode)
+	}
+	s.logDecision(ctx, v, r, &d, transport)
 	return d
 }
 

@@ -641,7 +641,7 @@ func TestMetricsRecordDecisions(t *testing.T) {
 		outcome, route string
 		want           float64
 	}{{"allow", "api", 3}, {"forbidden", "admin", 1}, {"no_token", "none", 1}, {"allow", "admin", 0}} {
-		if got := counterValue(t, m.decisions.WithLabelValues(c.outcome, c.route)); got != c.want {
+		if got := counterValue(t, m.decisions.WithLabelValues(c.outcome, c.route, "")); got != c.want {
 			t.Errorf("decisions{%s,%s} = %v, want %v", c.outcome, c.route, got, c.want)
 		}
 	}

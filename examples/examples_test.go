@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -790,12 +791,151 @@ func TestNginxExample(t *testing.T) {
 	for _, h := range []string{
 		`proxy_set_header\s+X-Original-URI\s+\$request_uri;`,
 		`proxy_set_header\s+X-Original-Method\s+\$request_method;`,
+		`proxy_set_header\s+X-Original-Host\s+\$host;`,
+		`proxy_set_header\s+X-Forwarded-Uri\s+"";`,
+		`proxy_set_header\s+X-Forwarded-Method\s+"";`,
+		`proxy_set_header\s+X-Forwarded-Host\s+"";`,
 		`auth_request\s+/`,
 		`proxy_set_header\s+X-Auth-Request-User\s+\$flaat_user;`,
 		`auth_request_set\s+\$flaat_user\s+\$upstream_http_x_auth_request_user;`,
 	} {
 		if !regexp.MustCompile(h).MatchString(conf) {
 			t.Errorf("nginx snippet lacks %s", h)
+		}
+	}
+}
+
+// traefikForwardAuth transcribes Traefik v3.7's dynamic.ForwardAuth (pkg/config/dynamic/
+// middlewares.go): Traefik itself cannot be built from the Go module proxy (its go.mod
+// has replace directives and the dynamic config imports a module that is not
+// published), so this is the closest schema check available. Unknown fields fail.
+type traefikForwardAuth struct {
+	Address                  string           `json:"address"`
+	TLS                      *json.RawMessage `json:"tls"`
+	TrustForwardHeader       *bool            `json:"trustForwardHeader"`
+	AuthResponseHeaders      []string         `json:"authResponseHeaders"`
+	AuthResponseHeadersRegex string           `json:"authResponseHeadersRegex"`
+	AuthRequestHeaders       []string         `json:"authRequestHeaders"`
+	MaxResponseBodySize      *int64           `json:"maxResponseBodySize"`
+	AddAuthCookiesToResponse []string         `json:"addAuthCookiesToResponse"`
+	HeaderField              string           `json:"headerField"`
+	ForwardBody              bool             `json:"forwardBody"`
+	MaxBodySize              *int64           `json:"maxBodySize"`
+	PreserveLocationHeader   bool             `json:"preserveLocationHeader"`
+	PreserveRequestMethod    bool             `json:"preserveRequestMethod"`
+	AuthSigninURL            string           `json:"authSigninURL"`
+}
+
+// strictYAML decodes YAML into v, failing on fields v does not have.
+func strictYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	j, err := yaml.YAMLToJSON(read(t, path))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(j)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestTraefikExample checks examples/traefik against a transcription of Traefik's config
+// types and for the header hygiene flaat-extauthz relies on: only listed client headers
+// reach the check (never a client's X-Original-* or X-Forwarded-*), Traefik sets
+// X-Forwarded-* itself, the identity headers replace client copies, and every router
+// passes the middleware. It is not Traefik: docs/deploy-caddy-traefik.md calls the
+// example unverified.
+func TestTraefikExample(t *testing.T) {
+	var static struct {
+		EntryPoints map[string]struct {
+			Address          string `json:"address"`
+			ForwardedHeaders struct {
+				TrustedIPs []string `json:"trustedIPs"`
+				Insecure   bool     `json:"insecure"`
+			} `json:"forwardedHeaders"`
+		} `json:"entryPoints"`
+		Providers struct {
+			File struct {
+				Filename string `json:"filename"`
+			} `json:"file"`
+		} `json:"providers"`
+	}
+	strictYAML(t, filepath.Join("traefik", "traefik.yml"), &static)
+	if static.Providers.File.Filename != "dynamic.yml" {
+		t.Errorf("traefik.yml: file provider %q, want dynamic.yml", static.Providers.File.Filename)
+	}
+	for name, ep := range static.EntryPoints {
+		if ep.ForwardedHeaders.Insecure || len(ep.ForwardedHeaders.TrustedIPs) > 0 {
+			t.Errorf("entry point %s trusts client X-Forwarded-* headers", name)
+		}
+	}
+
+	var dyn struct {
+		HTTP struct {
+			Middlewares map[string]struct {
+				ForwardAuth *traefikForwardAuth `json:"forwardAuth"`
+			} `json:"middlewares"`
+			Routers map[string]struct {
+				EntryPoints []string `json:"entryPoints"`
+				Rule        string   `json:"rule"`
+				Middlewares []string `json:"middlewares"`
+				Service     string   `json:"service"`
+			} `json:"routers"`
+			Services map[string]struct {
+				LoadBalancer struct {
+					Servers []struct {
+						URL string `json:"url"`
+					} `json:"servers"`
+				} `json:"loadBalancer"`
+			} `json:"services"`
+		} `json:"http"`
+	}
+	strictYAML(t, filepath.Join("traefik", "dynamic.yml"), &dyn)
+	mw, ok := dyn.HTTP.Middlewares["flaat-extauthz"]
+	if !ok || mw.ForwardAuth == nil {
+		t.Fatal("dynamic.yml: no forwardAuth middleware named flaat-extauthz")
+	}
+	fa := mw.ForwardAuth
+	if want := "http://127.0.0.1" + envoy.DefaultHTTPListen + "/"; fa.Address != want {
+		t.Errorf("forwardAuth.address %q, want %q", fa.Address, want)
+	}
+	if fa.TrustForwardHeader == nil || *fa.TrustForwardHeader {
+		t.Error("forwardAuth.trustForwardHeader must be false: Traefik then deletes client X-Forwarded-* and sets its own")
+	}
+	if len(fa.AuthRequestHeaders) == 0 {
+		t.Error("forwardAuth.authRequestHeaders is empty: Traefik would pass every client header, X-Original-URI included")
+	}
+	hasAuth := false
+	for _, h := range fa.AuthRequestHeaders {
+		l := strings.ToLower(h)
+		hasAuth = hasAuth || l == "authorization"
+		if strings.HasPrefix(l, "x-original-") || strings.HasPrefix(l, "x-forwarded-") {
+			t.Errorf("forwardAuth.authRequestHeaders passes the client's %s", h)
+		}
+	}
+	if !hasAuth {
+		t.Error("forwardAuth.authRequestHeaders lacks Authorization")
+	}
+	for _, h := range []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups", "X-Auth-Request-Issuer"} {
+		if !slices.Contains(fa.AuthResponseHeaders, h) {
+			t.Errorf("forwardAuth.authResponseHeaders lacks %s (a client copy would reach the app)", h)
+		}
+	}
+	if len(dyn.HTTP.Routers) == 0 {
+		t.Fatal("dynamic.yml: no router")
+	}
+	for name, r := range dyn.HTTP.Routers {
+		if !slices.Contains(r.Middlewares, "flaat-extauthz") {
+			t.Errorf("router %s does not use the flaat-extauthz middleware", name)
+		}
+		if _, ok := dyn.HTTP.Services[r.Service]; !ok {
+			t.Errorf("router %s: service %q is not defined", name, r.Service)
+		}
+		for _, ep := range r.EntryPoints {
+			if _, ok := static.EntryPoints[ep]; !ok {
+				t.Errorf("router %s: entry point %q is not in traefik.yml", name, ep)
+			}
 		}
 	}
 }

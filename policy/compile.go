@@ -54,6 +54,8 @@ func (c *compiler) compile() *Engine {
 		c.problem("context_extension_key", "must not start or end with white space")
 	}
 
+	e.paths = c.paths()
+
 	names := sortedKeys(c.cfg.AccessLevels)
 	for _, name := range names {
 		if strings.TrimSpace(name) == "" {
@@ -86,6 +88,7 @@ func (c *compiler) compile() *Engine {
 		}
 		seen[rt.name] = i
 		e.routes = append(e.routes, rt)
+		e.anyCI = e.anyCI || rt.ci
 	}
 
 	if c.cfg.Default != nil {
@@ -95,6 +98,38 @@ func (c *compiler) compile() *Engine {
 	}
 	e.warnings = c.warnings
 	return e
+}
+
+// paths validates the policy.paths section.
+func (c *compiler) paths() pathRules {
+	p := c.cfg.Paths
+	var r pathRules
+	switch strings.ToLower(p.EscapedSlashes) {
+	case "", PathCompare:
+		r.slashes = modeCompare
+	case PathReject:
+		r.slashes = modeReject
+	case PathKeep:
+		r.slashes = modeKeep
+	case PathUnescape:
+		r.slashes = modeApply
+	default:
+		c.problem("paths.escaped_slashes", fmt.Sprintf("%q: want compare, reject, keep or unescape", p.EscapedSlashes))
+	}
+	switch strings.ToLower(p.Params) {
+	case "", PathCompare:
+		r.params = modeCompare
+	case PathReject:
+		r.params = modeReject
+	case PathKeep:
+		r.params = modeKeep
+	case PathStrip:
+		r.params = modeApply
+	default:
+		c.problem("paths.params", fmt.Sprintf("%q: want compare, reject, keep or strip", p.Params))
+	}
+	r.foldAll = p.CaseSensitive != nil && !*p.CaseSensitive
+	return r
 }
 
 // checkCycles reports every access level that is part of a reference cycle, once per
@@ -141,7 +176,7 @@ func (c *compiler) checkCycles(names []string) {
 func (c *compiler) route(i int, r Route) (compiledRoute, bool) {
 	at := fmt.Sprintf("routes[%d]", i)
 	n := len(c.problems)
-	rt := compiledRoute{name: r.Name, public: r.Public}
+	rt := compiledRoute{name: r.Name, public: r.Public, ci: r.CaseInsensitive || c.cfg.Paths.CaseSensitive != nil && !*c.cfg.Paths.CaseSensitive}
 	if rt.name == "" {
 		rt.name = at
 	}
@@ -216,6 +251,10 @@ func (c *compiler) pathMatch(at string, p *PathMatch, rt *compiledRoute) {
 	}
 	if set != 1 {
 		c.problem(at, "must set exactly one of exact, prefix, regex")
+	}
+	rt.exactFold, rt.prefixFold = asciiLower(rt.exact), asciiLower(rt.prefix)
+	if rt.re != nil {
+		rt.reFold = regexp.MustCompile(`(?i)` + rt.re.String()) // the same syntax, valid
 	}
 }
 

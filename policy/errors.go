@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -9,6 +10,48 @@ import (
 // characters, invalid UTF-8, a double-encoded separator, not starting with "/"); the
 // request must be denied. Select wraps it with the reason.
 var ErrBadPath = errors.New("policy: path cannot be normalised")
+
+// ErrAmbiguousPath: the readings of the request path select routes with different
+// requirements; the request must be denied (Select returns an *AmbiguousPathError).
+var ErrAmbiguousPath = errors.New("policy: ambiguous request path")
+
+// PathReading is one reading of an ambiguous path and the route it selects.
+type PathReading struct {
+	// Path is the path as read (decoded segments; "%2F" for a "/" inside a segment).
+	Path string
+	// Route is the route name, or "default".
+	Route string
+}
+
+// AmbiguousPathError says which readings of a path disagree. It wraps ErrAmbiguousPath.
+type AmbiguousPathError struct {
+	// Path is the request path as sent.
+	Path string
+	// Readings are the readings looked at, the canonical one first and the first one
+	// that disagrees with it last.
+	Readings []PathReading
+}
+
+// Error names the two readings that disagree.
+func (e *AmbiguousPathError) Error() string {
+	if len(e.Readings) < 2 {
+		return ErrAmbiguousPath.Error()
+	}
+	a, b := e.Readings[0], e.Readings[len(e.Readings)-1]
+	return fmt.Sprintf("policy: ambiguous request path: read as %q it selects route %q, read as %q route %q", short(a.Path), a.Route, short(b.Path), b.Route)
+}
+
+// short caps a path quoted in an error message (they end up in logs).
+func short(p string) string {
+	const max = 256
+	if len(p) <= max {
+		return p
+	}
+	return p[:max] + "…"
+}
+
+// Unwrap returns ErrAmbiguousPath.
+func (e *AmbiguousPathError) Unwrap() error { return ErrAmbiguousPath }
 
 // ErrUnknownAccessLevel: Envoy context_extensions (or Engine.Level) named an access
 // level that the configuration does not define. The request must be denied; it usually

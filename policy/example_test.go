@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -65,7 +66,7 @@ func ExampleEngine_Select() {
 	eng := exampleEngine()
 	for _, r := range []policy.Request{
 		{Method: "GET", Host: "api.example.org", Path: "/healthz?probe=1"},
-		{Method: "GET", Host: "api.example.org", Path: "//%61dmin/../admin/users"},
+		{Method: "GET", Host: "api.example.org", Path: "/x/./y/../../admin/users"},
 		{Method: "PUT", Host: "db.ops.example.org:8443", Path: "/x"},
 		{Method: "GET", Host: "api.example.org", Path: "/x", ContextExtensions: map[string]string{"flaat_policy": "admin"}},
 		{Method: "GET", Host: "api.example.org", Path: "/docs"},
@@ -79,13 +80,16 @@ func ExampleEngine_Select() {
 	}
 	_, err := eng.Select(policy.Request{Method: "GET", Path: "/admin%00"})
 	fmt.Println(err)
+	_, err = eng.Select(policy.Request{Method: "GET", Path: "/healthz/..;/admin"})
+	fmt.Println(errors.Is(err, policy.ErrAmbiguousPath))
 	// Output:
 	// GET /healthz?probe=1 → health (route, public=true)
-	// GET //%61dmin/../admin/users → admin (route, public=false)
+	// GET /x/./y/../../admin/users → admin (route, public=false)
 	// PUT /x → ops (route, public=false)
 	// GET /x → admin (context_extensions, public=false)
 	// GET /docs → default (default, public=false)
 	// policy: path cannot be normalised: control character
+	// true
 }
 
 func ExampleSelection_Evaluate() {

@@ -112,18 +112,14 @@ func TestSelectRoutes(t *testing.T) {
 		{"admin", Request{Method: "GET", Path: "/admin"}, "admin", SourceRoute, false},
 		{"admin below", Request{Method: "DELETE", Path: "/admin/users/1"}, "admin", SourceRoute, false},
 		{"administrator is not below admin", Request{Method: "GET", Path: "/administrator"}, "default", SourceDefault, false},
-		// Path normalisation attacks pick the same rule as /admin.
-		{"attack //admin", Request{Method: "GET", Path: "//admin"}, "admin", SourceRoute, false},
+		// Paths whose every reading selects /admin pick /admin (the ambiguous ones are
+		// in TestSelectAmbiguous).
 		{"attack /a/../admin", Request{Method: "GET", Path: "/a/../admin"}, "admin", SourceRoute, false},
-		{"attack /%61dmin", Request{Method: "GET", Path: "/%61dmin"}, "admin", SourceRoute, false},
-		{"attack /admin%2F", Request{Method: "GET", Path: "/admin%2F"}, "admin", SourceRoute, false},
 		{"attack /admin?x", Request{Method: "GET", Path: "/admin?x"}, "admin", SourceRoute, false},
 		{"attack /healthz/../admin", Request{Method: "GET", Path: "/healthz/../admin"}, "admin", SourceRoute, false},
-		{"attack /healthz%2f..%2fadmin", Request{Method: "GET", Path: "/healthz%2f..%2fadmin"}, "admin", SourceRoute, false},
 		{"attack /./admin/.", Request{Method: "GET", Path: "/./admin/."}, "admin", SourceRoute, false},
-		{"attack matrix params", Request{Method: "GET", Path: "/healthz/..;/admin"}, "admin", SourceRoute, false},
-		{"attack jsessionid", Request{Method: "GET", Path: "/admin;jsessionid=x"}, "admin", SourceRoute, false},
-		{"attack backslash", Request{Method: "GET", Path: "/healthz\\..\\admin"}, "admin", SourceRoute, false},
+		{"encoded byte inside an admin segment", Request{Method: "GET", Path: "/admin/%61"}, "admin", SourceRoute, false},
+		{"params below admin", Request{Method: "GET", Path: "/admin/x;v=1"}, "admin", SourceRoute, false},
 		{"api write", Request{Method: "POST", Host: "API.Example.org:8443", Path: "/v2/items/7"}, "api-write", SourceRoute, false},
 		{"api write wildcard host", Request{Method: "POST", Host: "eu.api.example.org.", Path: "/v1/items"}, "api-write", SourceRoute, false},
 		{"api write regex anchored", Request{Method: "POST", Host: "api.example.org", Path: "/x/v1/items"}, "api", SourceRoute, false},
@@ -213,15 +209,16 @@ func TestSelectEvaluateEndToEnd(t *testing.T) {
 		{"/admin/x", user, false},
 		{"//admin", user, false},
 		{"/%61dmin/", user, false},
+		{"//admin", admin, false}, // ambiguous: denied to everyone
 		{"/healthz", nil, true},
 		{"/other", user, true}, // default: ops
 		{"/other", admin, false},
 	} {
 		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
-		if err != nil {
+		if err != nil && tc.want {
 			t.Fatal(err)
 		}
-		if got := sel.Evaluate(tc.claims).Allowed; got != tc.want {
+		if got := err == nil && sel.Evaluate(tc.claims).Allowed; got != tc.want {
 			t.Errorf("%s %v: allowed=%v want %v", tc.path, tc.claims, got, tc.want)
 		}
 	}

@@ -17,6 +17,7 @@ package policy
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 )
@@ -42,6 +43,50 @@ type Config struct {
 	// access level by name, overriding the route table. Default "flaat_policy". A value
 	// naming an unknown access level makes Select fail (deny).
 	ContextExtensionKey string `json:"context_extension_key,omitempty"`
+	// Paths says how request paths that can be read in more than one way are treated.
+	// The zero value is the safe default: every plausible reading is evaluated and a
+	// request whose readings select different routes is denied (see PathConfig).
+	Paths PathConfig `json:"paths,omitzero"`
+}
+
+// Values of PathConfig.EscapedSlashes and PathConfig.Params.
+const (
+	// PathCompare (the default, also spelled ""): evaluate both readings; deny when they
+	// select different routes.
+	PathCompare = "compare"
+	// PathReject: deny every path that has the feature (400).
+	PathReject = "reject"
+	// PathKeep: the feature is data: "%2F" does not separate segments, ";x" is part of
+	// the segment's name.
+	PathKeep = "keep"
+	// PathUnescape (EscapedSlashes only): "%2F" and "%5C" separate segments like "/".
+	PathUnescape = "unescape"
+	// PathStrip (Params only): ";parameters" are removed from every segment (Tomcat,
+	// Jetty, Spring).
+	PathStrip = "strip"
+)
+
+// PathConfig is the `policy.paths` section: how the upstream (and the proxy in front of
+// it) reads request paths. Unless an operator knows the upstream's rules, leave it
+// empty: a path whose readings disagree about the route is denied, which never lets a
+// request through under a more permissive route than the upstream serves it under.
+// Paths without escapes, ";", "\", "#", "//" or dot-segments have one reading and are
+// not affected.
+type PathConfig struct {
+	// EscapedSlashes: what "%2F" (and "%5C") in a path means to the upstream: "keep"
+	// (data inside a segment; Go's ServeMux, Envoy without unescaping), "unescape" (a
+	// separator; nginx), "reject" (deny such paths with 400; Tomcat's default) or
+	// "compare" (both readings, deny when they differ). Default "compare".
+	EscapedSlashes string `json:"escaped_slashes,omitempty"`
+	// Params: what ";parameters" in a path segment mean: "keep" (part of the segment:
+	// nginx, Go, Envoy), "strip" (removed: Tomcat, Jetty, Spring), "reject" (deny such
+	// paths with 400) or "compare" (all readings, deny when they differ). Default
+	// "compare".
+	Params string `json:"params,omitempty"`
+	// CaseSensitive: route paths match case-sensitively (like Envoy's prefix). false
+	// makes every route case-insensitive (for upstreams that serve "/ADMIN" as "/admin").
+	// Default true.
+	CaseSensitive *bool `json:"case_sensitive,omitempty"`
 }
 
 // Route is one entry of the route table. Every condition that is set must match; an
@@ -57,6 +102,12 @@ type Route struct {
 	Host StringList `json:"host,omitempty"`
 	// Path matches the normalised request path (see NormalizePath). nil: any path.
 	Path *PathMatch `json:"path,omitempty"`
+	// CaseInsensitive matches Path ignoring ASCII case ("/Admin" is "/admin"); set it
+	// when the upstream serves this route case-insensitively. Default false: route
+	// matching is case-sensitive, like Envoy's prefix. When any route is
+	// case-insensitive, every path is also read case-folded against every route, and a
+	// request whose readings select different routes is denied.
+	CaseInsensitive bool `json:"case_insensitive,omitempty"`
 	// Methods lists HTTP methods (case-insensitive, "GET" does not imply "HEAD").
 	// Empty: any method.
 	Methods StringList `json:"methods,omitempty"`
@@ -105,6 +156,8 @@ type Engine struct {
 	def        node
 	key        string
 	warnings   []string
+	paths      pathRules
+	anyCI      bool // some route is case-insensitive: paths are also read case-folded
 }
 
 // Source says where a Selection came from.
@@ -207,11 +260,31 @@ func (e *Engine) level(name string) (Selection, error) {
 //  4. the default requirement; without one, a Selection whose Evaluate denies with a
 //     reason saying that no route matched.
 //
+// A path that can be read in more than one way (escapes, ";parameters", "\", "#",
+// "//", dot-segments, upper case when a route is case-insensitive) is matched under
+// every plausible reading (see PathConfig and docs/request-target.md); when the
+// readings select different routes with different requirements, Select returns an
+// *AmbiguousPathError (wrapping ErrAmbiguousPath) and the request must be denied. It
+// never picks one of the readings. A policy.paths switch set to "reject" makes such a
+// path an ErrBadPath error. Ordinary paths have one reading and take a fast path.
+//
 // Select does not evaluate claims and does not look at any token.
 func (e *Engine) Select(r Request) (Selection, error) {
-	p, err := NormalizePath(r.Path)
-	if err != nil {
-		return Selection{}, err
+	raw := r.Path
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	// An ordinary path is its own single reading: NormalizePath would return
+	// path.Clean(raw) after the same checks.
+	ordinary := len(raw) <= maxPathLen && strings.HasPrefix(raw, "/") && ordinaryPath(raw)
+	var p string
+	if ordinary {
+		p = path.Clean(raw)
+	} else {
+		var err error
+		if p, err = NormalizePath(r.Path); err != nil {
+			return Selection{}, err
+		}
 	}
 	if v := r.ContextExtensions[e.key]; v != "" {
 		s, err := e.level(v)
@@ -224,13 +297,100 @@ func (e *Engine) Select(r Request) (Selection, error) {
 	}
 	host := normalizeHost(r.Host)
 	method := strings.ToUpper(r.Method)
-	for i := range e.routes {
-		rt := &e.routes[i]
-		if rt.matches(host, p, method) {
-			return Selection{Name: rt.name, Public: rt.public, Source: SourceRoute, Path: p, Description: rt.node.describe(), node: rt.node}, nil
+	if ordinary {
+		i := e.route(host, p, method, false)
+		if e.anyCI && hasUpper(p) {
+			if j := e.route(host, p, method, true); !e.sameRequirement(i, j) {
+				return Selection{}, e.ambiguous(r.Path, []string{p, asciiLower(p)}, []int{i, j})
+			}
+		}
+		return e.selection(i, p), nil
+	}
+	if strings.IndexByte(raw, '#') >= 0 { // the readings that keep '#' see what follows it
+		if _, err := NormalizePath(strings.ReplaceAll(raw, "#", "%23")); err != nil {
+			return Selection{}, err
 		}
 	}
-	return Selection{Name: "default", Source: SourceDefault, Path: p, Description: e.def.describe(), node: e.def}, nil
+	reads, err := e.paths.readings(raw)
+	if err != nil {
+		return Selection{}, err
+	}
+	first := e.route(host, reads[0], method, false)
+	paths, idx := []string{reads[0]}, []int{first}
+	for _, rp := range reads {
+		folds := []bool{false}
+		if e.anyCI && hasUpper(rp) {
+			folds = append(folds, true)
+		}
+		for _, f := range folds {
+			i := e.route(host, rp, method, f)
+			shown := rp
+			if f {
+				shown = asciiLower(rp)
+			}
+			paths, idx = append(paths, shown), append(idx, i)
+			if !e.sameRequirement(first, i) {
+				return Selection{}, e.ambiguous(r.Path, paths, idx)
+			}
+		}
+	}
+	return e.selection(first, p), nil
+}
+
+// route returns the index of the first route matching the read path p, -1 for none.
+func (e *Engine) route(host, p, method string, fold bool) int {
+	pl := p
+	if fold || e.anyCI {
+		pl = asciiLower(p)
+	}
+	for i := range e.routes {
+		if e.routes[i].matches(host, p, pl, method, fold) {
+			return i
+		}
+	}
+	return -1
+}
+
+// node returns the requirement of route i (-1: the default).
+func (e *Engine) node(i int) node {
+	if i < 0 {
+		return e.def
+	}
+	return e.routes[i].node
+}
+
+// sameRequirement reports whether routes i and j (-1: the default) demand the same:
+// the same route, two public routes, or the same access level.
+func (e *Engine) sameRequirement(i, j int) bool {
+	if i == j {
+		return true
+	}
+	if i >= 0 && j >= 0 && e.routes[i].public && e.routes[j].public {
+		return true
+	}
+	a, aok := e.node(i).(*levelNode)
+	b, bok := e.node(j).(*levelNode)
+	return aok && bok && a == b
+}
+
+func (e *Engine) selection(i int, p string) Selection {
+	if i < 0 {
+		return Selection{Name: "default", Source: SourceDefault, Path: p, Description: e.def.describe(), node: e.def}
+	}
+	rt := &e.routes[i]
+	return Selection{Name: rt.name, Public: rt.public, Source: SourceRoute, Path: p, Description: rt.node.describe(), node: rt.node}
+}
+
+func (e *Engine) ambiguous(raw string, paths []string, idx []int) error {
+	a := &AmbiguousPathError{Path: raw}
+	for k, i := range idx {
+		name := "default"
+		if i >= 0 {
+			name = e.routes[i].name
+		}
+		a.Readings = append(a.Readings, PathReading{Path: paths[k], Route: name})
+	}
+	return a
 }
 
 // Evaluate checks claims against the selected requirement. It never panics and never

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -279,12 +281,34 @@ func (f *File) Warnings() []string {
 	if len(f.Issuers) == 0 && !f.allPublic() {
 		ws = append(ws, NoIssuerWarning)
 	}
+	for i, is := range f.Issuers {
+		for _, u := range []struct{ field, url string }{{"issuer", is.Issuer}, {"discovery_url", is.DiscoveryURL}} {
+			if insecureRemote(u.url) {
+				ws = append(ws, fmt.Sprintf("issuers[%d].%s: %q is http:// on a host that is not loopback: the discovery document and the JWKS can be swapped on the way, and with them every key; use https://", i, u.field, u.url))
+			}
+		}
+	}
 	if pol, err := policy.New(f.Policy); err == nil {
 		for _, w := range pol.Warnings() {
 			ws = append(ws, "policy: "+w)
 		}
 	}
 	return ws
+}
+
+// insecureRemote reports whether u is an http:// URL whose host is not loopback
+// (localhost, 127.0.0.0/8, ::1).
+func insecureRemote(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil || !strings.EqualFold(pu.Scheme, "http") {
+		return false
+	}
+	h := strings.ToLower(strings.TrimSuffix(pu.Hostname(), "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return false
+	}
+	ip := net.ParseIP(h)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // allPublic reports whether no token can ever be needed: every route is public and there

@@ -240,3 +240,35 @@ func FuzzParse(f *testing.F) {
 		_ = cf.Validate() // must not panic either
 	})
 }
+
+// TestNonLoopbackHTTPIssuerWarns: an http:// issuer (or discovery URL) on a host that is
+// not loopback is valid but warned about by serve and validate (both print Warnings):
+// its JWKS can be swapped on the path. Loopback http:// (development) is not.
+func TestNonLoopbackHTTPIssuerWarns(t *testing.T) {
+	for _, tc := range []struct {
+		issuer, discovery string
+		warn              bool
+	}{
+		{"https://login.example.org", "", false},
+		{"http://login.example.org", "", true},
+		{"HTTP://10.0.0.7:8080/realms/x", "", true},
+		{"http://127.0.0.1:8080", "", false},
+		{"http://[::1]:8080", "", false},
+		{"http://localhost:8080", "", false},
+		{"https://login.example.org", "http://login.example.org/.well-known/openid-configuration", true},
+	} {
+		f := Default()
+		Overrides{Issuers: []string{tc.issuer}}.Apply(f)
+		f.Issuers[0].DiscoveryURL = tc.discovery
+		if err := f.Validate(); err != nil {
+			t.Fatalf("%s: %v", tc.issuer, err)
+		}
+		got := false
+		for _, w := range f.Warnings() {
+			got = got || strings.Contains(w, "is http:// on a host that is not loopback")
+		}
+		if got != tc.warn {
+			t.Errorf("issuer %s discovery %q: warned %v, want %v (%q)", tc.issuer, tc.discovery, got, tc.warn, f.Warnings())
+		}
+	}
+}

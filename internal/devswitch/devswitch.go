@@ -75,15 +75,15 @@ func (a *Authorizer) Identity() *authz.Identity {
 
 // Authorize selects the route of r and evaluates its requirement on the made-up
 // identity. With AssumeValidGroups or AssumeAuthorized every requirement counts as met.
-// A path that cannot be normalised or an unknown context_extensions level is still
-// denied.
+// A path that cannot be normalised or is ambiguous, or an unknown context_extensions
+// level, is still denied (authz.SelectDenial).
 func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
 	if a.decision != nil {
 		a.decision()
 	}
 	sel, err := a.pol.Select(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if err != nil {
-		return authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request cannot be matched to a policy", Err: err}
+		return authz.SelectDenial(err)
 	}
 	if sel.Public {
 		return authz.Decision{Outcome: authz.OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
@@ -126,8 +126,8 @@ type authorizer interface {
 // front of the real authorizer: every request is decided by next as usual (tokens
 // verified, routes selected), and a denial only because the verified identity does not
 // meet the route's requirement becomes an allow. A request without a valid token, with
-// a path that cannot be normalised or an unknown access level is still denied, and an
-// OP outage is still a 503.
+// a path that cannot be normalised or is ambiguous (400), or with an unknown access
+// level is still denied, and an OP outage is still a 503.
 type AssumeAuthorized struct {
 	next     authorizer
 	decision func()

@@ -48,9 +48,10 @@ func TestAuthorize(t *testing.T) {
 		{"groups: not member", Switches{AssumeGroups: []string{"users"}}, "/admin", authz.OutcomeForbidden},
 		{"valid groups: everything", Switches{AssumeValidGroups: true}, "/admin", authz.OutcomeAllow},
 		{"user + authorization: everything", Switches{AssumeUser: true, AssumeAuthorized: true}, "/admin", authz.OutcomeAllow},
-		{"authorization + bad path still denied", Switches{AssumeUser: true, AssumeAuthorized: true}, "/%zz", authz.OutcomeForbidden},
+		{"authorization + bad path still denied", Switches{AssumeUser: true, AssumeAuthorized: true}, "/%zz", authz.OutcomeBadRequest},
 		{"public route", Switches{AssumeUser: true}, "/health", authz.OutcomeAllow},
-		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeForbidden},
+		{"bad path still denied", Switches{AssumeValidGroups: true}, "/%zz", authz.OutcomeBadRequest},
+		{"ambiguous path still denied", Switches{AssumeValidGroups: true}, "/admin/..;/x", authz.OutcomeBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,7 +96,8 @@ func TestAssumeAuthorized(t *testing.T) {
 		{"allowed stays allowed", authz.Decision{Outcome: authz.OutcomeAllow, Route: "admin", Identity: id}, authz.OutcomeAllow},
 		{"no token still 401", authz.Decision{Outcome: authz.OutcomeNoToken, Route: "admin"}, authz.OutcomeNoToken},
 		{"invalid token still 401", authz.Decision{Outcome: authz.OutcomeInvalidToken, Route: "admin", Err: errors.New("bad signature")}, authz.OutcomeInvalidToken},
-		{"bad path still 403", authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request path cannot be normalised", Err: policy.ErrBadPath}, authz.OutcomeForbidden},
+		{"bad path still 400", authz.SelectDenial(policy.ErrBadPath), authz.OutcomeBadRequest},
+		{"ambiguous path still 400", authz.SelectDenial(&policy.AmbiguousPathError{}), authz.OutcomeBadRequest},
 		{"forbidden without identity stays", authz.Decision{Outcome: authz.OutcomeForbidden, Route: "admin"}, authz.OutcomeForbidden},
 		{"OP outage still 503", authz.Decision{Outcome: authz.OutcomeUnavailable, Route: "admin", Err: errors.New("timeout")}, authz.OutcomeUnavailable},
 	} {

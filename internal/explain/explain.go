@@ -96,7 +96,7 @@ type ClaimsAuthorizer struct {
 func (c ClaimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.Decision {
 	sel, err := c.Policy.Select(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if err != nil {
-		return authz.Decision{Outcome: authz.OutcomeForbidden, Reason: "request cannot be matched to a policy", Err: err}
+		return authz.SelectDenial(err)
 	}
 	res := sel.Evaluate(c.Claims)
 	d := authz.Decision{Route: sel.Name, Public: sel.Public, Policy: res, Reason: res.Reason}

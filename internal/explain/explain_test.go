@@ -33,7 +33,8 @@ func TestClaims(t *testing.T) {
 		{"not a member", user, "/admin/x", authz.OutcomeForbidden, 403, "bob"},
 		{"public", nil, "/health", authz.OutcomeAllow, 0, ""},
 		{"no route", admin, "/other", authz.OutcomeForbidden, 403, ""},
-		{"bad path", admin, "/admin/%zz", authz.OutcomeForbidden, 403, ""},
+		{"bad path", admin, "/admin/%zz", authz.OutcomeBadRequest, 400, ""},
+		{"ambiguous path", admin, "/admin/..;/health", authz.OutcomeBadRequest, 400, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Claims(context.Background(), pol, envoy.Config{}, nil, tc.claims, Request{Method: "GET", Path: tc.path})

@@ -56,7 +56,7 @@ func TestServeReadyAndMetrics(t *testing.T) {
 		t.Fatalf("/metrics = %d", code)
 	}
 	for _, want := range []string{
-		`flaat_extauthz_decisions_total{outcome="allow",route="default"} 1`,
+		`flaat_extauthz_decisions_total{outcome="allow",reason="",route="default"} 1`,
 		`flaat_extauthz_op_requests_total{endpoint="discovery"`,
 		`flaat_extauthz_jwks_refreshes_total{issuer=`,
 		`flaat_extauthz_cache_misses_total 1`,

@@ -87,13 +87,17 @@ type attack struct {
 	name string
 	// req builds the request (tokens are built here, after the OP is up).
 	req func(e *advEnv) Req
-	// want is the HTTP status that proves the attack failed (401/403; 200 only for the
+	// want is the HTTP status that proves the attack failed (400/401/403; 200 only for the
 	// header-spoofing case, where verify checks what reaches the upstream).
 	want int
 	// noOutbound: the server must not make a single outbound request for this check.
 	noOutbound bool
 	// before/after set and clear an OP fault around the check.
 	before, after func(e *advEnv)
+	// freshKid: the token names a kid the OP never published. The clock is first moved
+	// past the JWKS refresh interval, so that the kid gets a refresh (which does not
+	// find it: 401); without one, an unknown kid is 503, its key may be new.
+	freshKid bool
 	// verify returns a non-empty string when the attack got through in another way.
 	verify func(e *advEnv, resp *authv3.CheckResponse) string
 }
@@ -105,6 +109,9 @@ func adversarialCases() []attack {
 	}
 	userOn := func(path string) func(e *advEnv) Req {
 		return func(e *advEnv) Req { return Req{Authorization: Bearer(e.userToken), Path: path} }
+	}
+	anonOn := func(path string) func(e *advEnv) Req {
+		return func(e *advEnv) Req { return Req{Path: path} }
 	}
 	return []attack{
 		// --- algorithm attacks ---
@@ -142,9 +149,15 @@ func adversarialCases() []attack {
 			})},
 		{name: "OP kid, signed by an unpublished key", want: 401,
 			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithSigner(e.attacker)) })},
-		{name: "kid path traversal", want: 401,
+		{name: "kid path traversal", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(`{"alg":"RS256","kid":"../../../../etc/passwd"}`, e.attacker, e.payload(e.s.OP.Issuer(), "", true))
+			})},
+		// Right after the refresh above: another never-published kid is 503 (its key may
+		// be one the OP has just published), not a 401 that would be cached as final.
+		{name: "second made-up kid while JWKS refreshes are rate-limited", want: 503, noOutbound: true,
+			req: bearer(func(e *advEnv) string {
+				return e.withHeader(`{"alg":"RS256","kid":"made-up-2"}`, e.attacker, e.payload(e.s.OP.Issuer(), "", true))
 			})},
 		{name: "crit header", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string {
@@ -152,15 +165,15 @@ func adversarialCases() []attack {
 			})},
 
 		// --- keys from elsewhere: must never be fetched ---
-		{name: "jku to another server", want: 401,
+		{name: "jku to another server", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q,"jku":%q}`, kidAttack, e.evil.URL+"/jwks"), e.attacker, e.payload(e.s.OP.Issuer(), "", true))
 			})},
-		{name: "x5u to another server", want: 401,
+		{name: "x5u to another server", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q,"x5u":%q}`, kidAttack, e.evil.URL+"/cert.pem"), e.attacker, e.payload(e.s.OP.Issuer(), "", true))
 			})},
-		{name: "embedded jwk header", want: 401,
+		{name: "embedded jwk header", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				jb, _ := json.Marshal(e.attackerJWK)
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q,"jwk":%s}`, kidAttack, jb), e.attacker, e.payload(e.s.OP.Issuer(), "", true))
@@ -183,7 +196,7 @@ func adversarialCases() []attack {
 			req: bearer(func(e *advEnv) string {
 				return e.mint(map[string]any{"iss": "HTTP" + strings.TrimPrefix(e.s.OP.Issuer(), "http")})
 			})},
-		{name: "iss with trailing slash, signed by another key", want: 401,
+		{name: "iss with trailing slash, signed by another key", want: 401, freshKid: true,
 			req: bearer(func(e *advEnv) string {
 				return e.withHeader(fmt.Sprintf(`{"alg":"RS256","kid":%q}`, kidAttack), e.attacker, e.payload(e.s.OP.Issuer()+"/", "", true))
 			})},
@@ -343,22 +356,36 @@ func adversarialCases() []attack {
 				return Req{Path: "/admin", Authorization: Bearer(e.userToken), Headers: map[string]string{"x-auth-request-groups": "admins"}}
 			}},
 
-		// --- path tricks: each must hit the admin rule ---
-		{name: "path //admin", want: 403, req: userOn("//admin")},
+		// --- path tricks: a path that reads one way hits the admin rule (403); one whose
+		// readings select different routes, or that cannot be read, is refused (400) ---
+		{name: "path //admin", want: 400, req: userOn("//admin")},
 		{name: "path /a/../admin", want: 403, req: userOn("/a/../admin")},
-		{name: "path /%61dmin", want: 403, req: userOn("/%61dmin")},
-		{name: "path /admin%2F", want: 403, req: userOn("/admin%2F")},
+		{name: "path /%61dmin", want: 400, req: userOn("/%61dmin")},
+		{name: "path /admin%2F", want: 400, req: userOn("/admin%2F")},
 		{name: "path /admin?x", want: 403, req: userOn("/admin?x")},
-		{name: "path /admin#x", want: 403, req: userOn("/admin#x")},
+		{name: "path /admin#x", want: 400, req: userOn("/admin#x")},
 		{name: "path /./admin/", want: 403, req: userOn("/./admin/")},
-		{name: "path /admin;jsessionid=1", want: 403, req: userOn("/admin;jsessionid=1")},
-		{name: "path /public/..;/admin", want: 403, req: userOn("/public/..;/admin")},
-		{name: `path /\admin`, want: 403, req: userOn(`/\admin`)},
-		{name: "path /%2e%2e/admin", want: 403, req: userOn("/%2e%2e/admin")},
-		{name: "path /%2561dmin (double-encoded)", want: 403, req: userOn("/%2561dmin")},
-		{name: "path /x/%2e%2e%2fadmin", want: 403, req: userOn("/x/%2e%2e%2fadmin")},
-		{name: "path /admin%00", want: 403, req: userOn("/admin%00")},
-		{name: "path /admin%252F (double encoded)", want: 403, req: userOn("/admin%252F")},
+		{name: "path /admin;jsessionid=1", want: 400, req: userOn("/admin;jsessionid=1")},
+		{name: "path /public/..;/admin", want: 400, req: userOn("/public/..;/admin")},
+		{name: `path /\admin`, want: 400, req: userOn(`/\admin`)},
+		{name: "path /%2e%2e/admin", want: 400, req: userOn("/%2e%2e/admin")},
+		{name: "path /%2561dmin (double-encoded)", want: 400, req: userOn("/%2561dmin")},
+		{name: "path /x/%2e%2e%2fadmin", want: 400, req: userOn("/x/%2e%2e%2fadmin")},
+		{name: "path /admin%00", want: 400, req: userOn("/admin%00")},
+		{name: "path /admin%252F (double encoded)", want: 400, req: userOn("/admin%252F")},
+		// --- issue 12: from a protected route onto the public one, without a token. Each
+		// was allowed as /health before readings were compared. ---
+		{name: "path /admin/..;/health without a token", want: 400, noOutbound: true, req: anonOn("/admin/..;/health")},
+		{name: "path /admin/%2e%2e/health without a token", want: 400, noOutbound: true, req: anonOn("/admin/%2e%2e/health")},
+		{name: "path /admin/%2E%2e/health without a token", want: 400, noOutbound: true, req: anonOn("/admin/%2E%2e/health")},
+		{name: "path /admin/.%2e/health without a token", want: 400, noOutbound: true, req: anonOn("/admin/.%2e/health")},
+		{name: "path /admin/..%3b/health without a token", want: 400, noOutbound: true, req: anonOn("/admin/..%3b/health")},
+		{name: "path /admin/..;x=1/health without a token", want: 400, noOutbound: true, req: anonOn("/admin/..;x=1/health")},
+		{name: "path /admin%2f..%2fhealth without a token", want: 400, noOutbound: true, req: anonOn("/admin%2f..%2fhealth")},
+		{name: `path /admin\..\health without a token`, want: 400, noOutbound: true, req: anonOn(`/admin\..\health`)},
+		{name: "path /admin%5c..%5chealth without a token", want: 400, noOutbound: true, req: anonOn("/admin%5c..%5chealth")},
+		{name: "path /health#/../admin without a token", want: 400, noOutbound: true, req: anonOn("/health#/../admin")},
+		{name: "path /admin//../health without a token", want: 400, noOutbound: true, req: anonOn("/admin//../health")},
 
 		// --- OP replies ---
 		{name: "userinfo sub differs from token sub", want: 401,
@@ -451,6 +478,9 @@ func TestAdversarial(t *testing.T) {
 	allowed := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.freshKid {
+				e.clock.Advance(31 * time.Second) // past the default JWKS refresh interval (30s)
+			}
 			r := tc.req(e)
 			if tc.before != nil {
 				tc.before(e)
@@ -505,10 +535,18 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 	}{
 		{"no token", "/api", "", nil, 401},
 		{"two tokens", "/api", "Bearer " + e.userToken + " " + e.adminToken, nil, 401},
-		{"path //admin", "//admin", Bearer(e.userToken), nil, 403},
-		{"path /%61dmin", "/%61dmin", Bearer(e.userToken), nil, 403},
+		{"path //admin", "//admin", Bearer(e.userToken), nil, 400},
+		{"path /%61dmin", "/%61dmin", Bearer(e.userToken), nil, 400},
+		{"path /admin/..;/health without a token", "/admin/..;/health", "", nil, 400},
 		{"X-Original-URI /a/../admin", "/check", Bearer(e.userToken), map[string]string{"X-Original-URI": "/a/../admin"}, 403},
+		{"X-Original-URI /admin/..;/health without a token", "/check", "", map[string]string{"X-Original-URI": "/admin/..;/health"}, 400},
+		// issue 12: Caddy sets X-Forwarded-Uri and relays a client's X-Original-URI.
+		{"spoofed X-Original-URI beside X-Forwarded-Uri", "/check", "", map[string]string{"X-Original-URI": "/health", "X-Forwarded-Uri": "/admin/secret"}, 400},
+		{"spoofed X-Forwarded-Uri beside X-Original-URI", "/check", Bearer(e.userToken), map[string]string{"X-Original-URI": "/admin", "X-Forwarded-Uri": "/api"}, 400},
+		{"spoofed X-Original-Method beside X-Forwarded-Method", "/check", Bearer(e.userToken), map[string]string{"X-Forwarded-Uri": "/api", "X-Forwarded-Method": "POST", "X-Original-Method": "GET"}, 400},
+		{"spoofed X-Original-Host beside X-Forwarded-Host", "/check", Bearer(e.userToken), map[string]string{"X-Forwarded-Uri": "/api", "X-Forwarded-Host": "a.example", "X-Original-Host": "b.example"}, 400},
 		{"spoofed X-Auth-Request-Groups", "/admin", Bearer(e.userToken), map[string]string{"X-Auth-Request-Groups": "admins"}, 403},
+		{"repeated X-Forwarded-Uri", "/check", "", map[string]string{"X-Forwarded-Uri": "/admin"}, 400},
 		{"alg none", "/api", Bearer(e.mint(nil, oidctest.WithAlg("none"))), nil, 401},
 		{"control: user on /api", "/api", Bearer(e.userToken), nil, 200},
 	}
@@ -523,6 +561,9 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 			}
 			for k, v := range tc.hdr {
 				req.Header.Set(k, v)
+			}
+			if tc.name == "repeated X-Forwarded-Uri" {
+				req.Header.Add("X-Forwarded-Uri", "/health")
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

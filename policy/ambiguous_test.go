@@ -1,0 +1,397 @@
+package policy
+
+import (
+	"errors"
+	"net/url"
+	"path"
+	"strings"
+	"testing"
+)
+
+// bypassConfig is the configuration of issue 12's report: an admin area and a public
+// area side by side.
+const bypassConfig = `{
+  "routes": [
+    {"name": "admin",  "path": {"prefix": "/admin"},  "require": {"groups": {"values": ["admins"]}}},
+    {"name": "public", "path": {"prefix": "/public"}, "public": true}
+  ]
+}`
+
+// TestAmbiguousPathDenied: a path whose plausible readings select different routes is an
+// ErrAmbiguousPath, never the permissive reading.
+func TestAmbiguousPathDenied(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	for _, tc := range []struct {
+		name, path string
+	}{
+		{"params dot-dot (issue 12)", "/admin/..;/public"},
+		{"encoded dot-dot (issue 12)", "/admin/%2e%2e/public"},
+		{"encoded dot-dot upper case", "/admin/%2E%2E/public"},
+		{"half-encoded dot-dot", "/admin/.%2e/public"},
+		{"params on the dot-dot", "/admin/..;x=1/public"},
+		{"encoded params", "/admin/..%3B/public"},
+		{"opposite direction params", "/public/..;/admin"},
+		{"opposite direction encoded", "/public/%2e%2e/admin"},
+		{"backslash", "/admin\\..\\public"},
+		{"encoded backslash", "/admin%5c..%5cpublic"},
+		{"encoded slash", "/admin%2f..%2fpublic"},
+		{"encoded slash into admin", "/public%2f..%2fadmin"},
+		{"fragment hides a dot-dot", "/public#/../admin"},
+		{"double slash", "//admin"},
+		{"double slash dot-dot", "/public//../admin"},
+		{"encoded letter", "/%61dmin"},
+		{"encoded trailing slash", "/admin%2F"},
+		{"jsessionid on the route segment", "/admin;jsessionid=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+			if !errors.Is(err, ErrAmbiguousPath) {
+				t.Fatalf("got %q, %v; want ErrAmbiguousPath", sel.Name, err)
+			}
+			var ae *AmbiguousPathError
+			if !errors.As(err, &ae) || len(ae.Readings) < 2 || ae.Readings[0].Route == ae.Readings[len(ae.Readings)-1].Route {
+				t.Fatalf("error does not name two routes: %#v", ae)
+			}
+			if sel.Evaluate(nil).Allowed {
+				t.Fatal("the selection returned with the error allows")
+			}
+		})
+	}
+}
+
+// TestUnambiguousPathsKeepTheirRoute: paths that read one way (ordinary paths, and
+// escapes or parameters that no reading moves across a route boundary) keep the route
+// they always had.
+func TestUnambiguousPathsKeepTheirRoute(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	for _, tc := range []struct{ path, want string }{
+		{"/admin", "admin"},
+		{"/admin/", "admin"},
+		{"/admin/users/1?x=/../public", "admin"},
+		{"/public/a/../b", "public"},
+		{"/admin/a/../../admin/x", "admin"},
+		{"/public/%C3%A9t%C3%A9", "public"},
+		{"/public/a%20b", "public"},
+		{"/public/x;v=1", "public"},
+		{"/public/a%2Fb", "public"},
+		{"/public/page#frag", "public"},
+		{"/other", "default"},
+		{"/Admin", "default"}, // case-sensitive by default
+	} {
+		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+		if err != nil || sel.Name != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.path, sel.Name, err, tc.want)
+		}
+	}
+}
+
+// TestPathSwitches: policy.paths tells how the upstream reads paths; each switch removes
+// one reading (or rejects the feature) and nothing else.
+func TestPathSwitches(t *testing.T) {
+	for _, tc := range []struct {
+		name, paths, path string
+		want              string // route, "ambiguous" or "bad"
+	}{
+		{"params compare", `{}`, "/admin/..;/public", "ambiguous"},
+		{"params before a dot-dot agree", `{}`, "/admin;x/../public", "public"},
+		{"params keep", `{"params":"keep"}`, "/admin/..;/public", "admin"},
+		{"params strip", `{"params":"strip"}`, "/admin/..;/public", "public"},
+		{"params strip: jsessionid", `{"params":"strip"}`, "/admin;jsessionid=1", "admin"},
+		{"params reject", `{"params":"reject"}`, "/public;x", "bad"},
+		{"params reject encoded", `{"params":"reject"}`, "/public%3bx", "bad"},
+		{"slashes keep", `{"escaped_slashes":"keep"}`, "/public/a%2Fb", "public"},
+		{"slashes keep: no separator", `{"escaped_slashes":"keep"}`, "/admin%2F..%2F..%2Fpublic", "default"},
+		{"slashes unescape", `{"escaped_slashes":"unescape"}`, "/admin%2Fx", "admin"},
+		{"slashes unescape still compares dots", `{"escaped_slashes":"unescape"}`, "/admin/%2e%2e/public", "ambiguous"},
+		{"slashes reject", `{"escaped_slashes":"reject"}`, "/public/a%2Fb", "bad"},
+		{"slashes reject backslash escape", `{"escaped_slashes":"reject"}`, "/public/a%5cb", "bad"},
+		{"case-insensitive upstream", `{"case_sensitive":false}`, "/ADMIN/x", "admin"},
+		{"case-insensitive upstream, public", `{"case_sensitive":false}`, "/Public", "public"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := strings.Replace(bypassConfig, `"routes"`, `"paths": `+tc.paths+`, "routes"`, 1)
+			e := mustEngine(t, cfg)
+			sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+			got := sel.Name
+			switch {
+			case errors.Is(err, ErrAmbiguousPath):
+				got = "ambiguous"
+			case errors.Is(err, ErrBadPath):
+				got = "bad"
+			case err != nil:
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %s (%v), want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPathSwitchesValidated: unknown switch values are configuration errors.
+func TestPathSwitchesValidated(t *testing.T) {
+	_, err := New(decodeConfig(t, `{"paths":{"escaped_slashes":"decode","params":"drop"}}`))
+	if err == nil || !strings.Contains(err.Error(), "paths.escaped_slashes") || !strings.Contains(err.Error(), "paths.params") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestCaseInsensitiveRoute: a case_insensitive route matches any ASCII case; a path
+// whose case-folded reading selects another route is ambiguous.
+func TestCaseInsensitiveRoute(t *testing.T) {
+	e := mustEngine(t, `{"routes":[
+	  {"name":"public-docs","path":{"prefix":"/api/docs"},"public":true},
+	  {"name":"api","path":{"prefix":"/api"},"case_insensitive":true,"require":{"authenticated":true}},
+	  {"name":"ro","path":{"regex":"/Reports/[0-9]+"},"case_insensitive":true,"public":true}
+	]}`)
+	for _, tc := range []struct{ path, want string }{
+		{"/api/x", "api"},
+		{"/API/x", "api"},
+		{"/Api", "api"},
+		{"/api/docs/x", "public-docs"},
+		{"/API/DOCS/x", "ambiguous"}, // as sent: api; folded: public-docs
+		{"/reports/7", "ro"},
+		{"/REPORTS/7", "ro"},
+		{"/other", "default"},
+	} {
+		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+		got := sel.Name
+		if errors.Is(err, ErrAmbiguousPath) {
+			got = "ambiguous"
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %s (%v), want %s", tc.path, got, err, tc.want)
+		}
+	}
+}
+
+// TestSameRequirementIsNotAmbiguous: readings that select different routes with the
+// same requirement (two public routes, one access level) do not deny.
+func TestSameRequirementIsNotAmbiguous(t *testing.T) {
+	e := mustEngine(t, `{"access_levels":{"staff":{"groups":{"values":["staff"]}}},"routes":[
+	  {"name":"a","path":{"prefix":"/a"},"require":"staff"},
+	  {"name":"b","path":{"prefix":"/b"},"require":"staff"},
+	  {"name":"p","path":{"prefix":"/p"},"public":true},
+	  {"name":"q","path":{"prefix":"/q"},"public":true}
+	]}`)
+	for _, p := range []string{"/a/..;/b", "/p/%2e%2e/q"} {
+		if _, err := e.Select(Request{Method: "GET", Path: p}); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
+// TestReadingsTable pins the interpretation of single paths under each reading.
+func TestReadingsTable(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		r    reading
+		want string
+	}{
+		{"/admin/..;/public", reading{}, "/admin/..;/public"},
+		{"/admin/..;/public", reading{params: 1}, "/public"},
+		{"/admin/%2e%2e/public", reading{}, "/admin/%2e%2e/public"},
+		{"/admin/%2e%2e/public", reading{decode: true}, "/public"},
+		{"/a%2fb/c", reading{decode: true}, "/a%2Fb/c"},
+		{"/a%2fb/c", reading{decode: true, slashSep: true}, "/a/b/c"},
+		{"/a%2fb/c", reading{slashSep: true}, "/a/b/c"},
+		{"/a\\b", reading{}, "/a\\b"},
+		{"/a\\b", reading{backslash: true}, "/a/b"},
+		{"/a#/../b", reading{}, "/a"},
+		{"/a#/../b", reading{keepFrag: true}, "/b"},
+		{"/a//../b", reading{}, "/b"},
+		{"/a//../b", reading{keepEmpty: true}, "/a/b"},
+		{"//a", reading{keepEmpty: true}, "//a"},
+		{"/a/b/", reading{keepEmpty: true}, "/a/b"},
+		{"/..", reading{}, "/"},
+		{"/a%3bx/..;/b", reading{decode: true, params: 2}, "/b"},
+		{"/a%3bx/..;/b", reading{decode: true, params: 1}, "/b"},
+		{"/x/%2e", reading{}, "/x/%2e"},
+	} {
+		if got := interpret(tc.raw, tc.r); got != tc.want {
+			t.Errorf("interpret(%q, %+v) = %q, want %q", tc.raw, tc.r, got, tc.want)
+		}
+	}
+}
+
+// TestOrdinaryPathsOneReading: ordinary paths (the fast path) have exactly one reading,
+// path.Clean of themselves, under every reading of the full set.
+func TestOrdinaryPathsOneReading(t *testing.T) {
+	for _, p := range []string{"/", "/a", "/a/b/", "/a.b/c..d/.e", "/ü/x", "/a+b=c,d"} {
+		if !ordinaryPath(p) {
+			t.Fatalf("%q not ordinary", p)
+		}
+		for _, r := range allReadings() {
+			if got := interpret(p, r); got != path.Clean(p) {
+				t.Errorf("interpret(%q, %+v) = %q, want %q", p, r, got, path.Clean(p))
+			}
+		}
+	}
+	for _, p := range []string{"//a", "/a/./b", "/a/..", "/%61", "/a;b", "/a\\b", "/a#b", "/.", "/a/../"} {
+		if ordinaryPath(p) {
+			t.Errorf("%q taken as ordinary", p)
+		}
+	}
+}
+
+// allReadings is the full cross product of reading flags (no pruning).
+func allReadings() []reading {
+	var out []reading
+	for _, f := range []bool{false, true} {
+		for _, b := range []bool{false, true} {
+			for _, d := range []bool{false, true} {
+				for _, s := range []bool{false, true} {
+					for _, p := range []uint8{0, 1, 2} {
+						for _, e := range []bool{false, true} {
+							out = append(out, reading{keepFrag: f, backslash: b, decode: d, slashSep: s, params: p, keepEmpty: e})
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// upstreamReadings are independent models of how real servers read a path (not our
+// interpret): Go's net/http (decode, then clean), a raw reader (no decoding, clean),
+// and Tomcat (strip ";params" from raw segments, decode, clean).
+func upstreamReadings(raw string) []string {
+	var out []string
+	if i := strings.IndexByte(raw, '#'); i >= 0 {
+		raw = raw[:i]
+	}
+	if d, err := url.PathUnescape(raw); err == nil {
+		out = append(out, path.Clean(d))
+	}
+	out = append(out, path.Clean(raw))
+	segs := strings.Split(raw, "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			segs[i] = s[:j]
+		}
+	}
+	if d, err := url.PathUnescape(strings.Join(segs, "/")); err == nil {
+		out = append(out, path.Clean(d))
+	}
+	return out
+}
+
+// FuzzSelectNeverAllowsBeyondAReading: for any path, when Select picks a route whose
+// requirement an identity meets, every reading of the path (the full cross product of
+// reading flags, case-folded too, and independent models of real upstreams) selects a
+// route that identity meets as well.
+func FuzzSelectNeverAllowsBeyondAReading(f *testing.F) {
+	for _, s := range []string{"/admin/..;/public", "/admin/%2e%2e/public", "/public#/../admin", "//admin",
+		"/public/..%2fadmin", "/public\\..\\admin", "/ADMIN", "/public/%2E%2E/Admin", "/public;/../admin", "/a"} {
+		f.Add(s)
+	}
+	e := mustEngine(f, `{"routes":[
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}},
+	  {"name":"ci","path":{"prefix":"/Docs"},"case_insensitive":true,"require":{"groups":{"values":["docs"]}}},
+	  {"name":"exact","path":{"exact":"/x/y"},"require":{"groups":{"values":["xy"]}}},
+	  {"name":"public","path":{"prefix":"/public"},"public":true},
+	  {"name":"root","path":{"exact":"/"},"public":true}
+	], "default": {"groups": {"values": ["users"]}}}`)
+	ids := []map[string]any{nil, {"groups": []any{"users"}}, {"groups": []any{"admins"}}, {"groups": []any{"docs", "xy"}}}
+	f.Fuzz(func(t *testing.T, p string) {
+		sel, err := e.Select(Request{Method: "GET", Path: p})
+		if err != nil {
+			return
+		}
+		raw := p
+		if i := strings.IndexByte(raw, '?'); i >= 0 {
+			raw = raw[:i]
+		}
+		if ordinaryPath(raw) { // the fast path: its one reading is what NormalizePath gives
+			if n, err := NormalizePath(p); err != nil || n != sel.Path || n != path.Clean(raw) {
+				t.Fatalf("ordinary %q: selection path %q, NormalizePath %q %v", p, sel.Path, n, err)
+			}
+		}
+		reads := upstreamReadings(raw)
+		for _, r := range allReadings() {
+			reads = append(reads, interpret(raw, r))
+		}
+		for _, id := range ids {
+			if !sel.Evaluate(id).Allowed {
+				continue
+			}
+			for _, rp := range reads {
+				for _, fold := range []bool{false, true} {
+					i := e.route("", rp, "GET", fold)
+					if !e.selection(i, rp).Evaluate(id).Allowed {
+						t.Fatalf("%q allowed for %v as route %q, but read as %q (fold %v) it selects %q, which denies", p, id, sel.Name, rp, fold, e.selection(i, rp).Name)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestLongNonOrdinaryPathRefused: a path with several readings is read only up to 8 KiB
+// (each reading is a pass over it); an ordinary path up to the general limit.
+func TestLongNonOrdinaryPathRefused(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	long := "/public/" + strings.Repeat("a", maxReadPathLen)
+	if sel, err := e.Select(Request{Method: "GET", Path: long}); err != nil || sel.Name != "public" {
+		t.Fatalf("ordinary long path: %q %v", sel.Name, err)
+	}
+	if _, err := e.Select(Request{Method: "GET", Path: long + "/%2e%2e/x"}); !errors.Is(err, ErrBadPath) {
+		t.Fatalf("long path with escapes: %v, want ErrBadPath", err)
+	}
+}
+
+// TestRouteMatchingIsCaseSensitiveByDefault: like Envoy's prefix, "/Admin" is not the
+// route "/admin" unless the route (case_insensitive) or policy.paths.case_sensitive:
+// false says the upstream ignores case.
+func TestRouteMatchingIsCaseSensitiveByDefault(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	for _, p := range []string{"/Admin", "/ADMIN/x", "/PUBLIC"} {
+		if sel, err := e.Select(Request{Method: "GET", Path: p}); err != nil || sel.Name != "default" {
+			t.Errorf("%s: %q %v, want the default", p, sel.Name, err)
+		}
+	}
+}
+
+// TestPathShapesTable pins every row of the path-shape table in docs/request-target.md
+// (routes /admin for admins and /public public, policy.paths defaults).
+func TestPathShapesTable(t *testing.T) {
+	e := mustEngine(t, bypassConfig)
+	for _, tc := range []struct{ path, want string }{
+		{"/admin/x", "admin"}, {"/admin/", "admin"},
+		{"/admin/x?next=/../public", "admin"},
+		{"/public/a/../b", "public"},
+		{"/public/a%20b", "public"}, {"/public/%C3%A9", "public"},
+		{"/public/x;v=1", "public"},
+		{"/public/a%2Fb", "public"},
+		{"/public/page#top", "public"},
+		{"/Admin", "default"},
+		{"/admin/..;/public", "ambiguous"},
+		{"/admin/%2e%2e/public", "ambiguous"}, {"/admin/.%2E/public", "ambiguous"},
+		{"/admin/..%3B/public", "ambiguous"},
+		{"/admin%2f..%2fpublic", "ambiguous"}, {"/admin%5c..%5cpublic", "ambiguous"},
+		{"/admin\\..\\public", "ambiguous"},
+		{"/public#/../admin", "ambiguous"},
+		{"//admin", "ambiguous"}, {"/admin//../public", "ambiguous"},
+		{"/%61dmin", "ambiguous"},
+		{"/admin;jsessionid=1", "ambiguous"},
+		{"/admin%252F", "bad"},
+		{"/admin%00", "bad"}, {"/admin/%c0%ae%c0%ae/public", "bad"},
+	} {
+		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+		got := sel.Name
+		switch {
+		case errors.Is(err, ErrAmbiguousPath):
+			got = "ambiguous"
+		case errors.Is(err, ErrBadPath):
+			got = "bad"
+		case err != nil:
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
+		}
+	}
+}
