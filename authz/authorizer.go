@@ -40,6 +40,8 @@ func (nopObserver) JWKSRefresh(string, error)                    {}
 type Option func(*options)
 
 type options struct {
+	prev    *Authorizer
+	index   bool
 	client  *http.Client
 	now     func() time.Time
 	log     *slog.Logger
@@ -60,6 +62,19 @@ func WithHTTPClient(c *http.Client) Option {
 		}
 	}
 }
+
+// WithReplayState makes the new Authorizer share the DPoP and logout jti replay caches
+// of prev (the Authorizer of the configuration it replaces on a reload), so that a proof
+// or logout token accepted just before a reload cannot be replayed just after it. A
+// cache is shared only when its size and window are unchanged; otherwise the new one
+// starts empty. nil: fresh caches.
+func WithReplayState(prev *Authorizer) Option { return func(o *options) { o.prev = prev } }
+
+// WithLogoutIndex keeps the index of cached identities by issuer+subject and
+// issuer+session that Logout evicts through (about 100 bytes per cached identity and
+// tag, maintained on cache misses and removals only). Without it Logout refuses to run
+// (ErrLogoutDisabled): enable it where the back-channel logout receiver is served.
+func WithLogoutIndex() Option { return func(o *options) { o.index = true } }
 
 // WithClock sets the clock for every time check (exp, nbf, iat, leeway, refresh limits,
 // cache expiry). Default time.Now.
@@ -168,8 +183,11 @@ type Authorizer struct {
 	byID       map[string]*issuer
 	candidates []*issuer // the opaque-token search, in configuration order
 	cache      *cache.Cache[*Identity]
-	keep       []string  // WithClaimProjection: the claims kept; nil: all
-	interned   *interner // WithClaimProjection: shares equal claim values
+	indexed    bool         // WithLogoutIndex
+	dpopReplay *replayCache // jti of accepted DPoP proofs
+	logout     *logoutState // back-channel logout: replay cache, tombstones
+	keep       []string     // WithClaimProjection: the claims kept; nil: all
+	interned   *interner    // WithClaimProjection: shares equal claim values
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -205,6 +223,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 	if o.project {
 		a.keep, a.interned = projection(o.keep), newInterner()
 	}
+	a.indexed = o.index
 	if o.client != nil {
 		c := *o.client
 		c.CheckRedirect = sameHostRedirects(o.client.CheckRedirect)
@@ -236,7 +255,11 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 				neg = -1 // explicitly off
 			}
 		}
-		c, err := cache.New[*Identity](cache.Options{
+		var tags func(*Identity) []cache.Tag
+		if o.index {
+			tags = identityTags
+		}
+		c, err := cache.NewTagged[*Identity](cache.Options{
 			Size:         cfg.Cache.Size,
 			MaxTTL:       cfg.Cache.MaxTTL.D(),
 			NegativeTTL:  neg,
@@ -245,11 +268,21 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 			LoadTimeout: 4*cfg.HTTPTimeout.D() + time.Second,
 			Now:         a.now,
 			IsNegative:  IsCredentialError,
-		})
+		}, tags)
 		if err != nil {
 			return nil, fmt.Errorf("authz: cache: %w", err)
 		}
 		a.cache = c
+	}
+	a.dpopReplay = newReplayCache(cfg.DPoP.ReplayCacheSize, cfg.DPoP.MaxAge.D()+cfg.DPoP.ClockSkew.D())
+	a.logout = newLogoutState(cfg.Logout)
+	if p := o.prev; p != nil {
+		if p.dpopReplay.size == a.dpopReplay.size && p.dpopReplay.window == a.dpopReplay.window {
+			a.dpopReplay = p.dpopReplay
+		}
+		if p.logout.replay.size == a.logout.replay.size && p.logout.replay.window == a.logout.replay.window {
+			a.logout.replay = p.logout.replay
+		}
 	}
 	a.baseCtx, a.cancel = context.WithCancel(context.Background())
 	a.jwks = jwk.NewCache(a.baseCtx, jwk.WithErrSink(errSink{a}), jwk.WithRefreshWindow(jwksRefreshWindow))
@@ -267,6 +300,10 @@ func (a *Authorizer) Close() error {
 	})
 	return nil
 }
+
+// DPoPAlgorithms returns the accepted DPoP proof algorithms (for the algs parameter of
+// a DPoP challenge). The slice must not be modified.
+func (a *Authorizer) DPoPAlgorithms() []string { return a.cfg.DPoP.Algorithms }
 
 // CacheStats returns the identity cache's counters; the zero Stats if the cache is
 // disabled.
@@ -334,7 +371,13 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 	key := cache.Key(*sum)
 	id, hit, err := a.cache.Lookup(key)
 	if !hit {
+		gen := a.logout.gen.Load()
 		id, hit, err = a.load(ctx, token, key)
+		if a.logout.gen.Load() != gen {
+			// A logout arrived while this token was being verified: its result must not
+			// outlive the logout in the cache (the loader also declines to store it).
+			a.cache.Remove(key)
+		}
 	}
 	if err != nil {
 		if !IsCredentialError(err) && !errors.Is(err, ErrUnavailable) {
@@ -350,9 +393,15 @@ func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*
 // only here so that a hit (Lookup) allocates nothing.
 func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Identity, bool, error) {
 	return a.cache.Get(ctx, key, func(ctx context.Context) (*Identity, time.Time, error) {
+		gen := a.logout.gen.Load()
 		id, err := a.identity(ctx, token)
 		if err != nil {
 			return nil, time.Time{}, err
+		}
+		if a.logout.gen.Load() != gen {
+			// A logout arrived during verification: answer the waiters, store nothing
+			// (an end of life in the past is not stored).
+			return id.slim(), a.now().Add(-time.Second), nil
 		}
 		return id.slim(), id.Expiry, nil
 	})
@@ -413,7 +462,8 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		return Decision{Outcome: OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
 	}
 	d := Decision{Route: sel.Name}
-	token, err := ParseBearer(r.Authorization, a.cfg.MaxTokenSize)
+	token, dpop, err := ParseCredential(r.Authorization, a.cfg.MaxTokenSize)
+	d.DPoP = dpop
 	if err != nil {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
 		return d
@@ -427,6 +477,11 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		if ue, ok := errors.AsType[*UnavailableError](err); ok && d.Outcome == OutcomeUnavailable {
 			d.RetryAfter = ue.RetryAfter
 		}
+		a.logDenial(ctx, r, d)
+		return d
+	}
+	if err := a.checkBinding(&r, &sum, dpop, id); err != nil {
+		d.Outcome, d.Reason, d.Err = decisionFor(err)
 		a.logDenial(ctx, r, d)
 		return d
 	}
@@ -468,6 +523,11 @@ func decisionFor(err error) (Outcome, string, error) {
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		return OutcomeUnavailable, "identity provider unavailable", err
+	case errors.Is(err, ErrInvalidDPoPProof):
+		if te, ok := errors.AsType[*TokenError](err); ok {
+			return OutcomeInvalidDPoPProof, te.Reason, err
+		}
+		return OutcomeInvalidDPoPProof, "invalid DPoP proof", err
 	case errors.Is(err, ErrNoToken):
 		return OutcomeNoToken, "no bearer token", err
 	case errors.Is(err, ErrMalformed):

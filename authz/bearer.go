@@ -17,29 +17,44 @@ const DefaultMaxTokenSize = 8192
 // characters outside token68, or a token longer than maxSize bytes (maxSize <= 0 means
 // DefaultMaxTokenSize). It never decodes or parses the token itself.
 func ParseBearer(header string, maxSize int) (string, error) {
+	token, dpop, err := ParseCredential(header, maxSize)
+	if err == nil && dpop {
+		return "", malformed("authorization scheme is not Bearer")
+	}
+	return token, err
+}
+
+// ParseCredential is ParseBearer that also accepts the DPoP scheme of RFC 9449 ("DPoP
+// <token68>", case-insensitive); dpop reports which scheme was used (also when the
+// token after it is malformed, so that the challenge can name the scheme).
+func ParseCredential(header string, maxSize int) (token string, dpop bool, err error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxTokenSize
 	}
 	if strings.Trim(header, " \t") == "" {
-		return "", ErrNoToken
+		return "", false, ErrNoToken
 	}
 	// Bound the work before looking at the content: scheme + spaces + token.
 	if len(header) > maxSize+64 {
-		return "", malformed(fmt.Sprintf("authorization header larger than %d bytes", maxSize))
+		return "", false, malformed(fmt.Sprintf("authorization header larger than %d bytes", maxSize))
 	}
 	scheme, rest, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
-		return "", malformed("authorization scheme is not Bearer")
+	switch {
+	case ok && strings.EqualFold(scheme, "bearer"):
+	case ok && strings.EqualFold(scheme, "dpop"):
+		dpop = true
+	default:
+		return "", false, malformed("authorization scheme is not Bearer")
 	}
-	token := strings.TrimLeft(rest, " ")
+	token = strings.TrimLeft(rest, " ")
 	token = strings.TrimRight(token, " \t")
 	if token == "" {
-		return "", malformed("bearer token is empty")
+		return "", dpop, malformed("bearer token is empty")
 	}
 	if err := checkToken(token, maxSize); err != nil {
-		return "", err
+		return "", dpop, err
 	}
-	return token, nil
+	return token, dpop, nil
 }
 
 // token68 marks the bytes a token may consist of before its "=" padding (RFC 7235

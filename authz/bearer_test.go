@@ -230,3 +230,54 @@ func TestTokenHashKnownAnswers(t *testing.T) {
 		t.Errorf("TokenHash(abc) = %s", got)
 	}
 }
+
+// TestParseCredential: the DPoP scheme next to Bearer; ParseBearer refuses it.
+func TestParseCredential(t *testing.T) {
+	for _, c := range []struct {
+		name, header, tok string
+		dpop              bool
+		err               error
+	}{
+		{"DPoP", "DPoP abc.def", "abc.def", true, nil},
+		{"dpop lower-case", "dpop abc", "abc", true, nil},
+		{"Bearer", "Bearer abc", "abc", false, nil},
+		{"DPoP without token", "DPoP ", "", true, ErrMalformed},
+		{"DPoP with two tokens", "DPoP a b", "", true, ErrMalformed},
+		{"DPoPx scheme", "DPoPx abc", "", false, ErrMalformed},
+		{"empty", "", "", false, ErrNoToken},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok, dpop, err := ParseCredential(c.header, 0)
+			if tok != c.tok || dpop != c.dpop || !errors.Is(err, c.err) {
+				t.Fatalf("got %q dpop=%v err=%v", tok, dpop, err)
+			}
+		})
+	}
+	if _, err := ParseBearer("DPoP abc", 0); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ParseBearer accepted the DPoP scheme: %v", err)
+	}
+}
+
+// FuzzParseCredential: whatever it accepts under either scheme is what ParseBearer
+// accepts after the scheme is replaced by Bearer.
+func FuzzParseCredential(f *testing.F) {
+	for _, s := range []string{"DPoP abc", "dpop a.b.c", "DPoP ", "Bearer x", "DPoP a b", "DPoPDPoP x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		tok, dpop, err := ParseCredential(header, 0)
+		if err != nil {
+			if tok != "" || (!errors.Is(err, ErrNoToken) && !errors.Is(err, ErrMalformed)) {
+				t.Fatalf("%q: token %q, error %v", header, tok, err)
+			}
+			return
+		}
+		_, rest, _ := strings.Cut(header, " ")
+		if dpop != strings.EqualFold(header[:4], "dpop") {
+			t.Fatalf("%q: dpop=%v", header, dpop)
+		}
+		if bt, err := ParseBearer("Bearer "+rest, 0); err != nil || bt != tok {
+			t.Fatalf("%q: ParseCredential %q, ParseBearer %q %v", header, tok, bt, err)
+		}
+	})
+}

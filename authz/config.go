@@ -35,6 +35,42 @@ type Config struct {
 	InsecureSkipTLSVerify bool `json:"insecure_skip_tls_verify,omitempty"`
 	// Cache configures the verified-identity cache.
 	Cache CacheConfig `json:"cache"`
+	// DPoP configures the checks of DPoP proofs (RFC 9449); whether an issuer's tokens
+	// may or must be DPoP-bound is IssuerConfig.DPoP.
+	DPoP DPoPConfig `json:"dpop"`
+	// Logout configures the checks of OIDC back-channel logout tokens.
+	Logout LogoutConfig `json:"logout"`
+}
+
+// DPoPConfig configures DPoP proof verification (RFC 9449). Every proof is verified on
+// every request (never cached).
+type DPoPConfig struct {
+	// Algorithms is the allow-list of proof JWS algorithms, also announced in the
+	// WWW-Authenticate algs parameter. Default ES256, ES384, ES512, RS256, RS384, RS512,
+	// PS256, PS384, PS512, EdDSA. Symmetric algorithms and "none" are never accepted.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// MaxAge is how old a proof's iat may be. Default 60s. It is also how long a proof's
+	// jti is remembered: a longer window needs a larger replay cache.
+	MaxAge Duration `json:"max_age,omitempty"`
+	// ClockSkew is how far in the future a proof's iat may be. Default 5s.
+	ClockSkew Duration `json:"clock_skew,omitempty"`
+	// ReplayCacheSize bounds the jti replay cache (entries; about 100 bytes each).
+	// Default 100000. When it is full of unexpired entries, further proofs are refused
+	// (503) rather than accepted unchecked. The cache is per replica: a proof replayed
+	// to another replica is not detected unless the proxy routes one client to one
+	// replica (Envoy consistent hashing on the DPoP key or the token).
+	ReplayCacheSize int `json:"replay_cache_size,omitempty"`
+}
+
+// LogoutConfig configures the OIDC Back-Channel Logout 1.0 receiver (the listener is
+// server.backchannel_listen). A logout token's aud must contain one of the issuer's
+// logout_audiences (default: its client_id).
+type LogoutConfig struct {
+	// MaxAge is how old a logout token's iat may be. Default 2m. Its jti is remembered
+	// for as long, so a replay within the window is refused.
+	MaxAge Duration `json:"max_age,omitempty"`
+	// ReplayCacheSize bounds the logout jti replay cache. Default 10000.
+	ReplayCacheSize int `json:"replay_cache_size,omitempty"`
 }
 
 // IssuerConfig is one trusted OP.
@@ -68,6 +104,20 @@ type IssuerConfig struct {
 	// IssuesJWT marks an OP whose access tokens are always JWTs: it is skipped in the
 	// opaque-token search.
 	IssuesJWT bool `json:"issues_jwt,omitempty"`
+	// DPoP is disabled | allowed | required (RFC 9449). Default allowed: a DPoP-bound
+	// token (cnf.jkt) must come with the DPoP scheme and a valid proof, a bearer token is
+	// accepted. required: every token must be DPoP-bound. disabled: the DPoP scheme and
+	// DPoP-bound tokens are refused.
+	DPoP string `json:"dpop,omitempty"`
+	// LogoutAudiences are the client ids whose OIDC back-channel logout tokens this
+	// server accepts from the issuer (a logout token's aud must contain one): the
+	// relying parties whose sessions the protected APIs serve. Default [client_id]; an
+	// issuer with neither accepts no logout token.
+	LogoutAudiences []string `json:"logout_audiences,omitempty"`
+	// MTLSBound is allowed | required (RFC 8705). Default allowed: a certificate-bound
+	// token (cnf["x5t#S256"]) must come over a connection with that client certificate,
+	// other tokens are accepted. required: every token must be certificate-bound.
+	MTLSBound string `json:"mtls_bound,omitempty"`
 }
 
 // CacheConfig configures the identity cache (package cache).

@@ -23,6 +23,9 @@ var (
 	ErrExpired = errors.New("authz: token expired")
 	// ErrInactive: introspection did not answer "active": true.
 	ErrInactive = errors.New("authz: token not active")
+	// ErrInvalidDPoPProof: the DPoP proof (RFC 9449) is missing, malformed, replayed,
+	// stale, not for this request, or not signed by the key the token is bound to.
+	ErrInvalidDPoPProof = errors.New("authz: invalid DPoP proof")
 	// ErrUnavailable: an OP could not be reached, timed out, or answered with a 5xx or
 	// a malformed reply. Never means "token invalid", never "valid".
 	ErrUnavailable = errors.New("authz: identity provider unavailable")
@@ -63,5 +66,5 @@ func IsCredentialError(err error) bool {
 	_, isTokenErr := errors.AsType[*TokenError](err) // no allocation, unlike errors.As
 	return isTokenErr || errors.Is(err, ErrNoToken) || errors.Is(err, ErrMalformed) ||
 		errors.Is(err, ErrUntrustedIssuer) || errors.Is(err, ErrInvalidToken) ||
-		errors.Is(err, ErrExpired) || errors.Is(err, ErrInactive)
+		errors.Is(err, ErrExpired) || errors.Is(err, ErrInactive) || errors.Is(err, ErrInvalidDPoPProof)
 }

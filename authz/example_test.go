@@ -7,6 +7,7 @@ import (
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devop"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -51,4 +52,25 @@ func ExampleAuthorizer_Authorize() {
 	// Output:
 	// allow alice true
 	// no_token no bearer token
+}
+
+// A DPoP request: the token says which key it is bound to (cnf.jkt), the proof is
+// signed with that key for this method and URI. ParseDPoPProof checks the proof's form
+// and signature; Authorize adds the request, freshness, ath, binding and replay checks.
+func ExampleParseDPoPProof() {
+	key, err := oidctest.NewDPoPKey("ES256", nil)
+	if err != nil {
+		panic(err)
+	}
+	proof := key.Proof("GET", "https://api.example.org/items", "the-access-token")
+	p, err := authz.ParseDPoPProof(proof, authz.DefaultDPoPAlgorithms)
+	fmt.Println(err, p.HTM, p.HTU, p.JKT == key.JKT())
+	_, err = authz.ParseDPoPProof(proof+","+proof, authz.DefaultDPoPAlgorithms)
+	fmt.Println(errors.Is(err, authz.ErrInvalidDPoPProof))
+	_, err = authz.ParseDPoPProof(proof, []string{"RS256"}) // ES256 not allowed
+	fmt.Println(errors.Is(err, authz.ErrInvalidDPoPProof))
+	// Output:
+	// <nil> GET https://api.example.org/items true
+	// true
+	// true
 }

@@ -29,6 +29,18 @@ type Request struct {
 	// Path is the original request's path as sent: it may carry a query and
 	// percent-encoding; package policy normalises it.
 	Path string
+	// Scheme is the original request's scheme ("https" or "http"), "" when unknown. A
+	// DPoP proof (whose htu names the scheme) is refused when it is unknown.
+	Scheme string
+	// DPoP is the value of the original request's DPoP header (RFC 9449), "" when none
+	// was sent; several headers are joined with "," (and then refused: exactly one
+	// proof is allowed).
+	DPoP string
+	// ClientCertThumbprint is the base64url (unpadded) SHA-256 of the DER client
+	// certificate of the original connection (RFC 8705 x5t#S256), as established by the
+	// protocol adapter from Envoy's source.certificate or a configured trusted proxy
+	// header; "" when there is none. A certificate-bound token needs it to match.
+	ClientCertThumbprint string
 	// ContextExtensions are Envoy's per-route context_extensions (gRPC only).
 	ContextExtensions map[string]string
 	// RequestID is the x-request-id, for logs only.
@@ -56,10 +68,18 @@ const (
 	// path cannot be normalised or reads as different routes (ambiguous), or its
 	// forwarded headers disagree (400). No token is parsed; another token would not help.
 	OutcomeBadRequest
+	// OutcomeInvalidDPoPProof: the token was sent with the DPoP scheme (or is DPoP-bound)
+	// and the DPoP proof is missing, malformed, replayed, stale, not for this request or
+	// signed by another key than the one the token is bound to (401, RFC 9449 7.1:
+	// WWW-Authenticate: DPoP error="invalid_dpop_proof").
+	OutcomeInvalidDPoPProof
 )
 
+// NumOutcomes is the number of Outcome values: every valid Outcome is below it.
+const NumOutcomes = int(OutcomeInvalidDPoPProof) + 1
+
 // Valid reports whether o is one of the Outcome constants.
-func (o Outcome) Valid() bool { return o >= OutcomeAllow && o <= OutcomeBadRequest }
+func (o Outcome) Valid() bool { return o >= OutcomeAllow && int(o) < NumOutcomes }
 
 // Reason codes (Decision.ReasonCode): a bounded set of machine-readable causes for the
 // decision metrics' reason label. Most decisions have none ("").
@@ -87,6 +107,8 @@ func (o Outcome) String() string {
 		return "unavailable"
 	case OutcomeBadRequest:
 		return "bad_request"
+	case OutcomeInvalidDPoPProof:
+		return "invalid_dpop_proof"
 	default:
 		return "unknown"
 	}
@@ -115,6 +137,9 @@ type Decision struct {
 	TokenHash string
 	// Cached reports whether the identity came from the cache.
 	Cached bool
+	// DPoP is true when the request used the DPoP authorization scheme (RFC 9449): the
+	// challenge of a denial is then a DPoP challenge.
+	DPoP bool
 	// RetryAfter is, for OutcomeUnavailable, when the client may usefully retry (sent
 	// as Retry-After); zero when unknown.
 	RetryAfter time.Duration
@@ -165,11 +190,45 @@ type Identity struct {
 	Introspection map[string]any
 	// Header is the decoded JWT header (nil for opaque tokens and in cached identities).
 	Header map[string]any
+	// Confirmation is the token's binding to a key (the cnf claim of the JWT or of the
+	// introspection reply, RFC 7800); nil for a bearer token. Kept in cached identities
+	// (a DPoP proof itself is verified on every request, never cached).
+	Confirmation *Confirmation
+	// SessionID is the token's sid claim (JWT or introspection), "" when absent; with
+	// Issuer and Subject it is what an OIDC back-channel logout event names.
+	SessionID string
+}
+
+// Confirmation is what a sender-constrained token is bound to.
+type Confirmation struct {
+	// JKT is the DPoP binding (cnf.jkt, RFC 9449): the RFC 7638 SHA-256 thumbprint
+	// (base64url) of the key every proof must be signed with; "" when not DPoP-bound.
+	JKT string
+	// CertThumbprint is the certificate binding (cnf["x5t#S256"], RFC 8705): the
+	// base64url SHA-256 of the DER client certificate; "" when not certificate-bound.
+	CertThumbprint string
+}
+
+// jkt returns the DPoP binding, "" for none.
+func (id *Identity) jkt() string {
+	if id.Confirmation == nil {
+		return ""
+	}
+	return id.Confirmation.JKT
+}
+
+// x5t returns the certificate binding, "" for none.
+func (id *Identity) x5t() string {
+	if id.Confirmation == nil {
+		return ""
+	}
+	return id.Confirmation.CertThumbprint
 }
 
 // slim returns the part of id that the cache keeps (see Identity).
 func (id *Identity) slim() *Identity {
-	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources}
+	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources,
+		Confirmation: id.Confirmation, SessionID: id.SessionID}
 }
 
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form

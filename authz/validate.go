@@ -34,6 +34,31 @@ const (
 	IntrospectAlways = "always" // introspect JWTs as well
 )
 
+// DPoP modes (IssuerConfig.DPoP).
+const (
+	DPoPDisabled = "disabled"
+	DPoPAllowed  = "allowed"
+	DPoPRequired = "required"
+)
+
+// Certificate-binding modes (IssuerConfig.MTLSBound).
+const (
+	MTLSAllowed  = "allowed"
+	MTLSRequired = "required"
+)
+
+// Defaults of DPoPConfig and LogoutConfig.
+const (
+	DefaultDPoPMaxAge            = 60 * time.Second
+	DefaultDPoPClockSkew         = 5 * time.Second
+	DefaultDPoPReplayCacheSize   = 100000
+	DefaultLogoutMaxAge          = 2 * time.Minute
+	DefaultLogoutReplayCacheSize = 10000
+)
+
+// DefaultDPoPAlgorithms is the default DPoPConfig.Algorithms.
+var DefaultDPoPAlgorithms = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+
 // supportedAlgs are the JWS algorithms a JWT may use: asymmetric only. "none" and HS*
 // are never accepted (there is no shared-secret configuration).
 var supportedAlgs = map[string]bool{
@@ -116,6 +141,21 @@ func (c Config) Validate() error {
 		default:
 			bad(loc+".introspect", "must be never, opaque or always (got %q)", is.Introspect)
 		}
+		for j, aud := range is.LogoutAudiences {
+			if strings.TrimSpace(aud) == "" {
+				bad(fmt.Sprintf("%s.logout_audiences[%d]", loc, j), "must not be empty")
+			}
+		}
+		switch is.DPoP {
+		case "", DPoPDisabled, DPoPAllowed, DPoPRequired:
+		default:
+			bad(loc+".dpop", "must be disabled, allowed or required (got %q)", is.DPoP)
+		}
+		switch is.MTLSBound {
+		case "", MTLSAllowed, MTLSRequired:
+		default:
+			bad(loc+".mtls_bound", "must be allowed or required (got %q)", is.MTLSBound)
+		}
 		if is.ClientSecret != "" && is.ClientID == "" {
 			bad(loc+".client_secret", "is set without client_id")
 		}
@@ -143,6 +183,26 @@ func (c Config) Validate() error {
 		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
 			bad("verification.ca_file", "%s holds no PEM certificate", c.CAFile)
 		}
+	}
+	for j, alg := range c.DPoP.Algorithms {
+		if !supportedAlgs[alg] {
+			bad(fmt.Sprintf("verification.dpop.algorithms[%d]", j), "unsupported algorithm %q (asymmetric only: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA)", alg)
+		}
+	}
+	if c.DPoP.MaxAge < 0 || c.DPoP.MaxAge.D() > time.Hour {
+		bad("verification.dpop.max_age", "must be between 0 and 1h (got %s)", c.DPoP.MaxAge.D())
+	}
+	if c.DPoP.ClockSkew < 0 || c.DPoP.ClockSkew.D() > 5*time.Minute {
+		bad("verification.dpop.clock_skew", "must be between 0 and 5m (got %s)", c.DPoP.ClockSkew.D())
+	}
+	if c.DPoP.ReplayCacheSize < 0 {
+		bad("verification.dpop.replay_cache_size", "must not be negative (got %d)", c.DPoP.ReplayCacheSize)
+	}
+	if c.Logout.MaxAge < 0 || c.Logout.MaxAge.D() > time.Hour {
+		bad("verification.logout.max_age", "must be between 0 and 1h (got %s)", c.Logout.MaxAge.D())
+	}
+	if c.Logout.ReplayCacheSize < 0 {
+		bad("verification.logout.replay_cache_size", "must not be negative (got %d)", c.Logout.ReplayCacheSize)
 	}
 	if c.Cache.Size < 0 {
 		bad("verification.cache.size", "must not be negative (got %d)", c.Cache.Size)
@@ -189,6 +249,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTokenSize == 0 {
 		c.MaxTokenSize = DefaultMaxTokenSize
+	}
+	if len(c.DPoP.Algorithms) == 0 {
+		c.DPoP.Algorithms = DefaultDPoPAlgorithms
+	}
+	if c.DPoP.MaxAge == 0 {
+		c.DPoP.MaxAge = Duration(DefaultDPoPMaxAge)
+	}
+	if c.DPoP.ClockSkew == 0 {
+		c.DPoP.ClockSkew = Duration(DefaultDPoPClockSkew)
+	}
+	if c.DPoP.ReplayCacheSize == 0 {
+		c.DPoP.ReplayCacheSize = DefaultDPoPReplayCacheSize
+	}
+	if c.Logout.MaxAge == 0 {
+		c.Logout.MaxAge = Duration(DefaultLogoutMaxAge)
+	}
+	if c.Logout.ReplayCacheSize == 0 {
+		c.Logout.ReplayCacheSize = DefaultLogoutReplayCacheSize
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -546,6 +547,29 @@ func finish(id *Identity) error {
 		sub = s
 	}
 	id.Subject = sub
+	// The bindings and the session come from the token or the OP's introspection, never
+	// from userinfo (which describes the user, not the token).
+	var cnf Confirmation
+	for _, m := range []map[string]any{id.TokenClaims, id.Introspection} {
+		jkt, x5t, err := confirmation(m)
+		if err != nil {
+			return err
+		}
+		if (jkt != "" && cnf.JKT != "" && jkt != cnf.JKT) || (x5t != "" && cnf.CertThumbprint != "" && x5t != cnf.CertThumbprint) {
+			return invalid("token and introspection disagree about the token's binding (cnf)")
+		}
+		cnf.JKT, cnf.CertThumbprint = cmp.Or(cnf.JKT, jkt), cmp.Or(cnf.CertThumbprint, x5t)
+		if v, ok := m["sid"]; ok {
+			s, isStr := v.(string)
+			if !isStr {
+				return invalid("malformed sid claim")
+			}
+			id.SessionID = cmp.Or(id.SessionID, s)
+		}
+	}
+	if cnf != (Confirmation{}) {
+		id.Confirmation = &cnf
+	}
 	id.Claims = mergeClaims(id)
 	return nil
 }

@@ -62,7 +62,11 @@ func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := authz.New(cf.AuthzConfig(), pol, authz.WithLogger(log), authz.WithClaimProjection(config.ClaimProjection(pol, cf.ServerConfig())))
+	opts := []authz.Option{authz.WithLogger(log), authz.WithClaimProjection(config.ClaimProjection(pol, cf.ServerConfig()))}
+	if cf.ServerConfig().BackchannelListen != "" { // as the server does
+		opts = append(opts, authz.WithLogoutIndex())
+	}
+	a, err := authz.New(cf.AuthzConfig(), pol, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -178,7 +182,19 @@ func TestFixtureDecisions(t *testing.T) {
 // themselves are not counted; anything the cache keeps of the request is). Run with
 // -benchtime 20000x; the load benchmark's memory run measures the same at 100 000 as RSS.
 func BenchmarkCachedIdentityBytes(b *testing.B) {
-	f := newFixture(b, map[string]any{"size": max(b.N, 1)})
+	cachedIdentityBytes(b, newFixture(b, map[string]any{"size": max(b.N, 1)}))
+}
+
+// BenchmarkCachedIdentityBytesLogoutIndex is BenchmarkCachedIdentityBytes with the
+// back-channel logout receiver configured, which keeps the issuer+subject index of
+// cached identities.
+func BenchmarkCachedIdentityBytesLogoutIndex(b *testing.B) {
+	cachedIdentityBytes(b, newFixtureWith(b, map[string]any{"size": max(b.N, 1)}, func(doc map[string]any) {
+		doc["server"].(map[string]any)["backchannel_listen"] = "127.0.0.1:0"
+	}))
+}
+
+func cachedIdentityBytes(b *testing.B, f *fixture) {
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		tokens[i] = f.opJWT.MintJWT(load.Claims(i), oidctest.WithAlg("ES256"))

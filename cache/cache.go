@@ -28,6 +28,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -160,6 +162,27 @@ type Cache[V any] struct {
 
 	hits, misses, negHits, staleHits atomic.Uint64
 	evictions, loads, loadErrors     atomic.Uint64
+
+	tagOf func(V) []Tag // NewTagged; nil: no index
+	tagMu sync.Mutex
+	tags  map[Tag]tagged // tag → keys of stored values with that tag
+}
+
+// Tag names a group of entries for RemoveTagged: a 64-bit digest (see TagOf). Two
+// groups whose tags collide are removed together, which only costs reloads.
+type Tag uint64
+
+// TagOf returns the Tag of parts (the first 8 bytes of KeyOf(parts...)).
+func TagOf(parts ...string) Tag {
+	k := KeyOf(parts...)
+	return Tag(binary.BigEndian.Uint64(k[:8]))
+}
+
+// tagged is the set of keys of one tag: the first inline (most tags name one entry:
+// one user's one token), further ones in more.
+type tagged struct {
+	first Key
+	more  []Key
 }
 
 // entry is one stored value or negative error, stored by value in the LRU's own list
@@ -202,7 +225,15 @@ type result[V any] struct {
 
 // New validates o, applies defaults and returns an empty cache. Every problem with o is
 // reported in one error wrapping [ErrInvalidOptions].
-func New[V any](o Options) (*Cache[V], error) {
+func New[V any](o Options) (*Cache[V], error) { return NewTagged[V](o, nil) }
+
+// NewTagged is New with a tag index: tags names the tags of a stored value (in
+// flaat-extauthz: TagOf issuer+subject and issuer+session), so that RemoveTagged can
+// drop every entry of a tag at once. tags must be a pure function of the value; nil
+// means no index (RemoveTagged removes nothing). The index costs one map entry (72
+// bytes) per tag of each stored value and is maintained on the miss path and on removal
+// only: a hit does not touch it.
+func NewTagged[V any](o Options, tags func(v V) []Tag) (*Cache[V], error) {
 	var errs []error
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, a...)...))
@@ -238,7 +269,15 @@ func New[V any](o Options) (*Cache[V], error) {
 		o.Now = time.Now
 	}
 	c := &Cache[V]{o: o, base: o.Now()}
-	l, err := lru.New[Key, entry[V]](o.Size)
+	var l *lru.Cache[Key, entry[V]]
+	var err error
+	if tags != nil {
+		c.tagOf = tags
+		c.tags = map[Tag]tagged{}
+		l, err = lru.NewWithEvict[Key, entry[V]](o.Size, c.untag)
+	} else {
+		l, err = lru.New[Key, entry[V]](o.Size)
+	}
 	if err != nil { // unreachable: Size > 0 here
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
@@ -361,9 +400,125 @@ func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
 // room. Evictions are counted from Add's result rather than from an eviction callback:
 // golang-lru calls the callback for Remove and Purge too, which are not evictions.
 func (c *Cache[V]) add(k Key, e entry[V]) {
+	var old entry[V]
+	var hadOld bool
+	if c.tags != nil {
+		old, hadOld = c.lru.Peek(k)
+	}
 	if c.lru.Add(k, e) {
 		c.evictions.Add(1)
 	}
+	if c.tags == nil {
+		return
+	}
+	// The index follows the LRU, after it: an eviction callback that runs concurrently
+	// keeps the tags of whatever the LRU holds for k by then (untag), and a key that is
+	// already gone again is not indexed (the check below). Between the Add and the
+	// tagging the entry can be found but not removed by tag: a caller that removes by
+	// tag while loads run handles that itself (authz re-checks after every load).
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	var tags []Tag
+	if e.err == nil {
+		tags = c.tagOf(e.v)
+	}
+	if hadOld && old.err == nil { // Add replaced it without calling the eviction callback
+		for _, t := range c.tagOf(old.v) {
+			if !slices.Contains(tags, t) {
+				c.dropLocked(t, k)
+			}
+		}
+	}
+	if len(tags) == 0 || !c.lru.Contains(k) {
+		return
+	}
+	for _, t := range tags {
+		if ks, ok := c.tags[t]; !ok {
+			c.tags[t] = tagged{first: k}
+		} else if ks.first != k && !slices.Contains(ks.more, k) {
+			ks.more = append(ks.more, k)
+			c.tags[t] = ks
+		}
+	}
+}
+
+// untag drops k from the index of e's tags (the LRU's eviction callback: it runs for
+// evictions, Remove and Purge, outside the LRU's lock). Tags that a value stored for k
+// since then also has are kept.
+func (c *Cache[V]) untag(k Key, e entry[V]) {
+	if e.err != nil {
+		return
+	}
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	var keep []Tag
+	if cur, ok := c.lru.Peek(k); ok && cur.err == nil {
+		keep = c.tagOf(cur.v)
+	}
+	for _, t := range c.tagOf(e.v) {
+		if !slices.Contains(keep, t) {
+			c.dropLocked(t, k)
+		}
+	}
+}
+
+// dropLocked removes k from tag t's keys. tagMu is held.
+func (c *Cache[V]) dropLocked(t Tag, k Key) {
+	ks, ok := c.tags[t]
+	if !ok {
+		return
+	}
+	switch i := slices.Index(ks.more, k); {
+	case i >= 0:
+		ks.more = slices.Delete(ks.more, i, i+1)
+	case ks.first != k:
+		return
+	case len(ks.more) == 0:
+		delete(c.tags, t)
+		return
+	default:
+		ks.first, ks.more = ks.more[len(ks.more)-1], ks.more[:len(ks.more)-1]
+	}
+	if len(ks.more) == 0 {
+		ks.more = nil
+	}
+	c.tags[t] = ks
+}
+
+// RemoveTagged drops every entry whose value has tag t (see NewTagged) and returns how
+// many it dropped. A load running at the same time may still store its value
+// afterwards: a caller that must exclude that (a logout) makes its loader aware of it.
+func (c *Cache[V]) RemoveTagged(t Tag) int {
+	if c.tags == nil {
+		return 0
+	}
+	c.tagMu.Lock()
+	ks, ok := c.tags[t]
+	var keys []Key
+	if ok {
+		keys = append(append(keys, ks.first), ks.more...)
+	}
+	c.tagMu.Unlock()
+	n := 0
+	for _, k := range keys {
+		if c.lru.Remove(k) { // the callback updates the index
+			n++
+		}
+	}
+	return n
+}
+
+// Remove drops the entry of k, if any, and reports whether there was one.
+func (c *Cache[V]) Remove(k Key) bool { return c.lru.Remove(k) }
+
+// TagCount returns the number of distinct tags in the index (for tests and metrics).
+func (c *Cache[V]) TagCount() int {
+	if c.tags == nil {
+		return 0
+	}
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	return len(c.tags)
 }
 
 // safeLoad calls load, turning a panic into ErrLoaderPanic (singleflight's DoChan would

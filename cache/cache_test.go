@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -452,4 +454,105 @@ func FuzzKeyOf(f *testing.F) {
 			t.Fatalf("KeyOf(%q) == KeyOf(%q,%q)", a+b, a, b)
 		}
 	})
+}
+
+// TestRemoveTagged: every entry of a tag goes at once, other entries stay, the index
+// follows evictions, replacements and removals, and a cache without tags removes nothing.
+func TestRemoveTagged(t *testing.T) {
+	type val struct{ tags []string }
+	tagsOf := func(v val) []cache.Tag {
+		out := make([]cache.Tag, len(v.tags))
+		for i, s := range v.tags {
+			out[i] = cache.TagOf(s)
+		}
+		return out
+	}
+	c, err := cache.NewTagged[val](cache.Options{Size: 3}, tagsOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(k string, tags ...string) {
+		t.Helper()
+		c.Remove(cache.KeyOf(k))
+		if _, _, err := c.Get(ctx, cache.KeyOf(k), func(context.Context) (val, time.Time, error) { return val{tags}, time.Time{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(k string) bool { _, ok, _ := c.Lookup(cache.KeyOf(k)); return ok }
+	put("a1", "alice", "s1")
+	put("a2", "alice")
+	put("b1", "bob", "s1")
+	if n := c.RemoveTagged(cache.TagOf("alice")); n != 2 || has("a1") || has("a2") || !has("b1") {
+		t.Fatalf("RemoveTagged(alice) = %d; a1 %v a2 %v b1 %v", n, has("a1"), has("a2"), has("b1"))
+	}
+	if n := c.RemoveTagged(cache.TagOf("alice")); n != 0 {
+		t.Fatalf("second RemoveTagged = %d", n)
+	}
+	if n := c.TagCount(); n != 2 { // bob, s1
+		t.Fatalf("TagCount = %d, want 2 (index must drop removed entries)", n)
+	}
+	put("c1", "carol")
+	put("c2", "carol")
+	put("c3", "carol") // evicts b1 (LRU, size 3)
+	if has("b1") || c.TagCount() != 1 {
+		t.Fatalf("after eviction: b1 %v, TagCount %d (want only carol)", has("b1"), c.TagCount())
+	}
+	if n := c.RemoveTagged(cache.TagOf("s1")); n != 0 {
+		t.Fatalf("RemoveTagged of an evicted tag = %d", n)
+	}
+	if n := c.RemoveTagged(cache.TagOf("carol")); n != 3 || c.Len() != 0 || c.TagCount() != 0 {
+		t.Fatalf("RemoveTagged(carol) = %d, Len %d, TagCount %d", n, c.Len(), c.TagCount())
+	}
+	plain, _ := cache.New[val](cache.Options{})
+	if _, _, err := plain.Get(ctx, cache.KeyOf("x"), func(context.Context) (val, time.Time, error) { return val{[]string{"t"}}, time.Time{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := plain.RemoveTagged(cache.TagOf("t")); n != 0 || plain.Len() != 1 {
+		t.Fatalf("untagged cache: RemoveTagged = %d, Len %d", n, plain.Len())
+	}
+}
+
+// TestTagIndexConcurrent: under concurrent loads (entries expire at once, so most loads
+// replace a stored entry), LRU evictions, removals and
+// RemoveTagged, the index ends up naming exactly the stored entries: removing every tag
+// empties both the cache and the index.
+func TestTagIndexConcurrent(t *testing.T) {
+	const tagsN = 10
+	c, err := cache.NewTagged[int](cache.Options{Size: 50, MaxTTL: time.Microsecond}, func(v int) []cache.Tag {
+		return []cache.Tag{cache.TagOf(strconv.Itoa(v % tagsN)), cache.TagOf("all")}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				id := (i*7 + g*13) % 200
+				k := cache.KeyOf(strconv.Itoa(id))
+				switch i % 50 {
+				case 0:
+					c.RemoveTagged(cache.TagOf(strconv.Itoa(id % tagsN)))
+				case 1:
+					c.Remove(k)
+				default:
+					_, _, _ = c.Get(context.Background(), k, func(context.Context) (int, time.Time, error) { return id, time.Time{}, nil })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c.Len() == 0 {
+		t.Fatal("nothing cached: the test proves nothing")
+	}
+	n := c.Len()
+	if got := c.RemoveTagged(cache.TagOf("all")); got != n || c.Len() != 0 {
+		t.Fatalf("RemoveTagged(all) removed %d of %d; %d left unindexed", got, n, c.Len())
+	}
+	if c.TagCount() != 0 {
+		t.Fatalf("%d tags left in the index of an empty cache", c.TagCount())
+	}
 }

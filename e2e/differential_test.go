@@ -95,27 +95,41 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// caseRule is how a policy of the test treats case, one per row of the "which one to
+// use" table in docs/request-target.md.
+type caseRule int
+
+const (
+	// caseSensitiveRoutes: nothing set (every component routes case-sensitively).
+	caseSensitiveRoutes caseRule = iota
+	// caseInsensitiveRoutes: every route case_insensitive: some component may ignore
+	// case, so the case readings are compared.
+	caseInsensitiveRoutes
+	// caseInsensitiveAll: policy.paths.case_sensitive: false: every component ignores
+	// case, the case-folded reading is the only one.
+	caseInsensitiveAll
+)
+
 // differentialPolicy returns a Mutate for startServer that replaces the harness's policy
-// with the routes above, configured as the operator of up would: every route
-// case_insensitive when up routes case-insensitively. forwarded sets
+// with the routes above, treating case as rule says. forwarded sets
 // server.http.forwarded ("" = the default). The order of the routes matters as it would
 // in a real policy: docs-read (GET, HEAD) before docs-write.
-func differentialPolicy(up *diffUpstream, forwarded string) func(map[string]any) {
+func differentialPolicy(rule caseRule, forwarded string) func(map[string]any) {
 	return func(cfg map[string]any) {
-		writePolicy(cfg, up.caseInsensitive)
+		writePolicy(cfg, rule)
 		if forwarded != "" {
 			cfg["server"].(map[string]any)["http"] = map[string]any{"forwarded": forwarded}
 		}
 	}
 }
 
-func writePolicy(cfg map[string]any, caseInsensitive bool) {
+func writePolicy(cfg map[string]any, rule caseRule) {
 	groups := func(g string) map[string]any {
 		return map[string]any{"groups": map[string]any{"values": []any{g}}}
 	}
 	route := func(name, prefix string, m map[string]any) map[string]any {
 		r := map[string]any{"name": name, "path": map[string]any{"prefix": prefix}}
-		if caseInsensitive {
+		if rule == caseInsensitiveRoutes {
 			r["case_insensitive"] = true
 		}
 		for k, v := range m {
@@ -132,6 +146,9 @@ func writePolicy(cfg map[string]any, caseInsensitive bool) {
 			route("docs-write", "/docs", map[string]any{"require": groups("admins")}),
 		},
 		"default": map[string]any{"authenticated": true},
+	}
+	if rule == caseInsensitiveAll {
+		cfg["policy"].(map[string]any)["paths"] = map[string]any{"case_sensitive": false}
 	}
 	// Identity headers only (no debug lines per check): the table is thousands of checks.
 	cfg["log"] = map[string]any{"level": "info", "format": "json"}
@@ -280,9 +297,9 @@ var diffMethods = []string{"GET", "POST"}
 type diffUpstream struct {
 	name string
 	addr string // host:port
-	// caseInsensitive: the upstream routes ignoring case, so its operator marks every
-	// policy route case_insensitive.
-	caseInsensitive bool
+	// caseRule is how this upstream's operator configures case: the upstream is the
+	// only component that routes, so caseInsensitiveAll when it ignores case.
+	caseRule caseRule
 }
 
 // startMuxUpstream runs a Go net/http ServeMux app in the test process. ServeMux
@@ -335,7 +352,7 @@ func startExpressUpstream(t testing.TB) *diffUpstream {
 		}
 		return false
 	})
-	return &diffUpstream{name: "express", addr: fmt.Sprintf("127.0.0.1:%d", ready.Port), caseInsensitive: true}
+	return &diffUpstream{name: "express", addr: fmt.Sprintf("127.0.0.1:%d", ready.Port), caseRule: caseInsensitiveAll}
 }
 
 // --- raw HTTP/1.1 ---
@@ -437,7 +454,7 @@ func TestDifferential(t *testing.T) {
 	// hygiene lines against a flaat-extauthz told which proxy it is behind
 	// (forwarded: nginx / caddy). flaat-extauthz must be safe in every combination.
 	// Each upstream has its own flaat-extauthz processes, configured as its operator
-	// would (see differentialPolicy).
+	// would (see differentialPolicy). The shared lanes below add one policy for both.
 	nginxBare := withoutLines(t, "nginx", nginxHygiene)
 	caddyBare := withoutLines(t, "caddy", caddyHygiene)
 	type front struct {
@@ -447,9 +464,9 @@ func TestDifferential(t *testing.T) {
 	var fronts []front
 	auto := map[*diffUpstream]*server{}
 	for _, up := range upstreams {
-		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "")})
-		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "nginx")})
-		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up, "caddy")})
+		s := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseRule, "")})
+		sNginx := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseRule, "nginx")})
+		sCaddy := startServer(t, o, serverOpts{Mutate: differentialPolicy(up.caseRule, "caddy")})
 		auto[up] = s
 		fronts = append(fronts,
 			front{"nginx", hostPort(startNginx(t, s.HTTPAddr, up.addr).URL), up},
@@ -458,6 +475,19 @@ func TestDifferential(t *testing.T) {
 			front{"caddy", hostPort(startCaddy(t, s.HTTPAddr, up.addr).URL), up},
 			front{"caddy-bare", hostPort(startCaddy(t, s.HTTPAddr, up.addr, caddyBare).URL), up},
 			front{"caddy-bare/fwd=caddy", hostPort(startCaddy(t, sCaddy.HTTPAddr, up.addr, caddyBare).URL), up},
+		)
+	}
+	// The shared lanes: ONE flaat-extauthz with ONE policy (every route
+	// case_insensitive: some component, express, ignores case) in front of both
+	// upstreams, through both example proxies and the gRPC Check. Safe for the
+	// case-sensitive Go mux only because a path whose case readings select routes with
+	// different requirements is denied: GET /Docs/x without a token is docs-read
+	// (public) for express and the token-only default for the Go mux.
+	shared := startServer(t, o, serverOpts{Mutate: differentialPolicy(caseInsensitiveRoutes, "")})
+	for _, up := range upstreams {
+		fronts = append(fronts,
+			front{"nginx/shared", hostPort(startNginx(t, shared.HTTPAddr, up.addr).URL), up},
+			front{"caddy/shared", hostPort(startCaddy(t, shared.HTTPAddr, up.addr).URL), up},
 		)
 	}
 
@@ -504,7 +534,8 @@ func TestDifferential(t *testing.T) {
 	// query kept, the client's headers passed on), judged against the route each
 	// upstream serves for that exact request-target when asked directly.
 	for _, up := range upstreams {
-		cases = append(cases, grpcLane(t, ctx, auto[up], up, paths, tokens)...)
+		cases = append(cases, grpcLane(t, ctx, "envoy-grpc", auto[up], up, paths, tokens)...)
+		cases = append(cases, grpcLane(t, ctx, "envoy-grpc/shared", shared, up, paths, tokens)...)
 	}
 
 	// The oracle's canary: the express upstream behind a policy whose operator forgot
@@ -512,8 +543,8 @@ func TestDifferential(t *testing.T) {
 	// misconfiguration, and it must: /ADMIN/x is then allowed to a user as the default
 	// route and express serves it as admin. Not part of the summary line.
 	express := upstreams[1]
-	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(&diffUpstream{name: "express (case-sensitive policy)"}, "")})
-	canaryCases := grpcLane(t, ctx, canary, express, paths, tokens)
+	canary := startServer(t, o, serverOpts{Mutate: differentialPolicy(caseSensitiveRoutes, "")})
+	canaryCases := grpcLane(t, ctx, "envoy-grpc/canary", canary, express, paths, tokens)
 
 	if ctx.Err() != nil {
 		t.Fatalf("the differential table did not finish within %s", diffBudget)
@@ -579,8 +610,9 @@ func runPool(ctx context.Context, cases []*diffCase, fn func(context.Context, *d
 }
 
 // grpcLane asks up directly which route it serves for every path and method, then sends
-// the table to s's Check as Envoy in front of up would, and returns one case per check.
-func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, paths []diffPath, tokens []diffToken) []*diffCase {
+// the table to s's Check as Envoy in front of up would, and returns one case per check,
+// in the lane front+"→"+up.name.
+func grpcLane(t *testing.T, ctx context.Context, front string, s *server, up *diffUpstream, paths []diffPath, tokens []diffToken) []*diffCase {
 	t.Helper()
 	type key struct{ target, method string }
 	var mu sync.Mutex
@@ -615,7 +647,7 @@ func grpcLane(t *testing.T, ctx context.Context, s *server, up *diffUpstream, pa
 		for _, m := range diffMethods {
 			for _, tk := range tokens {
 				for _, v := range diffVariants {
-					checks = append(checks, &diffCase{lane: "envoy-grpc→" + up.name, path: p, method: m, token: tk, variant: v})
+					checks = append(checks, &diffCase{lane: front + "→" + up.name, path: p, method: m, token: tk, variant: v})
 				}
 			}
 		}
@@ -777,9 +809,18 @@ func controls(t *testing.T, cases []*diffCase) {
 		"plain public":  {"none": "public", "user": "public", "admin": "public"},
 		"plain user":    {"none": "", "user": "user", "admin": "user"},
 		"plain default": {"none": "", "user": "default", "admin": "default"},
+		"plain docs":    {"none": "docs-read", "user": "docs-read", "admin": "docs-read"},
+	}
+	// Behind the shared policy (every route case_insensitive), /Docs/x is docs-read to
+	// express and the default to the Go mux: denied for every token, whichever upstream.
+	shared := map[string]map[string]string{
+		"Docs": {"none": "", "user": "", "admin": ""},
 	}
 	for _, c := range cases {
 		w, ok := want[c.path.name]
+		if !ok && strings.Contains(c.lane, "/shared→") {
+			w, ok = shared[c.path.name]
+		}
 		if !ok || c.method != "GET" || c.variant.name != "no forwarded headers" {
 			continue
 		}

@@ -35,6 +35,9 @@ func grpcurl(t testing.TB) string {
 type checkReq struct {
 	method, host, path string
 	headers            map[string]string
+	// cert is attributes.source.certificate (Envoy's include_peer_certificate): the
+	// URL-encoded PEM client certificate of the downstream connection.
+	cert string
 }
 
 // check calls Authorization/Check on s with grpcurl (server reflection, no .proto files)
@@ -53,6 +56,9 @@ func check(t testing.TB, s *server, r checkReq) *authv3.CheckResponse {
 			Headers: r.headers,
 		}},
 	}}
+	if r.cert != "" {
+		req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: r.cert}
+	}
 	body, err := protojson.Marshal(req)
 	if err != nil {
 		t.Fatal(err)

@@ -385,6 +385,13 @@ func (o *op) Stop() { o.proc.Stop() }
 // post sends a form to an OP endpoint with client_secret_basic and decodes the JSON reply.
 func (o *op) post(t testing.TB, path, client string, form url.Values) (int, map[string]any) {
 	t.Helper()
+	return o.postH(t, path, client, form, nil)
+}
+
+// postH is post with extra request headers (a DPoP proof, the test-only client
+// certificate header).
+func (o *op) postH(t testing.TB, path, client string, form url.Values, hdr map[string]string) (int, map[string]any) {
+	t.Helper()
 	secret, ok := o.Clients[client]
 	if !ok {
 		t.Fatalf("e2e: unknown OP client %q", client)
@@ -397,6 +404,9 @@ func (o *op) post(t testing.TB, path, client string, form url.Values) (int, map[
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(client), url.QueryEscape(secret))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("e2e: OP %s: %v", path, err)

@@ -57,22 +57,30 @@ type nginxProc struct {
 // header-hygiene lines).
 func startNginx(t testing.TB, authAddr, upstreamAddr string, edit ...func(string) string) *nginxProc {
 	t.Helper()
-	bin := tool(t, "nginx", "/usr/sbin/nginx")
-	example, err := os.ReadFile(filepath.Join(repoRoot, "examples", "nginx", "flaat-extauthz.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	port := freePort(t)
-	site := string(example)
-	for old, repl := range map[string]string{
+	return startNginxSite(t, "flaat-extauthz.conf", map[string]string{
 		"server 127.0.0.1:9002;": "server " + authAddr + ";",
 		"server 127.0.0.1:8080;": "server " + upstreamAddr + ";",
 		"listen 127.0.0.1:8000;": fmt.Sprintf("listen 127.0.0.1:%d;", port),
-	} {
+	}, fmt.Sprintf("http://127.0.0.1:%d", port), nil, edit...)
+}
+
+// startNginxSite runs examples/nginx/<example> with each key of repl (which must occur
+// exactly once) replaced and then edited by edit, as the site at url; ready reports
+// whether it serves (nil: any HTTP answer to url/public/ready).
+func startNginxSite(t testing.TB, example string, repl map[string]string, url string, ready func() bool, edit ...func(string) string) *nginxProc {
+	t.Helper()
+	bin := tool(t, "nginx", "/usr/sbin/nginx")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "examples", "nginx", example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := string(raw)
+	for old, r := range repl {
 		if strings.Count(site, old) != 1 {
-			t.Fatalf("e2e: examples/nginx/flaat-extauthz.conf must contain %q exactly once", old)
+			t.Fatalf("e2e: examples/nginx/%s must contain %q exactly once", example, old)
 		}
-		site = strings.Replace(site, old, repl, 1)
+		site = strings.Replace(site, old, r, 1)
 	}
 	for _, e := range edit {
 		site = e(site)
@@ -95,10 +103,10 @@ http {
     fastcgi_temp_path %[1]s/fastcgi;
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
-    include %[1]s/flaat-extauthz.conf;
+    include %[1]s/site.conf;
 }
 `, dir, user)
-	for name, body := range map[string]string{"flaat-extauthz.conf": site, "nginx.conf": main} {
+	for name, body := range map[string]string{"site.conf": site, "nginx.conf": main} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -108,8 +116,11 @@ http {
 		t.Fatalf("e2e: nginx -t: %v\n%s\n%s", err, out, b)
 	}
 	p := startProc(t, "nginx", dir, nil, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	n := &nginxProc{proc: p, URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	waitFor(t, p, "nginx to listen", startTimeout, func() bool { return httpStatus(n.URL+"/public/ready") != 0 })
+	n := &nginxProc{proc: p, URL: url}
+	if ready == nil {
+		ready = func() bool { return httpStatus(n.URL+"/public/ready") != 0 }
+	}
+	waitFor(t, p, "nginx to listen", startTimeout, ready)
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))

@@ -102,6 +102,15 @@ type Config struct {
 	// URI and host come from (http.forwarded). Default: "auto".
 	HTTP HTTPConfig `json:"http,omitzero"`
 
+	// ClientCert names the trusted proxy header from which the HTTP handler reads the
+	// client certificate of the original connection (certificate-bound tokens, RFC
+	// 8705). Default none. See ClientCertConfig for the danger.
+	ClientCert ClientCertConfig `json:"client_cert,omitzero"`
+	// BackchannelListen is the address of the OIDC Back-Channel Logout receiver (POST
+	// /backchannel-logout). Default "" (off). It must be reachable by the OPs, not by
+	// clients: bind it to an internal address or protect it with a network policy.
+	BackchannelListen string `json:"backchannel_listen,omitempty"`
+
 	// GRPC tunes the gRPC server.
 	GRPC GRPCConfig `json:"grpc,omitzero"`
 	// TLS enables TLS (and mTLS) on the gRPC and HTTP check listeners. Default off.
@@ -255,6 +264,7 @@ func (c Config) withDefaults() Config {
 		c.Headers = hs
 	}
 	c.TokenHeader = strings.ToLower(c.TokenHeader)
+	c.ClientCert.Header = strings.ToLower(c.ClientCert.Header)
 	if c.AccessTokenHeader == "" {
 		c.AccessTokenHeader = DefaultAccessTokenHeader
 	}
@@ -303,7 +313,11 @@ func (c Config) Validate() error {
 	ports := map[string]string{}
 	for _, l := range []struct{ field, addr string }{
 		{"grpc_listen", c.GRPCListen}, {"http_listen", c.HTTPListen}, {"admin_listen", c.AdminListen},
+		{"backchannel_listen", c.BackchannelListen},
 	} {
+		if l.addr == "" && l.field == "backchannel_listen" {
+			continue // off
+		}
 		_, port, err := net.SplitHostPort(l.addr)
 		if err != nil {
 			bad(l.field, "%q is not host:port: %v", l.addr, err)
@@ -328,6 +342,17 @@ func (c Config) Validate() error {
 		} else if c.TokenHeader == "authorization" {
 			bad("token_header", "Authorization is always read; name another header or leave it empty")
 		}
+	}
+	switch {
+	case c.ClientCert.Header == "" && c.ClientCert.Format != "":
+		bad("client_cert.header", "is required with client_cert.format")
+	case c.ClientCert.Header != "" && !validHeaderName(c.ClientCert.Header):
+		bad("client_cert.header", "%q is not a valid header name", c.ClientCert.Header)
+	case c.ClientCert.Header != "" && (c.ClientCert.Header == "authorization" || c.ClientCert.Header == c.TokenHeader || c.ClientCert.Header == "dpop"):
+		bad("client_cert.header", "%q carries a credential, not a certificate", c.ClientCert.Header)
+	}
+	if c.ClientCert.Header != "" && c.ClientCert.Format != CertFormatXFCC && c.ClientCert.Format != CertFormatEscapedPEM {
+		bad("client_cert.format", "must be %q or %q (got %q)", CertFormatXFCC, CertFormatEscapedPEM, c.ClientCert.Format)
 	}
 	if !validRealm(c.Realm) {
 		bad("realm", "%q: only printable ASCII without '\"' and '\\' is allowed", c.Realm)

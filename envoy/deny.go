@@ -33,6 +33,7 @@ const denyMemoSlots = 256
 type denyKey struct {
 	outcome   authz.Outcome
 	tokenSent bool
+	dpop      bool // a DPoP challenge
 	desc      string
 	retry     string // Retry-After value, "" for none
 }
@@ -61,20 +62,24 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	if row.Challenge != "insufficient_scope" {
 		scopes = nil // not part of the answer
 	}
+	algs := v.dpopChallenge(row, d)
 	retry := retryAfter(d)
 	if len(scopes) > 0 {
-		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes, retry)
+		return v.buildDenied(d.Outcome, row, tokenSent, desc, scopes, algs, retry)
 	}
-	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, desc: desc, retry: retry}
-	h := maphash.String(v.deny.seed, desc) ^ uint64(d.Outcome)<<1
+	k := denyKey{outcome: d.Outcome, tokenSent: tokenSent, dpop: algs != "", desc: desc, retry: retry}
+	h := maphash.String(v.deny.seed, desc) ^ maphash.String(v.deny.seed, retry)<<1 ^ uint64(d.Outcome)<<2
 	if tokenSent {
 		h ^= 1
+	}
+	if k.dpop {
+		h ^= 2
 	}
 	slot := &v.deny.slots[h&(denyMemoSlots-1)]
 	if e := slot.Load(); e != nil && e.key == k {
 		return e.resp
 	}
-	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil, retry)
+	resp := v.buildDenied(d.Outcome, row, tokenSent, desc, nil, algs, retry)
 	v.wire.put(resp)
 	if old := slot.Swap(&denyEntry{key: k, resp: resp}); old != nil {
 		v.wire.drop(old.resp)
@@ -82,9 +87,9 @@ func (v *snapshot) denied(d *authz.Decision, tokenSent bool) *authv3.CheckRespon
 	return resp
 }
 
-func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string, retry string) *authv3.CheckResponse {
+func (v *snapshot) buildDenied(o authz.Outcome, row Response, tokenSent bool, desc string, scopes []string, algs, retry string) *authv3.CheckResponse {
 	hs := make([]*corev3.HeaderValueOption, 0, 4)
-	if c := challenge(v.cfg.Realm, row, tokenSent, desc, scopes); c != "" {
+	if c := challenge(v.cfg.Realm, row, tokenSent, desc, scopes, algs); c != "" {
 		hs = append(hs, headerOption("www-authenticate", c))
 	}
 	if retry != "" {

@@ -68,7 +68,7 @@ func TestDenyMemoMatchesBuiltAnswers(t *testing.T) {
 					t.Fatal(err)
 				}
 				d := cases[i].d
-				want := fresh.buildDenied(d.Outcome, ResponseFor(d.Outcome), cases[i].auth != "", description(&d), d.Policy.Scopes, retryAfter(&d))
+				want := fresh.buildDenied(d.Outcome, ResponseFor(d.Outcome), cases[i].auth != "", description(&d), d.Policy.Scopes, fresh.dpopChallenge(ResponseFor(d.Outcome), &d), retryAfter(&d))
 				if !proto.Equal(resp, want) {
 					t.Fatalf("realm %q case %d (%+v, %q):\n got %v\nwant %v", realm, i, d, cases[i].auth, resp, want)
 				}

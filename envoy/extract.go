@@ -21,8 +21,14 @@ func (v *snapshot) requestFromCheck(req *authv3.CheckRequest) authz.Request {
 		Method:            h.GetMethod(),
 		Host:              h.GetHost(),
 		Path:              h.GetPath(),
+		Scheme:            h.GetScheme(),
 		RequestID:         h.GetId(),
 		ContextExtensions: attrs.GetContextExtensions(),
+	}
+	if pc := attrs.GetSource().GetCertificate(); pc != "" {
+		// Envoy's include_peer_certificate: the URL-encoded PEM of the downstream
+		// connection's client certificate, set by Envoy, never by the client.
+		r.ClientCertThumbprint = CertThumbprint(pc)
 	}
 	var get func(name string) string
 	if hs := h.GetHeaders(); len(hs) > 0 {
@@ -51,6 +57,10 @@ func (v *snapshot) requestFromCheck(req *authv3.CheckRequest) authz.Request {
 	if r.RequestID == "" {
 		r.RequestID = get("x-request-id")
 	}
+	if r.Scheme == "" {
+		r.Scheme = get(":scheme")
+	}
+	r.DPoP = get("dpop")
 	return r
 }
 

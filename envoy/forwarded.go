@@ -10,7 +10,8 @@ import (
 )
 
 // Forwarded modes (HTTPConfig.Forwarded.Mode): where the HTTP handler reads the original
-// request's method, URI and host from.
+// request's method, URI and host from, and its scheme (X-Original-Proto in the
+// X-Original family, X-Forwarded-Proto in the other; only DPoP needs it).
 const (
 	// ForwardedAuto (the default) reads every known candidate header for each of the three
 	// (method: X-Original-Method, X-Forwarded-Method; URI: X-Original-URI,
@@ -38,17 +39,20 @@ const (
 // Forwarded says which headers carry the original request in HTTP mode. In the
 // configuration file it is a mode name ("auto", "envoy", "nginx", "traefik", "caddy") or
 // a mapping of header names for a custom proxy: {method: X-My-Method, uri: X-My-Uri,
-// host: X-My-Host} (an omitted one is taken from the request line).
+// host: X-My-Host, proto: X-My-Proto} (an omitted one is taken from the request line;
+// an omitted proto leaves the scheme unknown, which only DPoP needs).
 //
 // Whatever the mode, a header that is read and sent more than once denies the request
 // (400): no proxy sets one twice, so the second copy came from the client.
 type Forwarded struct {
 	// Mode is one of the Forwarded* constants; "" means ForwardedAuto.
 	Mode string `json:"-"`
-	// Method, URI and Host name the headers of a custom mapping (Mode ForwardedCustom).
+	// Method, URI and Host name the headers of a custom mapping (Mode ForwardedCustom);
+	// Proto the header of the original scheme (needed only for DPoP).
 	Method string `json:"method,omitempty"`
 	URI    string `json:"uri,omitempty"`
 	Host   string `json:"host,omitempty"`
+	Proto  string `json:"proto,omitempty"`
 }
 
 // UnmarshalJSON accepts a mode name or a custom mapping.
@@ -67,7 +71,7 @@ func (f *Forwarded) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return fmt.Errorf("forwarded: want a mode name (auto, envoy, nginx, traefik, caddy) or {method, uri, host}: %w", err)
+		return fmt.Errorf("forwarded: want a mode name (auto, envoy, nginx, traefik, caddy) or {method, uri, host, proto}: %w", err)
 	}
 	*f = Forwarded(p)
 	f.Mode = ForwardedCustom
@@ -94,18 +98,21 @@ type HTTPConfig struct {
 	Forwarded Forwarded `json:"forwarded,omitzero"`
 }
 
-// forwardedNames are the header families of each mode: method, URI, host candidates.
+// forwardedNames are the header families of each mode: method, URI, host and scheme
+// candidates. The scheme is read only for DPoP (a proof's htu names it); without a
+// candidate it is unknown and DPoP requests are refused.
 type forwardedNames struct {
-	method, uri, host []string
+	method, uri, host, proto []string
 }
 
 var (
-	originalNames   = forwardedNames{[]string{"X-Original-Method"}, []string{"X-Original-Uri"}, []string{"X-Original-Host"}}
-	forwardedXNames = forwardedNames{[]string{"X-Forwarded-Method"}, []string{"X-Forwarded-Uri"}, []string{"X-Forwarded-Host"}}
+	originalNames   = forwardedNames{[]string{"X-Original-Method"}, []string{"X-Original-Uri"}, []string{"X-Original-Host"}, []string{"X-Original-Proto"}}
+	forwardedXNames = forwardedNames{[]string{"X-Forwarded-Method"}, []string{"X-Forwarded-Uri"}, []string{"X-Forwarded-Host"}, []string{"X-Forwarded-Proto"}}
 	autoNames       = forwardedNames{
 		[]string{"X-Original-Method", "X-Forwarded-Method"},
 		[]string{"X-Original-Uri", "X-Forwarded-Uri"},
 		[]string{"X-Original-Host", "X-Forwarded-Host"},
+		[]string{"X-Original-Proto", "X-Forwarded-Proto"},
 	}
 )
 
@@ -125,7 +132,7 @@ func (f Forwarded) names() forwardedNames {
 			}
 			return []string{textproto.CanonicalMIMEHeaderKey(s)}
 		}
-		return forwardedNames{one(f.Method), one(f.URI), one(f.Host)}
+		return forwardedNames{one(f.Method), one(f.URI), one(f.Host), one(f.Proto)}
 	}
 	return forwardedNames{} // envoy
 }
@@ -135,16 +142,16 @@ func (f Forwarded) validate(field string, bad func(field, format string, a ...an
 	switch f.Mode {
 	case "", ForwardedAuto, ForwardedEnvoy, ForwardedNginx, ForwardedTraefik, ForwardedCaddy:
 	case ForwardedCustom:
-		if f.Method == "" && f.URI == "" && f.Host == "" {
-			bad(field, "a custom mapping must name at least one of method, uri, host")
+		if f.Method == "" && f.URI == "" && f.Host == "" && f.Proto == "" {
+			bad(field, "a custom mapping must name at least one of method, uri, host, proto")
 		}
-		for _, h := range []struct{ k, v string }{{"method", f.Method}, {"uri", f.URI}, {"host", f.Host}} {
+		for _, h := range []struct{ k, v string }{{"method", f.Method}, {"uri", f.URI}, {"host", f.Host}, {"proto", f.Proto}} {
 			if h.v != "" && (!validHeaderName(h.v) || reservedHeader(h.v)) {
 				bad(field+"."+h.k, "%q is not a usable header name", h.v)
 			}
 		}
 	default:
-		bad(field, "%q: want auto, envoy, nginx, traefik, caddy or a mapping {method, uri, host}", f.Mode)
+		bad(field, "%q: want auto, envoy, nginx, traefik, caddy or a mapping {method, uri, host, proto}", f.Mode)
 	}
 }
 

@@ -102,11 +102,14 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
-// checkChallengeSyntax: auth-params are key="value" with no quote or backslash inside
-// a value and only visible ASCII or space.
+// checkChallengeSyntax: a Bearer or DPoP (RFC 9449 §7.1) challenge whose auth-params are
+// key="value" with no quote or backslash inside a value and only visible ASCII or space.
 func checkChallengeSyntax(t *testing.T, v string) {
 	t.Helper()
 	rest, ok := strings.CutPrefix(v, "Bearer ")
+	if !ok {
+		rest, ok = strings.CutPrefix(v, "DPoP ")
+	}
 	if !ok {
 		t.Fatalf("challenge %q", v)
 	}

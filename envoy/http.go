@@ -69,7 +69,7 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 	row := ResponseFor(d.Outcome)
 	if d.Outcome != authz.OutcomeAllow {
 		desc := description(d)
-		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes); c != "" {
+		if c := challenge(v.cfg.Realm, row, r.Authorization != "", desc, d.Policy.Scopes, v.dpopChallenge(row, d)); c != "" {
 			hdr.Set("WWW-Authenticate", c)
 		}
 		if ra := retryAfter(d); ra != "" {
@@ -133,6 +133,7 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool, erro
 	if r.Authorization == "" {
 		r.Authorization = joinValues(req.Header.Values("Authorization"))
 	}
+	v.senderConstraints(req, &r)
 	if err := v.forwarded(req.Header, &r); err != nil {
 		return r, true, err
 	}
@@ -170,7 +171,33 @@ func (v *snapshot) forwarded(h http.Header, r *authz.Request) error {
 			r.Host = host
 		}
 	}
+	if len(names.proto) > 0 {
+		proto, err := pick(h, "scheme", names.proto)
+		if err != nil {
+			return err
+		}
+		r.Scheme = proto // "" when none: DPoP is then refused
+	}
 	return nil
+}
+
+// senderConstraints fills what DPoP and certificate-bound tokens need in HTTP mode
+// beside the forwarded original request (whose scheme forwarded reads): the DPoP
+// header(s), and the client certificate from the configured trusted header only
+// (ClientCertConfig).
+func (v *snapshot) senderConstraints(req *http.Request, r *authz.Request) {
+	r.DPoP = joinValues(req.Header.Values("Dpop"))
+	if cc := v.cfg.ClientCert; cc.Header != "" {
+		val := joinValues(req.Header.Values(cc.Header))
+		switch cc.Format {
+		case CertFormatXFCC:
+			r.ClientCertThumbprint = XFCCThumbprint(val)
+		case CertFormatEscapedPEM:
+			if !strings.Contains(val, ",") { // one certificate, one header
+				r.ClientCertThumbprint = CertThumbprint(val)
+			}
+		}
+	}
 }
 
 // stripPrefix returns the original path after prefix ("" prefix: raw itself). A path

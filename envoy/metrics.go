@@ -16,6 +16,9 @@ import (
 //	flaat_extauthz_check_duration_seconds{transport}        histogram (grpc|http)
 //	flaat_extauthz_checks_in_flight                         gauge
 //	flaat_extauthz_authorizer_panics_total                  counter
+//	flaat_extauthz_backchannel_logout_received_total        counter
+//	flaat_extauthz_backchannel_logout_total{result}         counter (accepted|refused|error)
+//	flaat_extauthz_backchannel_logout_evictions_total       counter
 //
 // route is the route or access-level name from the configuration ("none" when no
 // route was selected), so its cardinality is bounded by the configuration. reason is
@@ -31,9 +34,13 @@ type Metrics struct {
 	durGRPC   prometheus.Observer
 	durHTTP   prometheus.Observer
 	byRoute   sync.Map // route → *routeCounters
+
+	logoutReceived  prometheus.Counter
+	logoutResults   *prometheus.CounterVec
+	logoutEvictions prometheus.Counter
 }
 
-type routeCounters [authz.OutcomeBadRequest + 1]prometheus.Counter
+type routeCounters [authz.NumOutcomes]prometheus.Counter
 
 // checkBuckets cover cached answers (µs) up to slow OPs; Envoy's default ext_authz
 // timeout is 200 ms.
@@ -45,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flaat_extauthz_decisions_total",
-			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable, bad_request), route and reason (ambiguous_path, bad_path, forwarded_headers or empty).",
+			Help: "Authorization decisions by outcome (allow, no_token, invalid_token, forbidden, unavailable, bad_request, invalid_dpop_proof), route and reason (ambiguous_path, bad_path, forwarded_headers or empty).",
 		}, []string{"outcome", "route", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flaat_extauthz_check_duration_seconds",
@@ -61,11 +68,27 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Checks answered 503 because the authorizer panicked.",
 		}),
 	}
+	m.logoutReceived = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flaat_extauthz_backchannel_logout_received_total",
+		Help: "Requests received by the back-channel logout receiver.",
+	})
+	m.logoutResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flaat_extauthz_backchannel_logout_total",
+		Help: "Back-channel logout requests by result: accepted, refused (400: bad request or logout token), error (503: OP unreachable).",
+	}, []string{"result"})
+	m.logoutEvictions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flaat_extauthz_backchannel_logout_evictions_total",
+		Help: "Cached identities evicted by accepted back-channel logout tokens.",
+	})
+	for _, r := range []string{"accepted", "refused", "error"} {
+		m.logoutResults.WithLabelValues(r)
+	}
 	m.durGRPC = m.duration.WithLabelValues(TransportGRPC)
 	m.durHTTP = m.duration.WithLabelValues(TransportHTTP)
 	if reg != nil {
 		var errs []error
-		for _, c := range []prometheus.Collector{m.decisions, m.duration, m.inFlight, m.panics} {
+		for _, c := range []prometheus.Collector{m.decisions, m.duration, m.inFlight, m.panics,
+			m.logoutReceived, m.logoutResults, m.logoutEvictions} {
 			errs = append(errs, reg.Register(c))
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -117,4 +140,20 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration,
 		rc, _ = m.byRoute.LoadOrStore(route, c)
 	}
 	rc.(*routeCounters)[o].Inc()
+}
+
+// logout records one back-channel logout request: result is "" (received, nothing
+// decided yet), "accepted", "refused" or "error".
+func (m *Metrics) logout(result string, evicted int) {
+	if m == nil {
+		return
+	}
+	if result == "" {
+		m.logoutReceived.Inc()
+		return
+	}
+	m.logoutResults.WithLabelValues(result).Inc()
+	if evicted > 0 {
+		m.logoutEvictions.Add(float64(evicted))
+	}
 }

@@ -18,9 +18,13 @@ type Response struct {
 	HTTPStatus int
 	// Error is the OAuth error code of the JSON body ("" on allow).
 	Error string
-	// Challenge is the RFC 6750 error code for WWW-Authenticate: "" (plain challenge),
-	// "invalid_token" or "insufficient_scope". Unused when NoChallenge.
+	// Challenge is the RFC 6750 (or RFC 9449) error code for WWW-Authenticate: ""
+	// (plain challenge), "invalid_token", "insufficient_scope" or "invalid_dpop_proof".
+	// Unused when NoChallenge.
 	Challenge string
+	// DPoP: the challenge always uses the DPoP scheme (RFC 9449 7.1) with the accepted
+	// proof algorithms in algs. Other rows use it when the request used the DPoP scheme.
+	DPoP bool
 	// NoChallenge: send no WWW-Authenticate (allow, OP outage).
 	NoChallenge bool
 }
@@ -35,6 +39,8 @@ var responses = [...]Response{
 	// An ambiguous or malformed request target, or forwarded headers that disagree: no
 	// token would make it acceptable, so no challenge (docs/request-target.md).
 	authz.OutcomeBadRequest: {Code: codes.InvalidArgument, HTTPStatus: http.StatusBadRequest, Error: "invalid_request", NoChallenge: true},
+	authz.OutcomeInvalidDPoPProof: {Code: codes.Unauthenticated, HTTPStatus: http.StatusUnauthorized, Error: "invalid_dpop_proof",
+		Challenge: "invalid_dpop_proof", DPoP: true},
 }
 
 // ResponseFor returns the table row for o. An unknown outcome gets the OP-outage row
@@ -51,8 +57,11 @@ const maxDescription = 512
 
 // challenge builds the WWW-Authenticate value for a denial, or "" when the row has none.
 // tokenSent distinguishes "no credential" (plain challenge, RFC 6750 3.1) from a
-// malformed one (error="invalid_token").
-func challenge(realm string, row Response, tokenSent bool, reason string, scopes []string) string {
+// malformed one (error="invalid_token"). dpopAlgs, when not "", makes it a DPoP
+// challenge (RFC 9449 7.1: the request used the DPoP scheme, or the row is a DPoP
+// one) announcing those space-separated proof algorithms; server nonces
+// (use_dpop_nonce) are not implemented, so no challenge asks for one.
+func challenge(realm string, row Response, tokenSent bool, reason string, scopes []string, dpopAlgs string) string {
 	if row.NoChallenge {
 		return ""
 	}
@@ -61,11 +70,20 @@ func challenge(realm string, row Response, tokenSent bool, reason string, scopes
 		code = "invalid_token"
 	}
 	var b strings.Builder
-	b.Grow(len(`Bearer realm=""`) + len(realm) + 64 + len(reason))
-	b.WriteString(`Bearer realm="`)
+	b.Grow(len(`Bearer realm=""`) + len(realm) + 64 + len(reason) + len(dpopAlgs))
+	if dpopAlgs != "" {
+		b.WriteString(`DPoP realm="`)
+	} else {
+		b.WriteString(`Bearer realm="`)
+	}
 	b.WriteString(realm) // validated: no quotes, no controls
 	b.WriteByte('"')
 	if code == "" {
+		if dpopAlgs != "" {
+			b.WriteString(`, algs="`)
+			writeQuoted(&b, dpopAlgs, maxDescription, false)
+			b.WriteByte('"')
+		}
 		return b.String()
 	}
 	b.WriteString(`, error="`)
@@ -86,7 +104,21 @@ func challenge(realm string, row Response, tokenSent bool, reason string, scopes
 		}
 		b.WriteByte('"')
 	}
+	if dpopAlgs != "" {
+		b.WriteString(`, algs="`)
+		writeQuoted(&b, dpopAlgs, maxDescription, false)
+		b.WriteByte('"')
+	}
 	return b.String()
+}
+
+// dpopChallenge returns the algs of a DPoP challenge for a denial of d, "" when the
+// challenge is a Bearer one.
+func (v *snapshot) dpopChallenge(row Response, d *authz.Decision) string {
+	if row.DPoP || d.DPoP {
+		return v.dpopAlgs
+	}
+	return ""
 }
 
 // writeQuoted writes s as the inside of an RFC 6750 quoted value, where only %x20-21 /
@@ -192,6 +224,8 @@ func description(d *authz.Decision) string {
 		return "no bearer token"
 	case authz.OutcomeInvalidToken:
 		return "invalid token"
+	case authz.OutcomeInvalidDPoPProof:
+		return "invalid DPoP proof"
 	case authz.OutcomeForbidden:
 		return "access denied by policy"
 	case authz.OutcomeAllow:

@@ -32,12 +32,12 @@ func TestChallengeEscaping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := challenge("r", ResponseFor(tt.o), tt.sent, tt.reason, tt.scopes); got != tt.want {
+			if got := challenge("r", ResponseFor(tt.o), tt.sent, tt.reason, tt.scopes, ""); got != tt.want {
 				t.Errorf("\n got %q\nwant %q", got, tt.want)
 			}
 		})
 	}
-	long := challenge("r", ResponseFor(authz.OutcomeInvalidToken), true, strings.Repeat("x", 5000), nil)
+	long := challenge("r", ResponseFor(authz.OutcomeInvalidToken), true, strings.Repeat("x", 5000), nil, "")
 	if len(long) > maxDescription+100 {
 		t.Errorf("description not bounded: %d bytes", len(long))
 	}

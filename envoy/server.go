@@ -86,12 +86,21 @@ type snapshot struct {
 	deny           *denyMemo
 	wire           *wireTable   // encodings of memo entries and anonResp, for wireCodec
 	sampler        *denySampler // nil: every denial is logged
+	dpopAlgs       string       // the algs of DPoP challenges, space-separated
 }
+
+// dpopAlgorithmser is implemented by authz.Authorizer: the proof algorithms it accepts.
+type dpopAlgorithmser interface{ DPoPAlgorithms() []string }
 
 func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), wire: newWireTable(), httpNames: canonicalNames(cfg.Headers),
 		sampler: newDenySampler(cfg.denyLogInterval()), fwd: cfg.HTTP.Forwarded.names()}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
+	algs := authz.DefaultDPoPAlgorithms
+	if da, ok := a.(dpopAlgorithmser); ok && da != nil {
+		algs = da.DPoPAlgorithms()
+	}
+	v.dpopAlgs = strings.Join(algs, " ")
 	for _, h := range cfg.Headers {
 		v.allNames = append(v.allNames, h.Name)
 	}
@@ -360,7 +369,7 @@ func stringList(vs []string) *structpb.Value {
 // accepted, "" when there is none. The size limit was enforced by the authorizer with
 // its own configuration, so none is applied here.
 func bearerToken(authorization string) string {
-	tok, err := authz.ParseBearer(authorization, 1<<24)
+	tok, _, err := authz.ParseCredential(authorization, 1<<24)
 	if err != nil {
 		return ""
 	}

@@ -784,17 +784,25 @@ func TestDockerfile(t *testing.T) {
 // TestNginxExample: the nginx snippet (run for real by the e2e suite) points at the
 // server's default HTTP port and sets the headers the HTTP mode reads.
 func TestNginxExample(t *testing.T) {
-	conf := string(read(t, filepath.Join("nginx", "flaat-extauthz.conf")))
+	for _, f := range []string{"flaat-extauthz.conf", "flaat-extauthz-mtls.conf"} {
+		t.Run(f, func(t *testing.T) { checkNginxExample(t, f) })
+	}
+}
+
+func checkNginxExample(t *testing.T, file string) {
+	conf := string(read(t, filepath.Join("nginx", file)))
 	if want := "server 127.0.0.1" + envoy.DefaultHTTPListen + ";"; !strings.Contains(conf, want) {
 		t.Errorf("nginx upstream flaat_extauthz: want %q", want)
 	}
 	for _, h := range []string{
 		`proxy_set_header\s+X-Original-URI\s+\$request_uri;`,
 		`proxy_set_header\s+X-Original-Method\s+\$request_method;`,
-		`proxy_set_header\s+X-Original-Host\s+\$host;`,
+		`proxy_set_header\s+X-Original-Host\s+\$http_host;`, // with the port: a DPoP htu names it
+		`proxy_set_header\s+X-Original-Proto\s+\$scheme;`,
 		`proxy_set_header\s+X-Forwarded-Uri\s+"";`,
 		`proxy_set_header\s+X-Forwarded-Method\s+"";`,
 		`proxy_set_header\s+X-Forwarded-Host\s+"";`,
+		`proxy_set_header\s+X-Forwarded-Proto\s+"";`,
 		`auth_request\s+/`,
 		`proxy_set_header\s+X-Auth-Request-User\s+\$flaat_user;`,
 		`auth_request_set\s+\$flaat_user\s+\$upstream_http_x_auth_request_user;`,

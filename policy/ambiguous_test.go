@@ -105,8 +105,11 @@ func TestPathSwitches(t *testing.T) {
 		{"slashes unescape still compares dots", `{"escaped_slashes":"unescape"}`, "/admin/%2e%2e/public", "ambiguous"},
 		{"slashes reject", `{"escaped_slashes":"reject"}`, "/public/a%2Fb", "bad"},
 		{"slashes reject backslash escape", `{"escaped_slashes":"reject"}`, "/public/a%5cb", "bad"},
+		// case_sensitive: false says every component ignores case: the case-folded
+		// reading is the only one (no case-sensitive reading to compare with).
 		{"case-insensitive upstream", `{"case_sensitive":false}`, "/ADMIN/x", "admin"},
 		{"case-insensitive upstream, public", `{"case_sensitive":false}`, "/Public", "public"},
+		{"case-insensitive upstream still compares dots", `{"case_sensitive":false}`, "/Admin/%2e%2e/public", "ambiguous"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := strings.Replace(bypassConfig, `"routes"`, `"paths": `+tc.paths+`, "routes"`, 1)
@@ -136,22 +139,88 @@ func TestPathSwitchesValidated(t *testing.T) {
 	}
 }
 
-// TestCaseInsensitiveRoute: a case_insensitive route matches any ASCII case; a path
-// whose case-folded reading selects another route is ambiguous.
+// TestCaseInsensitiveRoute: a case_insensitive route lets a differently-cased path
+// through only when every case reading agrees on the requirement: as configured
+// (case_insensitive routes ignore case), case-sensitive (every route compares case, as a
+// Go ServeMux or Envoy's default prefix routes would) and case-folded (every route
+// ignores case, as express would). Issue 12's differential test found the
+// case-sensitive reading missing: "GET /Docs/x" was allowed as public docs and a
+// case-sensitive upstream served it under the token-only default.
 func TestCaseInsensitiveRoute(t *testing.T) {
-	e := mustEngine(t, `{"routes":[
-	  {"name":"public-docs","path":{"prefix":"/api/docs"},"public":true},
+	e := mustEngine(t, `{"access_levels":{"staff":{"groups":{"values":["staff"]}}},"routes":[
+	  {"name":"docs","path":{"prefix":"/docs"},"case_insensitive":true,"public":true},
+	  {"name":"api-docs","path":{"prefix":"/api/docs"},"public":true},
 	  {"name":"api","path":{"prefix":"/api"},"case_insensitive":true,"require":{"authenticated":true}},
+	  {"name":"staff","path":{"prefix":"/staff"},"case_insensitive":true,"require":"staff"},
 	  {"name":"ro","path":{"regex":"/Reports/[0-9]+"},"case_insensitive":true,"public":true}
-	]}`)
+	], "default":"staff"}`)
+	for _, tc := range []struct {
+		name, path, want string // want: a route, or "ambiguous"
+	}{
+		{"lower case is the route", "/docs/x", "docs"},
+		{"case-sensitive reading picks the default (differential test)", "/Docs/x", "ambiguous"},
+		{"all upper case", "/DOCS", "ambiguous"},
+		{"non-ordinary path, case-sensitive reading", "/Docs/a%20b", "ambiguous"},
+		{"non-ordinary path, lower case", "/docs/a%20b", "docs"},
+		{"ci route with a token requirement", "/API/x", "ambiguous"},
+		{"case-folded reading picks another route", "/API/DOCS/x", "ambiguous"},
+		{"cs route below a ci one", "/api/docs/x", "api-docs"},
+		{"every reading has the same access level", "/STAFF/x", "staff"},
+		{"same access level, non-ordinary path", "/Staff/a%20b", "staff"},
+		{"regex route as written", "/Reports/7", "ro"},
+		{"regex route, other case", "/REPORTS/7", "ambiguous"},
+		{"regex route, lower case: case-sensitive reading misses it", "/reports/7", "ambiguous"},
+		{"no route in any reading", "/Other", "default"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+			got := sel.Name
+			if errors.Is(err, ErrAmbiguousPath) {
+				got = "ambiguous"
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("%s: got %s (%v), want %s", tc.path, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCaseReadingNamedInError: the ambiguity error says which case reading disagreed.
+func TestCaseReadingNamedInError(t *testing.T) {
+	e := mustEngine(t, `{"routes":[
+	  {"name":"docs","path":{"prefix":"/docs"},"case_insensitive":true,"public":true},
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}}
+	], "default":{"authenticated":true}}`)
+	for _, tc := range []struct {
+		path, wantCase, wantRoute, wantMsg string
+	}{
+		{"/Docs/x", CaseSensitive, "default", `read as "/Docs/x" it selects route "docs", read as "/Docs/x" (case-sensitive) route "default"`},
+		{"/ADMIN/x", CaseFolded, "admin", `read as "/ADMIN/x" it selects route "default", read as "/admin/x" (case-folded) route "admin"`},
+	} {
+		_, err := e.Select(Request{Method: "GET", Path: tc.path})
+		var ae *AmbiguousPathError
+		if !errors.As(err, &ae) {
+			t.Fatalf("%s: %v, want an *AmbiguousPathError", tc.path, err)
+		}
+		last := ae.Readings[len(ae.Readings)-1]
+		if ae.Readings[0].Case != "" || last.Case != tc.wantCase || last.Route != tc.wantRoute || !strings.Contains(err.Error(), tc.wantMsg) {
+			t.Errorf("%s: readings %+v, error %q", tc.path, ae.Readings, err)
+		}
+	}
+}
+
+// TestUpperCasePatternComparedForLowerCasePaths: when a pattern has an upper-case
+// letter, a lower-case path is a case variant of it: a case-sensitive component does not
+// route "/docs/x" to "/Docs".
+func TestUpperCasePatternComparedForLowerCasePaths(t *testing.T) {
+	e := mustEngine(t, `{"routes":[
+	  {"name":"docs","path":{"prefix":"/Docs"},"case_insensitive":true,"public":true}
+	], "default":{"authenticated":true}}`)
 	for _, tc := range []struct{ path, want string }{
-		{"/api/x", "api"},
-		{"/API/x", "api"},
-		{"/Api", "api"},
-		{"/api/docs/x", "public-docs"},
-		{"/API/DOCS/x", "ambiguous"}, // as sent: api; folded: public-docs
-		{"/reports/7", "ro"},
-		{"/REPORTS/7", "ro"},
+		{"/Docs/x", "docs"},
+		{"/docs/x", "ambiguous"},
 		{"/other", "default"},
 	} {
 		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
@@ -281,48 +350,60 @@ func upstreamReadings(raw string) []string {
 
 // FuzzSelectNeverAllowsBeyondAReading: for any path, when Select picks a route whose
 // requirement an identity meets, every reading of the path (the full cross product of
-// reading flags, case-folded too, and independent models of real upstreams) selects a
-// route that identity meets as well.
+// reading flags, and independent models of real upstreams) selects a route that
+// identity meets as well, under every case reading: as configured, case-sensitive
+// (the case_insensitive route compares case too) and case-folded.
 func FuzzSelectNeverAllowsBeyondAReading(f *testing.F) {
 	for _, s := range []string{"/admin/..;/public", "/admin/%2e%2e/public", "/public#/../admin", "//admin",
-		"/public/..%2fadmin", "/public\\..\\admin", "/ADMIN", "/public/%2E%2E/Admin", "/public;/../admin", "/a"} {
+		"/public/..%2fadmin", "/public\\..\\admin", "/ADMIN", "/public/%2E%2E/Admin", "/public;/../admin", "/a",
+		"/Docs/x", "/docs/x", "/DOCS", "/X/y", "/Help/x", "/public/%2e%2e/HELP"} {
 		f.Add(s)
 	}
-	e := mustEngine(f, `{"routes":[
+	// Two engines: one with an upper-case pattern ("/Docs": case readings are compared
+	// for every path), one with lower-case patterns only (compared only for paths with
+	// an upper-case letter: the gate itself is under test).
+	const cfg = `{"routes":[
 	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}},
 	  {"name":"ci","path":{"prefix":"/Docs"},"case_insensitive":true,"require":{"groups":{"values":["docs"]}}},
+	  {"name":"help","path":{"prefix":"/help"},"case_insensitive":true,"public":true},
 	  {"name":"exact","path":{"exact":"/x/y"},"require":{"groups":{"values":["xy"]}}},
 	  {"name":"public","path":{"prefix":"/public"},"public":true},
 	  {"name":"root","path":{"exact":"/"},"public":true}
-	], "default": {"groups": {"values": ["users"]}}}`)
+	], "default": {"groups": {"values": ["users"]}}}`
+	engines := []*Engine{mustEngine(f, cfg), mustEngine(f, strings.Replace(cfg, `"/Docs"`, `"/docs"`, 1))}
+	if !engines[0].caseAlways || engines[1].caseAlways || len(engines[1].caseReads) == 0 {
+		f.Fatal("the engines do not cover both case gates")
+	}
 	ids := []map[string]any{nil, {"groups": []any{"users"}}, {"groups": []any{"admins"}}, {"groups": []any{"docs", "xy"}}}
 	f.Fuzz(func(t *testing.T, p string) {
-		sel, err := e.Select(Request{Method: "GET", Path: p})
-		if err != nil {
-			return
-		}
-		raw := p
-		if i := strings.IndexByte(raw, '?'); i >= 0 {
-			raw = raw[:i]
-		}
-		if ordinaryPath(raw) { // the fast path: its one reading is what NormalizePath gives
-			if n, err := NormalizePath(p); err != nil || n != sel.Path || n != path.Clean(raw) {
-				t.Fatalf("ordinary %q: selection path %q, NormalizePath %q %v", p, sel.Path, n, err)
-			}
-		}
-		reads := upstreamReadings(raw)
-		for _, r := range allReadings() {
-			reads = append(reads, interpret(raw, r))
-		}
-		for _, id := range ids {
-			if !sel.Evaluate(id).Allowed {
+		for _, e := range engines {
+			sel, err := e.Select(Request{Method: "GET", Path: p})
+			if err != nil {
 				continue
 			}
-			for _, rp := range reads {
-				for _, fold := range []bool{false, true} {
-					i := e.route("", rp, "GET", fold)
-					if !e.selection(i, rp).Evaluate(id).Allowed {
-						t.Fatalf("%q allowed for %v as route %q, but read as %q (fold %v) it selects %q, which denies", p, id, sel.Name, rp, fold, e.selection(i, rp).Name)
+			raw := p
+			if i := strings.IndexByte(raw, '?'); i >= 0 {
+				raw = raw[:i]
+			}
+			if ordinaryPath(raw) { // the fast path: its one reading is what NormalizePath gives
+				if n, err := NormalizePath(p); err != nil || n != sel.Path || n != path.Clean(raw) {
+					t.Fatalf("ordinary %q: selection path %q, NormalizePath %q %v", p, sel.Path, n, err)
+				}
+			}
+			reads := upstreamReadings(raw)
+			for _, r := range allReadings() {
+				reads = append(reads, interpret(raw, r))
+			}
+			for _, id := range ids {
+				if !sel.Evaluate(id).Allowed {
+					continue
+				}
+				for _, rp := range reads {
+					for _, cr := range []caseReading{caseAsConfigured, caseSensitive, caseFolded} {
+						i := e.route("", rp, "GET", cr)
+						if !e.selection(i, rp).Evaluate(id).Allowed {
+							t.Fatalf("%q allowed for %v as route %q, but read as %q (case reading %d) it selects %q, which denies", p, id, sel.Name, rp, cr, e.selection(i, rp).Name)
+						}
 					}
 				}
 			}
@@ -387,6 +468,35 @@ func TestPathShapesTable(t *testing.T) {
 			got = "ambiguous"
 		case errors.Is(err, ErrBadPath):
 			got = "bad"
+		case err != nil:
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
+		}
+	}
+}
+
+// TestCaseShapesTable pins every row of the case table in docs/request-target.md
+// (routes /docs public and case_insensitive, /admin for admins, a token-only default).
+func TestCaseShapesTable(t *testing.T) {
+	e := mustEngine(t, `{"routes":[
+	  {"name":"docs","path":{"prefix":"/docs"},"case_insensitive":true,"public":true},
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}}
+	], "default":{"authenticated":true}}`)
+	for _, tc := range []struct{ path, want string }{
+		{"/docs/x", "docs"}, {"/docs/a%20b", "docs"}, {"/docs/ReadMe", "docs"},
+		{"/other", "default"}, {"/Other", "default"},
+		{"/Docs/x", "ambiguous"}, {"/DOCS", "ambiguous"},
+		{"/ADMIN/x", "ambiguous"},
+		{"/Docs/a%20b", "ambiguous"},
+		{"/admin/x", "admin"},
+	} {
+		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
+		got := sel.Name
+		switch {
+		case errors.Is(err, ErrAmbiguousPath):
+			got = "ambiguous"
 		case err != nil:
 			t.Fatalf("%s: %v", tc.path, err)
 		}

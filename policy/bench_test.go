@@ -55,3 +55,28 @@ func BenchmarkEntitlements(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSelectCaseReadings: with a case_insensitive route, a path with an upper-case
+// letter is read three ways (as configured, case-sensitive, case-folded); a lower-case
+// path against lower-case patterns keeps the one reading. Compare the two in one run.
+func BenchmarkSelectCaseReadings(b *testing.B) {
+	e := mustEngine(b, `{"routes":[
+	  {"name":"docs","path":{"prefix":"/docs"},"case_insensitive":true,"public":true},
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}},
+	  {"name":"user","path":{"prefix":"/user"},"require":{"groups":{"values":["users"]}}}
+	], "default":{"authenticated":true}}`)
+	for _, bc := range []struct{ name, path string }{
+		{"lower", "/docs/guide/readme"},
+		{"upper", "/docs/guide/ReadMe"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := Request{Method: "GET", Host: "www.example.org", Path: bc.path}
+			b.ReportAllocs()
+			for b.Loop() {
+				if sel, err := e.Select(req); err != nil || sel.Name != "docs" {
+					b.Fatal(sel.Name, err)
+				}
+			}
+		})
+	}
+}

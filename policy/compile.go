@@ -90,6 +90,19 @@ func (c *compiler) compile() *Engine {
 		e.routes = append(e.routes, rt)
 		e.anyCI = e.anyCI || rt.ci
 	}
+	if e.anyCI && !e.paths.foldAll {
+		// Some route ignores case and some component may not: compare the case-sensitive
+		// and the case-folded readings with the one as configured.
+		e.caseReads = []caseReading{caseSensitive, caseFolded}
+		for _, rt := range e.routes {
+			// An upper-case letter in a pattern, or a regex (whose classes may name
+			// upper-case letters, and whose folding is Unicode's), can make the readings
+			// differ on a path without upper-case letters.
+			if rt.re != nil || hasUpper(rt.exact) || hasUpper(rt.prefix) {
+				e.caseAlways = true
+			}
+		}
+	}
 
 	if c.cfg.Default != nil {
 		e.def = c.requirement("default", c.cfg.Default)

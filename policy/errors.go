@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -17,10 +18,31 @@ var ErrAmbiguousPath = errors.New("policy: ambiguous request path")
 
 // PathReading is one reading of an ambiguous path and the route it selects.
 type PathReading struct {
-	// Path is the path as read (decoded segments; "%2F" for a "/" inside a segment).
+	// Path is the path as read (decoded segments; "%2F" for a "/" inside a segment),
+	// lower-cased in the CaseFolded reading.
 	Path string
 	// Route is the route name, or "default".
 	Route string
+	// Case is how routes compared the path's case: "" as configured (case_insensitive
+	// routes ignore it, the others do not), CaseSensitive or CaseFolded.
+	Case string
+}
+
+// Values of PathReading.Case.
+const (
+	// CaseSensitive: every route compared case, case_insensitive routes too.
+	CaseSensitive = "case-sensitive"
+	// CaseFolded: every route ignored ASCII case.
+	CaseFolded = "case-folded"
+)
+
+// describe formats the reading for an error message.
+func (r PathReading) describe() string {
+	s := strconv.Quote(short(r.Path))
+	if r.Case != "" {
+		s += " (" + r.Case + ")"
+	}
+	return s
 }
 
 // AmbiguousPathError says which readings of a path disagree. It wraps ErrAmbiguousPath.
@@ -38,7 +60,7 @@ func (e *AmbiguousPathError) Error() string {
 		return ErrAmbiguousPath.Error()
 	}
 	a, b := e.Readings[0], e.Readings[len(e.Readings)-1]
-	return fmt.Sprintf("policy: ambiguous request path: read as %q it selects route %q, read as %q route %q", short(a.Path), a.Route, short(b.Path), b.Route)
+	return fmt.Sprintf("policy: ambiguous request path: read as %s it selects route %q, read as %s route %q", a.describe(), a.Route, b.describe(), b.Route)
 }
 
 // short caps a path quoted in an error message (they end up in logs).

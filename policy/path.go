@@ -183,18 +183,36 @@ type compiledRoute struct {
 	re      *regexp.Regexp
 	methods map[string]bool
 	node    node
-	// ci: the path matches ignoring ASCII case (Route.CaseInsensitive, or
-	// paths.case_sensitive: false); exactFold, prefixFold and reFold are the folded
-	// patterns, used for ci routes and for the case-folded reading.
+	// ci: the path matches ignoring ASCII case in the reading as configured
+	// (Route.CaseInsensitive, or paths.case_sensitive: false); exactFold, prefixFold
+	// and reFold are the folded patterns, used for ci routes and for the case-folded
+	// reading.
 	ci                    bool
 	exactFold, prefixFold string
 	reFold                *regexp.Regexp
 }
 
+// caseReading is one way the proxy and upstream may treat the case of a path. When
+// some route is case-insensitive (and policy.paths.case_sensitive is not false), a path
+// whose case can matter is read all three ways and must select the same requirement
+// under each: flaat-extauthz cannot know which component on the way ignores case.
+type caseReading uint8
+
+const (
+	// caseAsConfigured: case-insensitive routes ignore case, the others do not (an
+	// Envoy route table that mirrors the policy).
+	caseAsConfigured caseReading = iota
+	// caseSensitive: every route compares case, case-insensitive ones too (a Go
+	// ServeMux, Envoy's default prefix routes in front of the app).
+	caseSensitive
+	// caseFolded: every route ignores ASCII case (express, IIS).
+	caseFolded
+)
+
 // matches reports whether the route applies; host and method are normalised, p is the
-// path as read and pl its ASCII lower-case form; fold compares every route's path
-// ignoring case (the case-folded reading).
-func (r *compiledRoute) matches(host, p, pl, method string, fold bool) bool {
+// path as read and pl its ASCII lower-case form (used when the route ignores case
+// under cr).
+func (r *compiledRoute) matches(host, p, pl, method string, cr caseReading) bool {
 	if len(r.hosts) > 0 {
 		ok := false
 		for _, h := range r.hosts {
@@ -211,7 +229,7 @@ func (r *compiledRoute) matches(host, p, pl, method string, fold bool) bool {
 		return false
 	}
 	exact, prefix, re := r.exact, r.prefix, r.re
-	if fold || r.ci {
+	if cr == caseFolded || cr == caseAsConfigured && r.ci {
 		p, exact, prefix, re = pl, r.exactFold, r.prefixFold, r.reFold
 	}
 	switch {

@@ -84,8 +84,11 @@ type PathConfig struct {
 	// "compare".
 	Params string `json:"params,omitempty"`
 	// CaseSensitive: route paths match case-sensitively (like Envoy's prefix). false
-	// makes every route case-insensitive (for upstreams that serve "/ADMIN" as "/admin").
-	// Default true.
+	// says that every proxy and upstream ignores ASCII case (they serve "/ADMIN" as
+	// "/admin"): every route is case-insensitive and the case-folded reading is the
+	// only one (no case-sensitive reading is compared). DANGER: wrong for any component
+	// that routes case-sensitively (Go's ServeMux, Envoy's default route match); use
+	// Route.CaseInsensitive, which compares both readings, when unsure. Default true.
 	CaseSensitive *bool `json:"case_sensitive,omitempty"`
 }
 
@@ -102,11 +105,19 @@ type Route struct {
 	Host StringList `json:"host,omitempty"`
 	// Path matches the normalised request path (see NormalizePath). nil: any path.
 	Path *PathMatch `json:"path,omitempty"`
-	// CaseInsensitive matches Path ignoring ASCII case ("/Admin" is "/admin"); set it
-	// when the upstream serves this route case-insensitively. Default false: route
-	// matching is case-sensitive, like Envoy's prefix. When any route is
-	// case-insensitive, every path is also read case-folded against every route, and a
-	// request whose readings select different routes is denied.
+	// CaseInsensitive says that some component on the way (the proxy's route, the
+	// upstream) may serve this route's paths in any ASCII case ("/Admin" as "/admin").
+	// Default false: route matching is case-sensitive, like Envoy's prefix.
+	//
+	// It does not make differently-cased paths select this route unconditionally: as
+	// soon as one route is case-insensitive, a path whose case can matter is read three
+	// ways — as configured (this route ignores case, case-sensitive routes do not),
+	// case-sensitive (every route compares case, this one too) and case-folded (every
+	// route ignores case) — and the request is denied as ambiguous when these select
+	// routes with different requirements. So "/Docs/x" on a public case-insensitive
+	// "/docs" route is allowed only when a case-sensitive component would also pick a
+	// route with the same requirement; otherwise it is a 400. To let every case through
+	// as this route, say that every component ignores case (Paths.CaseSensitive false).
 	CaseInsensitive bool `json:"case_insensitive,omitempty"`
 	// Methods lists HTTP methods (case-insensitive, "GET" does not imply "HEAD").
 	// Empty: any method.
@@ -157,7 +168,13 @@ type Engine struct {
 	key        string
 	warnings   []string
 	paths      pathRules
-	anyCI      bool // some route is case-insensitive: paths are also read case-folded
+	anyCI      bool // some route is case-insensitive (the reading as configured folds it)
+	// caseReads are the case readings compared with the one as configured: none, or
+	// case-sensitive and case-folded when some route is case-insensitive and
+	// paths.case_sensitive is not false. caseAlways: compare them for every path, not
+	// only for paths with an upper-case letter (a pattern has one, or a route is a regex).
+	caseReads  []caseReading
+	caseAlways bool
 }
 
 // Source says where a Selection came from.
@@ -261,7 +278,7 @@ func (e *Engine) level(name string) (Selection, error) {
 //     reason saying that no route matched.
 //
 // A path that can be read in more than one way (escapes, ";parameters", "\", "#",
-// "//", dot-segments, upper case when a route is case-insensitive) is matched under
+// "//", dot-segments, its case when a route is case-insensitive) is matched under
 // every plausible reading (see PathConfig and docs/request-target.md); when the
 // readings select different routes with different requirements, Select returns an
 // *AmbiguousPathError (wrapping ErrAmbiguousPath) and the request must be denied. It
@@ -298,10 +315,12 @@ func (e *Engine) Select(r Request) (Selection, error) {
 	host := normalizeHost(r.Host)
 	method := strings.ToUpper(r.Method)
 	if ordinary {
-		i := e.route(host, p, method, false)
-		if e.anyCI && hasUpper(p) {
-			if j := e.route(host, p, method, true); !e.sameRequirement(i, j) {
-				return Selection{}, e.ambiguous(r.Path, []string{p, asciiLower(p)}, []int{i, j})
+		i := e.route(host, p, method, caseAsConfigured)
+		if e.caseMatters(p) {
+			for _, cr := range e.caseReads {
+				if j := e.route(host, p, method, cr); !e.sameRequirement(i, j) {
+					return Selection{}, e.ambiguous(r.Path, []pathRead{{p, caseAsConfigured, i}, {p, cr, j}})
+				}
 			}
 		}
 		return e.selection(i, p), nil
@@ -315,40 +334,53 @@ func (e *Engine) Select(r Request) (Selection, error) {
 	if err != nil {
 		return Selection{}, err
 	}
-	first := e.route(host, reads[0], method, false)
-	paths, idx := []string{reads[0]}, []int{first}
-	for _, rp := range reads {
-		folds := []bool{false}
-		if e.anyCI && hasUpper(rp) {
-			folds = append(folds, true)
+	first := e.route(host, reads[0], method, caseAsConfigured)
+	seen := []pathRead{{reads[0], caseAsConfigured, first}}
+	for k, rp := range reads {
+		crs := []caseReading{caseAsConfigured}
+		if k == 0 {
+			crs = crs[:0] // already read
 		}
-		for _, f := range folds {
-			i := e.route(host, rp, method, f)
-			shown := rp
-			if f {
-				shown = asciiLower(rp)
-			}
-			paths, idx = append(paths, shown), append(idx, i)
+		if e.caseMatters(rp) {
+			crs = append(crs, e.caseReads...)
+		}
+		for _, cr := range crs {
+			i := e.route(host, rp, method, cr)
+			seen = append(seen, pathRead{rp, cr, i})
 			if !e.sameRequirement(first, i) {
-				return Selection{}, e.ambiguous(r.Path, paths, idx)
+				return Selection{}, e.ambiguous(r.Path, seen)
 			}
 		}
 	}
 	return e.selection(first, p), nil
 }
 
-// route returns the index of the first route matching the read path p, -1 for none.
-func (e *Engine) route(host, p, method string, fold bool) int {
+// caseMatters reports whether the case readings of the read path p must be compared.
+func (e *Engine) caseMatters(p string) bool {
+	return len(e.caseReads) > 0 && (e.caseAlways || hasUpper(p))
+}
+
+// route returns the index of the first route matching the read path p under the case
+// reading cr, -1 for none.
+func (e *Engine) route(host, p, method string, cr caseReading) int {
 	pl := p
-	if fold || e.anyCI {
+	if cr == caseFolded || cr == caseAsConfigured && e.anyCI {
 		pl = asciiLower(p)
 	}
 	for i := range e.routes {
-		if e.routes[i].matches(host, p, pl, method, fold) {
+		if e.routes[i].matches(host, p, pl, method, cr) {
 			return i
 		}
 	}
 	return -1
+}
+
+// pathRead is one reading Select looked at: the path as read, the case reading and the
+// route it selected (-1: the default).
+type pathRead struct {
+	path  string
+	cr    caseReading
+	route int
 }
 
 // node returns the requirement of route i (-1: the default).
@@ -381,14 +413,20 @@ func (e *Engine) selection(i int, p string) Selection {
 	return Selection{Name: rt.name, Public: rt.public, Source: SourceRoute, Path: p, Description: rt.node.describe(), node: rt.node}
 }
 
-func (e *Engine) ambiguous(raw string, paths []string, idx []int) error {
+func (e *Engine) ambiguous(raw string, seen []pathRead) error {
 	a := &AmbiguousPathError{Path: raw}
-	for k, i := range idx {
-		name := "default"
-		if i >= 0 {
-			name = e.routes[i].name
+	for _, s := range seen {
+		pr := PathReading{Path: s.path, Route: "default"}
+		if s.route >= 0 {
+			pr.Route = e.routes[s.route].name
 		}
-		a.Readings = append(a.Readings, PathReading{Path: paths[k], Route: name})
+		switch s.cr {
+		case caseSensitive:
+			pr.Case = CaseSensitive
+		case caseFolded:
+			pr.Path, pr.Case = asciiLower(s.path), CaseFolded
+		}
+		a.Readings = append(a.Readings, pr)
 	}
 	return a
 }

@@ -15,7 +15,8 @@
 //         (e2e-admin: admins+users, e2e-user: users);
 //       * without `resource`: an opaque access token (introspectable, not usable at userinfo).
 //   - grant_type=urn:flaat-extauthz:e2e:mint (a test-only grant, client_secret_basic) with
-//     `account=alice|bob` and optional `format=jwt|opaque` (default opaque): an access token
+//     `account=alice|bob` and optional `format=jwt|opaque` (default opaque), and with a DPoP
+//     header bound to its key like any other grant: an access token
 //     bound to that account with scope "openid email profile groups eduperson_entitlement".
 //     Opaque ones work at userinfo and introspection; JWT ones (aud = RESOURCE) carry the
 //     account's groups/entitlements as claims but are refused by userinfo (oidc-provider does
@@ -24,11 +25,28 @@
 //     the browser login, the tokens are the provider's own.
 //   - userinfo, RFC 7662 introspection (client_secret_basic, any confidential client),
 //     RFC 7009 revocation (by the client that obtained the token).
+//   - sender-constrained tokens: a token request with a DPoP proof (RFC 9449, features.dPoP)
+//     gets a DPoP-bound token (cnf.jkt in the JWT and in introspection), also from the mint
+//     grant; client e2e-mtls (tls_client_certificate_bound_access_tokens) gets
+//     certificate-bound tokens
+//     (cnf["x5t#S256"], RFC 8705). TEST ONLY: the "client certificate" is read from the
+//     request header X-E2E-Client-Cert (URL-encoded PEM) since the OP speaks plain HTTP;
+//     a real OP takes it from its TLS connection.
+//   - OIDC Back-Channel Logout 1.0 (features.backchannelLogout) with open dynamic client
+//     registration (features.registration, to register a relying party whose
+//     backchannel_logout_uri is only known once flaat-extauthz runs) and the development
+//     login/consent pages (features.devInteractions) to script a session; RP-initiated
+//     logout (/session/end) then posts logout tokens and revokes the session's grants.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import process from 'node:process';
 
 import Provider, { errors } from 'oidc-provider';
+// The mint grant binds its tokens to a DPoP proof with the provider's own helpers (the
+// ones its client_credentials grant uses), pinned with the package version.
+import validateDpop from 'oidc-provider/lib/helpers/validate_dpop.js';
+import { applyDpopBinding } from 'oidc-provider/lib/helpers/grant_common.js';
+import { checkMtlsCert } from 'oidc-provider/lib/helpers/sender_constraints.js';
 
 export const RESOURCE = 'https://api.e2e.test';
 export const MINT_GRANT = 'urn:flaat-extauthz:e2e:mint';
@@ -70,6 +88,8 @@ const CLIENTS = {
   'e2e-user': 'e2e-user-secret',
   // Used by flaat-extauthz for introspection only.
   'flaat-extauthz': 'flaat-extauthz-secret',
+  // Gets certificate-bound access tokens (tls_client_certificate_bound_access_tokens).
+  'e2e-mtls': 'e2e-mtls-secret',
 };
 
 function argPort() {
@@ -97,6 +117,7 @@ function configuration() {
       redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_basic',
       scope: SCOPE,
+      ...(id === 'e2e-mtls' ? { tls_client_certificate_bound_access_tokens: true } : {}),
     })),
     jwks: { keys: [signingKey()] },
     cookies: { keys: [randomUUID()] },
@@ -120,8 +141,22 @@ function configuration() {
       }
       return CLIENT_CLAIMS[token.clientId];
     },
+    enabledJWA: {
+      dPoPSigningAlgValues: ['ES256', 'RS256', 'PS256', 'EdDSA'],
+    },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: true },
+      registration: { enabled: true },
+      backchannelLogout: { enabled: true },
+      dPoP: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const pem = ctx.get('x-e2e-client-cert');
+          return pem ? decodeURIComponent(pem) : undefined;
+        },
+      },
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
@@ -140,6 +175,15 @@ function configuration() {
       AccessToken: 600,
       ClientCredentials: 600,
       Grant: 3600,
+    },
+    // TEST ONLY: oidc-provider refuses outgoing requests to special-use addresses (SSRF
+    // protection); the back-channel logout receiver under test listens on loopback, so
+    // requests to 127.0.0.1 go without that dispatcher. Everything else keeps it.
+    fetch(url, options) {
+      if (new URL(url).hostname === '127.0.0.1') {
+        delete options.dispatcher;
+      }
+      return globalThis.fetch(url, options);
     },
     renderError(ctx, out) {
       ctx.type = 'application/json';
@@ -170,6 +214,7 @@ function registerMintGrant(provider) {
     if (format !== 'opaque' && format !== 'jwt') {
       throw new errors.InvalidRequest('format must be opaque or jwt');
     }
+    const dPoP = await validateDpop(provider, ctx);
     const grant = new provider.Grant({ accountId, clientId: client.clientId });
     grant.addOIDCScope(SCOPE);
     if (format === 'jwt') grant.addResourceScope(RESOURCE, SCOPE);
@@ -181,6 +226,9 @@ function registerMintGrant(provider) {
     if (format === 'jwt') {
       at.resourceServer = new provider.ResourceServer(RESOURCE, resourceServerInfo());
     }
+    await applyDpopBinding(provider, ctx, dPoP, at); // a DPoP header binds the token (cnf.jkt)
+    const cert = checkMtlsCert(provider, ctx); // client e2e-mtls: bound to its certificate
+    if (cert) at.setThumbprint('x5t', cert);
     ctx.oidc.entity('AccessToken', at);
     const value = await at.save();
     ctx.body = {
@@ -199,6 +247,8 @@ server.listen(argPort(), '127.0.0.1', () => {
   const provider = new Provider(issuer, configuration());
   registerMintGrant(provider);
   provider.on('server_error', (_ctx, err) => console.error('e2e-op: server_error', err));
+  provider.on('backchannel.error', (_ctx, err, client) => console.error('e2e-op: backchannel logout to', client.clientId, 'failed:', err));
+  provider.on('backchannel.success', (_ctx, client) => console.error('e2e-op: backchannel logout to', client.clientId, 'sent'));
   server.on('request', provider.callback());
   const ready = {
     issuer,

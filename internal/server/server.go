@@ -202,6 +202,10 @@ func New(f *config.File, o Options) (*Server, error) {
 		return nil, err
 	}
 	addrs := []Listener{{Name: "grpc", Addr: eff.GRPCListen}, {Name: "http", Addr: eff.HTTPListen}, {Name: "admin", Addr: eff.AdminListen}}
+	if eff.BackchannelListen != "" {
+		// OIDC back-channel logout: its own listener, for the OPs only.
+		addrs = append(addrs, Listener{Name: "backchannel", Addr: eff.BackchannelListen})
+	}
 	if s.lns, err = listenAll(append(addrs, o.Listeners...)); err != nil {
 		return nil, err
 	}
@@ -216,6 +220,9 @@ func New(f *config.File, o Options) (*Server, error) {
 		"http":  s.httpServer(checks, 2*time.Minute),
 		"admin": s.httpServer(s.adminHandler(), 0),
 	}
+	if eff.BackchannelListen != "" {
+		s.https["backchannel"] = s.httpServer(envoy.BackchannelHandler(s.logoutReceiver, em, s.log), 2*time.Minute)
+	}
 	for _, l := range o.Listeners {
 		s.https[l.Name] = s.httpServer(l.Handler, 2*time.Minute)
 	}
@@ -226,6 +233,15 @@ func New(f *config.File, o Options) (*Server, error) {
 func (s *Server) httpServer(h http.Handler, idle time.Duration) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+}
+
+// logoutReceiver is the authorizer that serves now, as the back-channel logout
+// handler's receiver (nil while the development switches are on: 503).
+func (s *Server) logoutReceiver() envoy.LogoutReceiver {
+	if a := s.Authorizer(); a != nil {
+		return a
+	}
+	return nil
 }
 
 // Registry is the Prometheus registry served at /metrics, for callers that add
@@ -334,7 +350,7 @@ func serveErrf(name string, err error) error {
 // restartOnly encodes the server settings that are read only when the listeners start,
 // to tell a reload that changes them (they need a restart).
 func restartOnly(c envoy.Config) []byte {
-	b, _ := json.Marshal([]any{c.GRPCListen, c.HTTPListen, c.AdminListen, c.TLS, c.GRPC, c.ShutdownGrace, c.Readiness})
+	b, _ := json.Marshal([]any{c.GRPCListen, c.HTTPListen, c.AdminListen, c.BackchannelListen, c.TLS, c.GRPC, c.ShutdownGrace, c.Readiness})
 	return b
 }
 
@@ -426,9 +442,14 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		d := devswitch.New(s.o.DevSwitches, pol, s.o.Now, s.m.DevSwitchDecision)
 		return newGeneration(devEngine{d}, f, current), nil
 	}
-	az, err := authz.New(f.AuthzConfig(), pol, authz.WithLogger(s.log), authz.WithObserver(s.m),
+	opts := []authz.Option{authz.WithLogger(s.log), authz.WithObserver(s.m),
 		authz.WithClock(s.o.Now), authz.WithHTTPClient(s.o.HTTPClient),
-		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig())))
+		authz.WithReplayState(s.Authorizer()), // jti seen before a reload stay seen after it
+		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig()))}
+	if s.start.ServerConfig().BackchannelListen != "" { // the listener exists from start to stop
+		opts = append(opts, authz.WithLogoutIndex())
+	}
+	az, err := authz.New(f.AuthzConfig(), pol, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,15 @@ package securitytest
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,8 +30,47 @@ type advEnv struct {
 	evil                           *elsewhere
 	trusted, enc, ops, attacker    *rsa.PrivateKey
 	attackerJWK                    jwk.Key
+	t                              *testing.T
 	attackerCertDER                []byte
 	userToken, adminToken, opaque_ string
+
+	// sender-constrained tokens: the client's DPoP key, an attacker's, a client
+	// certificate and an attacker's
+	dpopKey, dpopOther   *oidctest.DPoPKey
+	clientCertDER        []byte
+	dpopToken, mtlsToken string
+}
+
+// htu is the DPoP htu of a check request to path.
+func htu(path string) string { return Scheme + "://" + Host + path }
+
+// dpop is a request with a DPoP-scheme token and a proof (path default /api).
+func dpop(tok, proof string) Req { return Req{Authorization: "DPoP " + tok, DPoP: proof} }
+
+// escapedCert is a DER certificate as Envoy's source.certificate carries it.
+func escapedCert(der []byte) string {
+	return url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+}
+
+// rawProof is a proof with a header and claims of our own choosing, signed with key
+// under alg (or unsigned when key is nil).
+func (e *advEnv) rawProof(header map[string]any, claims map[string]any, alg jwa.SignatureAlgorithm, key any) string {
+	c := map[string]any{"jti": fmt.Sprintf("raw-%d", time.Now().UnixNano()), "htm": "GET", "htu": htu("/api"),
+		"iat": e.clock.Now().Unix(), "ath": athOf(e.dpopToken)}
+	for k, v := range claims {
+		c[k] = v
+	}
+	hb, _ := json.Marshal(header)
+	pb, _ := json.Marshal(c)
+	if key == nil {
+		return b64.EncodeToString(hb) + "." + b64.EncodeToString(pb) + ".AAAA" // unsigned: a dummy signature
+	}
+	return signRaw(nil, string(hb), string(pb), alg, key)
+}
+
+func athOf(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return b64.EncodeToString(sum[:])
 }
 
 // mint signs a token with the OP's key: aud "api", groups ["users"] unless overridden.
@@ -110,10 +152,98 @@ func adversarialCases() []attack {
 	userOn := func(path string) func(e *advEnv) Req {
 		return func(e *advEnv) Req { return Req{Authorization: Bearer(e.userToken), Path: path} }
 	}
+	proofReq := func(f func(e *advEnv) string) func(e *advEnv) Req {
+		return func(e *advEnv) Req { return dpop(e.dpopToken, f(e)) }
+	}
 	anonOn := func(path string) func(e *advEnv) Req {
 		return func(e *advEnv) Req { return Req{Path: path} }
 	}
 	return []attack{
+		// --- DPoP (RFC 9449): the token is bound to e.dpopKey ---
+		{name: "dpop: bound token sent as Bearer (downgrade)", want: 401,
+			req: bearer(func(e *advEnv) string { return e.dpopToken })},
+		{name: "dpop: bound token as Bearer with a valid proof (downgrade)", want: 401,
+			req: func(e *advEnv) Req {
+				return Req{Authorization: Bearer(e.dpopToken), DPoP: e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}
+			}},
+		{name: "dpop: no proof", want: 401, req: proofReq(func(e *advEnv) string { return "" })},
+		{name: "dpop: replayed proof", want: 401,
+			req: func(e *advEnv) Req {
+				r := dpop(e.dpopToken, e.dpopKey.Proof("GET", htu("/api"), e.dpopToken))
+				if got, resp := e.s.Check(e.t, r, 0); got != 200 {
+					e.t.Fatalf("first use of the proof: %d %s", got, resp.GetDeniedResponse().GetBody())
+				}
+				return r
+			}},
+		{name: "dpop: proof for another path (htu)", want: 401, req: func(e *advEnv) Req {
+			r := dpop(e.dpopToken, e.dpopKey.Proof("GET", htu("/api"), e.dpopToken))
+			r.Path = "/admin/users"
+			return r
+		}},
+		{name: "dpop: proof for another host (htu)", want: 401,
+			req: proofReq(func(e *advEnv) string {
+				return e.dpopKey.Proof("GET", "https://other.example.org/api", e.dpopToken)
+			})},
+		{name: "dpop: proof for http instead of https (htu)", want: 401,
+			req: proofReq(func(e *advEnv) string { return e.dpopKey.Proof("GET", "http://"+Host+"/api", e.dpopToken) })},
+		{name: "dpop: proof for another method (htm)", want: 401,
+			req: proofReq(func(e *advEnv) string { return e.dpopKey.Proof("POST", htu("/api"), e.dpopToken) })},
+		{name: "dpop: proof for another token (ath)", want: 401,
+			req: proofReq(func(e *advEnv) string { return e.dpopKey.Proof("GET", htu("/api"), e.userToken) })},
+		{name: "dpop: stale proof (iat)", want: 401,
+			req: proofReq(func(e *advEnv) string {
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, oidctest.ProofAge(e.dpopKey, 10*time.Minute))
+			})},
+		{name: "dpop: proof signed by another key", want: 401,
+			req: proofReq(func(e *advEnv) string { return e.dpopOther.Proof("GET", htu("/api"), e.dpopToken) })},
+		{name: "dpop: proof with alg none", want: 401, noOutbound: true,
+			req: proofReq(func(e *advEnv) string {
+				return e.rawProof(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": e.dpopKeyJWK()}, nil, "", nil)
+			})},
+		{name: "dpop: proof HS256 with a symmetric jwk", want: 401, noOutbound: true,
+			req: proofReq(func(e *advEnv) string {
+				secret := []byte("attacker-chosen-secret-0123456789")
+				return e.rawProof(map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": b64.EncodeToString(secret)}}, nil, jwa.HS256, secret)
+			})},
+		{name: "dpop: proof whose jwk is a private key", want: 401,
+			req: proofReq(func(e *advEnv) string {
+				priv, _ := jwk.FromRaw(e.attacker)
+				return e.rawProof(map[string]any{"typ": "dpop+jwt", "alg": "RS256", "jwk": priv}, nil, jwa.RS256, e.attacker)
+			})},
+		{name: "dpop: proof with typ JWT", want: 401,
+			req: proofReq(func(e *advEnv) string {
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, oidctest.ProofHeader("typ", "JWT"))
+			})},
+		{name: "dpop: two DPoP headers (joined by Envoy)", want: 401,
+			req: proofReq(func(e *advEnv) string {
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken) + "," + e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)
+			})},
+		{name: "dpop: the access token itself as the proof", want: 401,
+			req: proofReq(func(e *advEnv) string { return e.dpopToken })},
+		{name: "dpop: attacker's proof for an unbound stolen token", want: 401,
+			req: func(e *advEnv) Req { return dpop(e.userToken, e.dpopOther.Proof("GET", htu("/api"), e.userToken)) }},
+		{name: "dpop: proof with crit header", want: 401,
+			req: proofReq(func(e *advEnv) string {
+				return e.dpopKey.Proof("GET", htu("/api"), e.dpopToken, oidctest.ProofHeader("crit", []string{"htm"}))
+			})},
+
+		// --- certificate-bound tokens (RFC 8705): the token is bound to e.clientCertDER ---
+		{name: "mtls: bound token without a client certificate", want: 401,
+			req: bearer(func(e *advEnv) string { return e.mtlsToken })},
+		{name: "mtls: bound token with another client certificate", want: 401,
+			req: func(e *advEnv) Req {
+				return Req{Authorization: Bearer(e.mtlsToken), ClientCert: escapedCert(e.attackerCertDER)}
+			}},
+		{name: "mtls: bound token with a client-sent x-forwarded-client-cert (gRPC)", want: 401,
+			req: func(e *advEnv) Req {
+				sum := sha256.Sum256(e.clientCertDER)
+				return Req{Authorization: Bearer(e.mtlsToken), Headers: map[string]string{"x-forwarded-client-cert": "Hash=" + hex.EncodeToString(sum[:])}}
+			}},
+		{name: "mtls: bound token with a garbage certificate", want: 401,
+			req: func(e *advEnv) Req {
+				return Req{Authorization: Bearer(e.mtlsToken), ClientCert: "-----BEGIN%20CERTIFICATE-----%0Aabc"}
+			}},
+
 		// --- algorithm attacks ---
 		{name: "alg none", want: 401, noOutbound: true,
 			req: bearer(func(e *advEnv) string { return e.mint(nil, oidctest.WithAlg("none")) })},
@@ -444,6 +574,18 @@ func newAdvEnv(t *testing.T) *advEnv {
 	e.userToken = e.mint(nil)
 	e.adminToken = e.mint(map[string]any{"groups": []string{"users", "admins"}})
 	e.opaque_ = s.OP.MintOpaque(map[string]any{"groups": []string{"users"}})
+	var err error
+	if e.dpopKey, err = oidctest.NewDPoPKey("ES256", clock.Now); err != nil {
+		t.Fatal(err)
+	}
+	if e.dpopOther, err = oidctest.NewDPoPKey("ES256", clock.Now); err != nil {
+		t.Fatal(err)
+	}
+	e.dpopToken = e.mint(map[string]any{"cnf": e.dpopKey.Cnf()})
+	e.clientCertDER = selfSignedCert(t, ops)
+	certSum := sha256.Sum256(e.clientCertDER)
+	e.mtlsToken = e.mint(map[string]any{"cnf": map[string]any{"x5t#S256": b64.EncodeToString(certSum[:])}})
+	e.t = t
 
 	// Positive controls: the harness can allow, so the denials below mean something.
 	controls := []struct {
@@ -456,6 +598,8 @@ func newAdvEnv(t *testing.T) *advEnv {
 		{"exp as float in the future", Req{Authorization: Bearer(e.trustedRaw(e.payload(s.OP.Issuer(), fmt.Sprintf(`"exp":%d.5`, clock.Now().Unix()+600), false)))}},
 		{"opaque token", Req{Authorization: Bearer(e.opaque_)}},
 		{"public route without a token", Req{Path: "/health"}},
+		{"DPoP-bound token with a valid proof", dpop(e.dpopToken, e.dpopKey.Proof("GET", htu("/api"), e.dpopToken))},
+		{"certificate-bound token with its certificate", Req{Authorization: Bearer(e.mtlsToken), ClientCert: escapedCert(e.clientCertDER)}},
 	}
 	for _, c := range controls {
 		if got, resp := s.Check(t, c.r, 0); got != 200 {
@@ -548,6 +692,15 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 		{"spoofed X-Auth-Request-Groups", "/admin", Bearer(e.userToken), map[string]string{"X-Auth-Request-Groups": "admins"}, 403},
 		{"repeated X-Forwarded-Uri", "/check", "", map[string]string{"X-Forwarded-Uri": "/admin"}, 400},
 		{"alg none", "/api", Bearer(e.mint(nil, oidctest.WithAlg("none"))), nil, 401},
+		{"mtls: bound token with a client-sent X-Forwarded-Client-Cert (no trusted header configured)", "/api", Bearer(e.mtlsToken),
+			map[string]string{"X-Forwarded-Client-Cert": func() string { sum := sha256.Sum256(e.clientCertDER); return "Hash=" + hex.EncodeToString(sum[:]) }()}, 401},
+		{"dpop: bound token as Bearer", "/api", Bearer(e.dpopToken), nil, 401},
+		{"dpop: valid proof but the original scheme is unknown", "/api", "DPoP " + e.dpopToken,
+			map[string]string{"DPoP": e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}, 401},
+		{"dpop: proof for /api presented for X-Original-URI /admin", "/check", "DPoP " + e.dpopToken,
+			map[string]string{"X-Original-URI": "/admin/users", "X-Forwarded-Proto": "https", "DPoP": e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}, 401},
+		{"control: DPoP-bound token with a valid proof", "/api", "DPoP " + e.dpopToken,
+			map[string]string{"X-Forwarded-Proto": "https", "DPoP": e.dpopKey.Proof("GET", htu("/api"), e.dpopToken)}, 200},
 		{"control: user on /api", "/api", Bearer(e.userToken), nil, 200},
 	}
 	for _, tc := range cases {
@@ -572,4 +725,13 @@ func TestAdversarialHTTPHandler(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dpopKeyJWK is the public JWK of the client's DPoP key, as a proof header carries it.
+func (e *advEnv) dpopKeyJWK() map[string]any {
+	parts := strings.Split(e.dpopKey.Proof("GET", htu("/api"), ""), ".")
+	hb, _ := b64.DecodeString(parts[0])
+	var h map[string]any
+	_ = json.Unmarshal(hb, &h)
+	return h["jwk"].(map[string]any)
 }

@@ -345,7 +345,15 @@ type Req struct {
 	Method        string // default GET
 	Path          string // default /api
 	Headers       map[string]string
+	// DPoP is the DPoP header ("" = none).
+	DPoP string
+	// ClientCert is Envoy's attributes.source.certificate: the URL-encoded PEM of the
+	// client certificate of the downstream connection ("" = none).
+	ClientCert string
 }
+
+// Scheme is the original scheme of every check request.
+const Scheme = "https"
 
 // Bearer returns "Bearer " + token.
 func Bearer(token string) string { return "Bearer " + token }
@@ -365,11 +373,18 @@ func CheckRequest(r Req) *authv3.CheckRequest {
 	if r.Authorization != "" {
 		h["authorization"] = r.Authorization
 	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+	if r.DPoP != "" {
+		h["dpop"] = r.DPoP
+	}
+	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "req", Method: r.Method, Host: Host, Path: r.Path, Headers: h,
+			Id: "req", Method: r.Method, Host: Host, Path: r.Path, Headers: h, Scheme: Scheme,
 		}},
 	}}
+	if r.ClientCert != "" {
+		cr.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: r.ClientCert}
+	}
+	return cr
 }
 
 // Check runs one request through Server.Check with a deadline of timeout (0: 5s) and
