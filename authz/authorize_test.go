@@ -3,12 +3,14 @@ package authz_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/securitytest"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
@@ -120,7 +122,7 @@ func TestAuthorizeUnavailableAndContext(t *testing.T) {
 	op.ClearFaults()
 	clk.Advance(2 * time.Second)
 
-	// An expired context turns even an allow into unavailable.
+	// An ended context turns even an allow into a denial: cancelled.
 	ctx, cancel := context.WithCancel(context.Background())
 	if d := a.Authorize(ctx, authz.Request{Path: "/", Authorization: "Bearer " + tok}); d.Outcome != authz.OutcomeAllow {
 		t.Fatalf("before cancel: %+v", d)
@@ -128,7 +130,7 @@ func TestAuthorizeUnavailableAndContext(t *testing.T) {
 	cancel()
 	for _, r := range []authz.Request{{Path: "/", Authorization: "Bearer " + tok}, {Path: "/healthz"}} {
 		d := a.Authorize(ctx, r)
-		if d.Outcome != authz.OutcomeUnavailable || !errors.Is(d.Err, context.Canceled) {
+		if d.Outcome != authz.OutcomeCancelled || !errors.Is(d.Err, context.Canceled) {
 			t.Fatalf("%s after cancel: %+v", r.Path, d)
 		}
 	}
@@ -136,6 +138,83 @@ func TestAuthorizeUnavailableAndContext(t *testing.T) {
 	nopol := newAuthz(t, clk, noCache(op.IssuerConfig()), nil)
 	if d := nopol.Authorize(context.Background(), authz.Request{Path: "/healthz"}); d.Outcome != authz.OutcomeUnavailable {
 		t.Fatalf("nil policy: %+v", d)
+	}
+}
+
+// cancelOnRequest is an http.RoundTripper that cancels the caller's context when the
+// authorizer's first OP request arrives and then hangs until that request gives up: a
+// client that goes away while we wait for the OP.
+type cancelOnRequest struct{ cancel context.CancelFunc }
+
+func (c cancelOnRequest) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.cancel()
+	<-r.Context().Done()
+	return nil, r.Context().Err()
+}
+
+// TestAuthorizeCancelled: a caller that stops waiting (its context cancelled or past its
+// deadline: Envoy's timeout, a closed downstream) gets OutcomeCancelled, which is not
+// logged as an outage; a deadline that expires inside our own OP call, with the caller
+// still waiting, stays OutcomeUnavailable and is logged at warn.
+func TestAuthorizeCancelled(t *testing.T) {
+	past, cancelPast := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	defer cancelPast()
+	tests := []struct {
+		name    string
+		cache   bool
+		hang    bool // the OP's discovery hangs; the authorizer's http_timeout is 50 ms
+		ctx     func(t *testing.T) (context.Context, authz.Option)
+		want    authz.Outcome
+		wantErr error
+		warn    bool
+	}{
+		{name: "caller's deadline passed before the check", cache: true, want: authz.OutcomeCancelled, wantErr: context.DeadlineExceeded,
+			ctx: func(*testing.T) (context.Context, authz.Option) { return past, nil }},
+		{name: "caller cancels while the cache waits for the OP", cache: true, want: authz.OutcomeCancelled, wantErr: context.Canceled,
+			ctx: func(t *testing.T) (context.Context, authz.Option) {
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				return ctx, authz.WithHTTPClient(&http.Client{Transport: cancelOnRequest{cancel}})
+			}},
+		{name: "caller cancels during the OP call, cache off", want: authz.OutcomeCancelled, wantErr: context.Canceled,
+			ctx: func(t *testing.T) (context.Context, authz.Option) {
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				return ctx, authz.WithHTTPClient(&http.Client{Transport: cancelOnRequest{cancel}})
+			}},
+		{name: "our http_timeout expires, caller waiting, cache on", cache: true, hang: true, want: authz.OutcomeUnavailable, wantErr: authz.ErrUnavailable, warn: true,
+			ctx: func(*testing.T) (context.Context, authz.Option) { return context.Background(), nil }},
+		{name: "our http_timeout expires, caller waiting, cache off", hang: true, want: authz.OutcomeUnavailable, wantErr: authz.ErrUnavailable, warn: true,
+			ctx: func(*testing.T) (context.Context, authz.Option) { return context.Background(), nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			op := newOP(t, clk)
+			if tt.hang {
+				op.SetFault(oidctest.Discovery, oidctest.Fault{Hang: true})
+			}
+			cfg := authz.Config{Issuers: []authz.IssuerConfig{never(op.IssuerConfig())}, HTTPTimeout: authz.Duration(50 * time.Millisecond)}
+			cfg.Cache.Disabled = !tt.cache
+			ctx, opt := tt.ctx(t)
+			var logs securitytest.LogBuffer // written by background verifications too
+			opts := []authz.Option{authz.WithLogger(logs.Logger())}
+			if opt != nil {
+				opts = append(opts, opt)
+			}
+			a := newAuthz(t, clk, cfg, testPolicy(t), opts...)
+			d := a.Authorize(ctx, authz.Request{Path: "/", Authorization: "Bearer " + op.MintJWT(nil)})
+			if d.Outcome != tt.want || !errors.Is(d.Err, tt.wantErr) {
+				t.Fatalf("got %s (%q, %v), want %s wrapping %v", d.Outcome, d.Reason, d.Err, tt.want, tt.wantErr)
+			}
+			if tt.want == authz.OutcomeCancelled && d.Reason != "request cancelled" {
+				t.Errorf("reason %q", d.Reason)
+			}
+			warned := strings.Contains(logs.String(), `"level":"WARN"`)
+			if warned != tt.warn {
+				t.Errorf("logged at warn: %v, want %v; log:\n%s", warned, tt.warn, logs.String())
+			}
+		})
 	}
 }
 

@@ -31,6 +31,19 @@ func ParseCredential(header string, maxSize int) (token string, dpop bool, err e
 	if maxSize <= 0 {
 		maxSize = DefaultMaxTokenSize
 	}
+	token, dpop, err = credentialShape(header, maxSize)
+	if err != nil {
+		return "", dpop, err
+	}
+	if err := checkToken(token, maxSize); err != nil {
+		return "", dpop, err
+	}
+	return token, dpop, nil
+}
+
+// credentialShape is ParseCredential without checkToken's look at every character
+// (maxSize > 0): the token is no longer than maxSize, its characters are not checked yet.
+func credentialShape(header string, maxSize int) (token string, dpop bool, err error) {
 	if strings.Trim(header, " \t") == "" {
 		return "", false, ErrNoToken
 	}
@@ -51,8 +64,8 @@ func ParseCredential(header string, maxSize int) (token string, dpop bool, err e
 	if token == "" {
 		return "", dpop, malformed("bearer token is empty")
 	}
-	if err := checkToken(token, maxSize); err != nil {
-		return "", dpop, err
+	if len(token) > maxSize {
+		return "", dpop, malformed(fmt.Sprintf("token larger than %d bytes", maxSize))
 	}
 	return token, dpop, nil
 }

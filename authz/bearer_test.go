@@ -122,7 +122,7 @@ func TestDecisionFor(t *testing.T) {
 			t.Errorf("%v: got %s %q, want %s %q", c.err, o, reason, c.want, c.reason)
 		}
 	}
-	for o := OutcomeAllow; o <= OutcomeUnavailable+1; o++ {
+	for o := OutcomeAllow; int(o) <= NumOutcomes; o++ {
 		if o.String() == "" {
 			t.Errorf("outcome %d has no name", o)
 		}

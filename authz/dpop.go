@@ -98,7 +98,7 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 		return nil, badProof("malformed signature")
 	}
 	var h proofHeader
-	if err := json.Unmarshal(hb, &h); err != nil || len(hb) == 0 || hb[0] != '{' || hasDuplicateMembers(hb) {
+	if err := json.Unmarshal(hb, &h); err != nil || len(hb) == 0 || hb[0] != '{' || !validObject(hb) {
 		return nil, badProof("malformed header")
 	}
 	if h.Typ != "dpop+jwt" {
@@ -137,7 +137,7 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 		return nil, badProof("malformed jwk header")
 	}
 	var c proofClaims
-	if err := json.Unmarshal(pb, &c); err != nil || len(pb) == 0 || pb[0] != '{' || hasDuplicateMembers(pb) {
+	if err := json.Unmarshal(pb, &c); err != nil || len(pb) == 0 || pb[0] != '{' || !validObject(pb) {
 		return nil, badProof("malformed claims")
 	}
 	p := &DPoPProof{JKT: b64.EncodeToString(tp), Alg: h.Alg}
@@ -320,16 +320,28 @@ func confirmation(m map[string]any) (jkt, x5t string, err error) {
 	if !ok {
 		return "", "", invalid("malformed cnf claim")
 	}
-	for name, dst := range map[string]*string{"jkt": &jkt, "x5t#S256": &x5t} {
-		if raw, ok := cnf[name]; ok {
-			s, isStr := raw.(string)
-			if !isStr || s == "" {
-				return "", "", invalid("malformed cnf claim")
-			}
-			*dst = s
-		}
+	if jkt, err = cnfMember(cnf, "jkt"); err != nil {
+		return "", "", err
+	}
+	if x5t, err = cnfMember(cnf, "x5t#S256"); err != nil {
+		return "", "", err
 	}
 	return jkt, x5t, nil
+}
+
+// cnfMember returns the cnf member name: "" when absent, an error when it is not a
+// non-empty string. (Named lookups, not a map of result pointers: taking the results'
+// addresses moved them to the heap, four allocations per verification.)
+func cnfMember(cnf map[string]any, name string) (string, error) {
+	raw, ok := cnf[name]
+	if !ok {
+		return "", nil
+	}
+	s, isStr := raw.(string)
+	if !isStr || s == "" {
+		return "", invalid("malformed cnf claim")
+	}
+	return s, nil
 }
 
 // checkBinding applies the issuer's dpop and mtls_bound modes to a verified identity

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -112,8 +111,8 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	if p.payload == nil || p.signature == nil {
 		return LogoutResult{}, badLogout("malformed")
 	}
-	var claims map[string]any
-	if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil || hasDuplicateMembers(p.payload) {
+	claims, err := decodeObject(p.payload)
+	if err != nil {
 		return LogoutResult{}, badLogout("malformed claims")
 	}
 	issClaim, _ := claims["iss"].(string)

@@ -62,7 +62,8 @@ const (
 	// OutcomeForbidden: the token is valid but the policy is not met (403).
 	OutcomeForbidden
 	// OutcomeUnavailable: an OP could not be reached or answered wrongly, or an internal
-	// error happened; the request is denied (503), never allowed.
+	// error happened; the request is denied (503), never allowed. A deadline that expires
+	// inside our own OP call (http_timeout) is this outcome.
 	OutcomeUnavailable
 	// OutcomeBadRequest: the request itself cannot be judged, whatever the token: its
 	// path cannot be normalised or reads as different routes (ambiguous), or its
@@ -73,10 +74,16 @@ const (
 	// signed by another key than the one the token is bound to (401, RFC 9449 7.1:
 	// WWW-Authenticate: DPoP error="invalid_dpop_proof").
 	OutcomeInvalidDPoPProof
+	// OutcomeCancelled: the caller stopped waiting before the decision was made (the
+	// request's context ended: Envoy's ext_authz timeout, a closed downstream, an HTTP
+	// client that hung up). The request is denied (the same 503 answer as
+	// OutcomeUnavailable, which nobody reads), never allowed; it is not an outage and is
+	// logged at debug.
+	OutcomeCancelled
 )
 
 // NumOutcomes is the number of Outcome values: every valid Outcome is below it.
-const NumOutcomes = int(OutcomeInvalidDPoPProof) + 1
+const NumOutcomes = int(OutcomeCancelled) + 1
 
 // Valid reports whether o is one of the Outcome constants.
 func (o Outcome) Valid() bool { return o >= OutcomeAllow && int(o) < NumOutcomes }
@@ -109,6 +116,8 @@ func (o Outcome) String() string {
 		return "bad_request"
 	case OutcomeInvalidDPoPProof:
 		return "invalid_dpop_proof"
+	case OutcomeCancelled:
+		return "cancelled"
 	default:
 		return "unknown"
 	}
@@ -197,6 +206,11 @@ type Identity struct {
 	// SessionID is the token's sid claim (JWT or introspection), "" when absent; with
 	// Issuer and Subject it is what an OIDC back-channel logout event names.
 	SessionID string
+
+	// memo is the policy.Memo of Claims in cached identities (nil otherwise): what
+	// evaluating a policy derives from Claims (sorted sets of large lists, parsed
+	// entitlements) is derived once per cached identity, not once per request.
+	memo *policy.Memo
 }
 
 // Confirmation is what a sender-constrained token is bound to.
@@ -225,10 +239,11 @@ func (id *Identity) x5t() string {
 	return id.Confirmation.CertThumbprint
 }
 
-// slim returns the part of id that the cache keeps (see Identity).
+// slim returns the part of id that the cache keeps (see Identity), with a Memo for its
+// claims.
 func (id *Identity) slim() *Identity {
 	return &Identity{Issuer: id.Issuer, Subject: id.Subject, Claims: id.Claims, Expiry: id.Expiry, Sources: id.Sources,
-		Confirmation: id.Confirmation, SessionID: id.SessionID}
+		Confirmation: id.Confirmation, SessionID: id.SessionID, memo: new(policy.Memo)}
 }
 
 // TokenHash returns the first 8 bytes of SHA-256(token) as 16 hex digits: the only form

@@ -50,32 +50,40 @@ func splitJWS(token string) (*jwsParts, bool) {
 	if !ok || strings.Contains(s, ".") {
 		return nil, false
 	}
-	hb, err := b64.DecodeString(h)
+	// One buffer for the three decoded parts (one allocation instead of three).
+	buf := make([]byte, b64.DecodedLen(len(h))+b64.DecodedLen(len(p))+b64.DecodedLen(len(s)))
+	hb, buf, err := decodePart(buf, h)
 	if err != nil || len(hb) == 0 || hb[0] != '{' {
 		return nil, false
 	}
-	header, fast := decodeObjectFast(hb)
-	if !fast {
-		if err := json.Unmarshal(hb, &header); err != nil {
-			return nil, false
-		}
-		if hasDuplicateMembers(hb) {
-			// Not a header we can read unambiguously; verifyJWT rejects it.
-			header = map[string]any{"alg": "", dupMarker: true}
-		}
+	header, err := decodeObject(hb)
+	switch {
+	case errors.Is(err, errJSONDuplicate):
+		// Not a header we can read unambiguously; verifyJWT rejects it.
+		header = map[string]any{"alg": "", dupMarker: true}
+	case err != nil:
+		return nil, false
 	}
 	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
 	parts.alg, _ = header["alg"].(string)
 	parts.kid, _ = header["kid"].(string)
-	parts.payload, err = b64.DecodeString(p)
+	parts.payload, buf, err = decodePart(buf, p)
 	if err != nil {
 		parts.payload = nil
 	}
-	parts.signature, err = b64.DecodeString(s)
+	parts.signature, _, err = decodePart(buf, s)
 	if err != nil {
 		parts.signature = nil
 	}
 	return parts, true
+}
+
+// decodePart decodes the base64url part s into the front of buf and returns the decoded
+// bytes (capacity clipped, so that appending copies) and the rest of buf. s is read in
+// place: Decode only reads its source and keeps no reference to it (as in tokenSum).
+func decodePart(buf []byte, s string) (part, rest []byte, err error) {
+	n, err := b64.Decode(buf, unsafe.Slice(unsafe.StringData(s), len(s)))
+	return buf[:n:n], buf[n:], err
 }
 
 // verifyToken verifies a token that passed checkToken. No caching here.
@@ -117,18 +125,14 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	if p.payload == nil || p.signature == nil {
 		return nil, invalid("malformed JWT")
 	}
-	// One pass for the usual claims; json.Unmarshal and the duplicate scan decide
-	// everything else (decodeObjectFast takes nothing they would reject).
-	claims, fast := decodeObjectFast(p.payload)
-	if !fast {
-		if err := json.Unmarshal(p.payload, &claims); err != nil || claims == nil {
-			return nil, invalid("malformed JWT claims")
-		}
-		if hasDuplicateMembers(p.payload) {
-			// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
-			// other component can read a different exp, iss or sub from the same token.
-			return nil, invalid("malformed JWT claims: duplicate member")
-		}
+	claims, err := decodeObject(p.payload)
+	switch {
+	case errors.Is(err, errJSONDuplicate):
+		// RFC 7519 7.2 lets a parser reject duplicate claim names; we do, so that no
+		// other component can read a different exp, iss or sub from the same token.
+		return nil, invalid("malformed JWT claims: duplicate member")
+	case err != nil:
+		return nil, invalid("malformed JWT claims")
 	}
 	issClaim, _ := claims["iss"].(string)
 	is := a.byID[normalizeIssuer(issClaim)]
@@ -568,7 +572,8 @@ func finish(id *Identity) error {
 		}
 	}
 	if cnf != (Confirmation{}) {
-		id.Confirmation = &cnf
+		bound := cnf // a copy, so that cnf stays on the stack for unbound tokens
+		id.Confirmation = &bound
 	}
 	id.Claims = mergeClaims(id)
 	return nil

@@ -212,3 +212,36 @@ func cachedIdentityBytes(b *testing.B, f *fixture) {
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heapB/identity")
 	runtime.KeepAlive(f)
 }
+
+// The identity-size benchmarks (issue 16): the warm path with what a real identity
+// holds. Compare each with BenchmarkWarmPathJWT of the same run.
+
+// BenchmarkWarmPathEntitlements200: a cached identity with 200 entitlements and an
+// entitlement requirement.
+func BenchmarkWarmPathEntitlements200(b *testing.B) {
+	f := newFixtureWith(b, map[string]any{}, load.WithEntitlementRequirement)
+	run(b, f, []*authv3.CheckRequest{request(f.opJWT.MintJWT(load.ManyEntitlements(0, 200)))}, 0)
+}
+
+// BenchmarkWarmPathGroups1000: a cached identity with 1 000 groups and a group
+// requirement.
+func BenchmarkWarmPathGroups1000(b *testing.B) {
+	f := newFixtureWith(b, map[string]any{}, load.LargeTokens)
+	run(b, f, []*authv3.CheckRequest{request(f.opJWT.MintJWT(load.ManyGroups(0, 1000)))}, 0)
+}
+
+// BenchmarkWarmPathToken16K: a cached identity whose token is about 16 KB.
+func BenchmarkWarmPathToken16K(b *testing.B) {
+	f := newFixtureWith(b, map[string]any{}, load.LargeTokens)
+	tok := f.opJWT.MintJWT(load.Padded(0, 12<<10))
+	if len(tok) < 15<<10 || len(tok) > 18<<10 {
+		b.Fatalf("token of %d bytes, want about 16 KiB", len(tok))
+	}
+	run(b, f, []*authv3.CheckRequest{request(tok)}, 0)
+}
+
+// BenchmarkWarmPathRoutes1000: the baseline token behind 1 000 prefix routes.
+func BenchmarkWarmPathRoutes1000(b *testing.B) {
+	f := newFixtureWith(b, map[string]any{}, func(doc map[string]any) { load.WithRoutes(doc, 1000) })
+	run(b, f, []*authv3.CheckRequest{request(f.opJWT.MintJWT(load.Claims(0)))}, 0)
+}

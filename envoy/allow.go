@@ -40,9 +40,9 @@ type allowParts struct {
 	// httpValues[i] is the value slice of the i-th configured header in HTTP mode, nil
 	// when absent. Each has len == cap == 1.
 	httpValues [][]string
-	// httpRemove is the X-Envoy-Auth-Headers-To-Remove value; "" when it depends on the
-	// request (ForwardAccessToken).
-	httpRemove string
+	// httpRemove is the X-Envoy-Auth-Headers-To-Remove value as a header value slice
+	// (len == cap == 1); nil when it depends on the request (ForwardAccessToken).
+	httpRemove []string
 }
 
 // allowMemoSlots bounds the memo: a table of this many entries (a power of two). At
@@ -136,7 +136,7 @@ func (v *snapshot) buildParts(id *authz.Identity, forGRPC, forHTTP bool) *allowP
 		remove = make([]string, 0, len(p.absent)+1+len(v.strip))
 		remove = append(append(append(remove, p.absent...), v.cfg.AccessTokenHeader), v.strip...)
 		if forHTTP {
-			p.httpRemove = strings.Join(remove, ", ")
+			p.httpRemove = []string{strings.Join(remove, ", ")}
 		}
 	}
 	if !forGRPC {

@@ -193,7 +193,7 @@ func (s *denySampler) admit(now time.Time, d *authz.Decision) (log bool, suppres
 func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request, d *authz.Decision, transport string) {
 	lvl := slog.LevelDebug
 	switch d.Outcome {
-	case authz.OutcomeAllow:
+	case authz.OutcomeAllow, authz.OutcomeCancelled: // a caller that gave up is no outage
 	case authz.OutcomeUnavailable:
 		lvl = slog.LevelWarn
 	default:
@@ -203,7 +203,7 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 		return
 	}
 	suppressed := -1 // not sampled
-	if v.sampler != nil && d.Outcome != authz.OutcomeAllow && d.Outcome != authz.OutcomeUnavailable && d.TokenHash != "" {
+	if v.sampler != nil && d.Outcome != authz.OutcomeAllow && d.Outcome != authz.OutcomeUnavailable && d.Outcome != authz.OutcomeCancelled && d.TokenHash != "" {
 		ok, n, ek, evicted := v.sampler.admit(s.now(), d)
 		if evicted > 0 {
 			s.log.LogAttrs(ctx, lvl, "denials suppressed",

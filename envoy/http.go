@@ -61,11 +61,15 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	v.writeHTTP(w, &r, &d, &committed)
 }
 
+// noStore is the Cache-Control value of every answer, shared (len == cap == 1: an
+// append copies; nothing modifies header values in place).
+var noStore = []string{"no-store"}
+
 // writeHTTP maps d to an HTTP response through the same table as Check. It sets
 // *committed right before the status is written.
 func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.Decision, committed *bool) {
 	hdr := w.Header()
-	hdr.Set("Cache-Control", "no-store")
+	hdr["Cache-Control"] = noStore
 	row := ResponseFor(d.Outcome)
 	if d.Outcome != authz.OutcomeAllow {
 		desc := description(d)
@@ -83,7 +87,7 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 	}
 	switch {
 	case d.Public || d.Identity == nil:
-		hdr["X-Envoy-Auth-Headers-To-Remove"] = []string{v.anonHTTPRemove}
+		hdr["X-Envoy-Auth-Headers-To-Remove"] = v.anonHTTPRemove
 	default:
 		p := v.parts(d, TransportHTTP)
 		for i, vals := range p.httpValues {
@@ -99,10 +103,12 @@ func (v *snapshot) writeHTTP(w http.ResponseWriter, r *authz.Request, d *authz.D
 			} else {
 				names = append(names, v.cfg.AccessTokenHeader) // cap == len: copies
 			}
-			remove = strings.Join(append(names, v.strip...), ", ")
+			if s := strings.Join(append(names, v.strip...), ", "); s != "" {
+				remove = []string{s}
+			}
 		}
-		if remove != "" {
-			hdr["X-Envoy-Auth-Headers-To-Remove"] = []string{remove}
+		if remove != nil {
+			hdr["X-Envoy-Auth-Headers-To-Remove"] = remove // shared, len == cap == 1
 		}
 	}
 	*committed = true

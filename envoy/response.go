@@ -41,6 +41,8 @@ var responses = [...]Response{
 	authz.OutcomeBadRequest: {Code: codes.InvalidArgument, HTTPStatus: http.StatusBadRequest, Error: "invalid_request", NoChallenge: true},
 	authz.OutcomeInvalidDPoPProof: {Code: codes.Unauthenticated, HTTPStatus: http.StatusUnauthorized, Error: "invalid_dpop_proof",
 		Challenge: "invalid_dpop_proof", DPoP: true},
+	// Nobody reads this answer (the caller has gone); it is the outage's, never an allow.
+	authz.OutcomeCancelled: {Code: codes.Unavailable, HTTPStatus: http.StatusServiceUnavailable, Error: "temporarily_unavailable", NoChallenge: true},
 }
 
 // ResponseFor returns the table row for o. An unknown outcome gets the OP-outage row

@@ -79,7 +79,7 @@ type snapshot struct {
 	// anonResp and anonHTTPRemove answer an allow without identity (public route): every
 	// identity header removed. Shared by all such answers; never modified.
 	anonResp       *authv3.CheckResponse
-	anonHTTPRemove string
+	anonHTTPRemove []string       // header value slice, len == cap == 1
 	httpNames      []string       // canonical form of cfg.Headers names
 	fwd            forwardedNames // candidate headers of cfg.HTTP.Forwarded
 	memo           *allowMemo
@@ -114,7 +114,7 @@ func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	remove := append(append(make([]string, 0, len(v.allNames)+len(v.strip)), v.allNames...), v.strip...)
 	v.anonResp = okResponse(nil, remove, nil)
 	v.wire.put(v.anonResp)
-	v.anonHTTPRemove = strings.Join(remove, ", ")
+	v.anonHTTPRemove = []string{strings.Join(remove, ", ")}
 	return v
 }
 
@@ -261,7 +261,7 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 	}
 	if d.Outcome == authz.OutcomeAllow {
 		if err := ctx.Err(); err != nil { // nobody waits for this allow; never send a late one
-			d = authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "request cancelled", Route: d.Route,
+			d = authz.Decision{Outcome: authz.OutcomeCancelled, Reason: "request cancelled", Route: d.Route,
 				TokenHash: d.TokenHash, Err: fmt.Errorf("envoy: check abandoned: %w", err)}
 		}
 	}
@@ -358,9 +358,15 @@ func metadataValue(claims map[string]any, name string) (*structpb.Value, bool) {
 }
 
 func stringList(vs []string) *structpb.Value {
+	// Three allocations for the elements instead of two per element (the list is built
+	// for every check of an identity that is not memoised, e.g. with the cache off).
 	l := make([]*structpb.Value, len(vs))
+	vals := make([]structpb.Value, len(vs))
+	kinds := make([]structpb.Value_StringValue, len(vs))
 	for i, v := range vs {
-		l[i] = structpb.NewStringValue(v)
+		kinds[i].StringValue = v
+		vals[i].Kind = &kinds[i]
+		l[i] = &vals[i]
 	}
 	return structpb.NewListValue(&structpb.ListValue{Values: l})
 }

@@ -522,6 +522,54 @@ func TestCheckFailsClosed(t *testing.T) {
 	}
 }
 
+// TestCancelledIsNoOutage: a check whose caller went away (before or after the
+// authorizer decided) is counted as cancelled, never as unavailable, and logged at
+// debug, while an OP outage is logged at warn.
+func TestCancelledIsNoOutage(t *testing.T) {
+	ctxCancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name      string
+		d         authz.Decision
+		ctx       context.Context
+		outcome   authz.Outcome
+		wantLevel string
+	}{
+		{"allow after cancellation", allowAlice(), ctxCancelled, authz.OutcomeCancelled, "DEBUG"},
+		{"authorizer says cancelled", authz.Decision{Outcome: authz.OutcomeCancelled, Reason: "request cancelled", Err: context.Canceled}, ctxCancelled, authz.OutcomeCancelled, "DEBUG"},
+		{"OP outage", authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "identity provider unavailable", Err: authz.ErrUnavailable}, context.Background(), authz.OutcomeUnavailable, "WARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _ := NewMetrics(nil)
+			s, logs := newTestServer(t, &fakeAuthorizer{d: tt.d}, Config{}, WithMetrics(m))
+			resp, err := s.Check(tt.ctx, checkRequest(map[string]string{"authorization": "Bearer t"}))
+			if err != nil {
+				t.Fatalf("gRPC error %v", err)
+			}
+			if p := denied(t, resp); p.status != 503 {
+				t.Errorf("status %d, want 503 (never an allow)", p.status)
+			}
+			for _, o := range []authz.Outcome{authz.OutcomeUnavailable, authz.OutcomeCancelled} {
+				want := 0.0
+				if o == tt.outcome {
+					want = 1
+				}
+				route := tt.d.Route
+				if route == "" {
+					route = "none"
+				}
+				if got := counterValue(t, m.decisions.WithLabelValues(o.String(), route, "")); got != want {
+					t.Errorf("decisions{outcome=%s} = %v, want %v", o, got, want)
+				}
+			}
+			if !strings.Contains(logs.String(), `"level":"`+tt.wantLevel+`"`) || !strings.Contains(logs.String(), `"outcome":"`+tt.outcome.String()+`"`) {
+				t.Errorf("want a %s line with outcome %s; log:\n%s", tt.wantLevel, tt.outcome, logs.String())
+			}
+		})
+	}
+}
+
 func TestSetAuthorizerSwapsWithoutDroppingInFlight(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{})

@@ -14,8 +14,8 @@ import (
 // unmet requirements name the missing values and are built when needed. A node that was
 // not prepared builds every text itself and gives the same results.
 type node interface {
-	// eval never panics, whatever claims holds.
-	eval(claims map[string]any) outcome
+	// eval never panics, whatever the claims document holds.
+	eval(c doc) outcome
 	// describe is a one-line description of the requirement (configuration only).
 	describe() string
 }
@@ -81,7 +81,7 @@ func (authNode) describe() string { return "authenticated" }
 // authMet is authNode's outcome when met.
 var authMet = metLeaf(`authenticated: claims "sub" and "iss" present`)
 
-func (authNode) eval(c map[string]any) outcome {
+func (authNode) eval(c doc) outcome {
 	sub, iss := hasValue(c, "sub", ""), hasValue(c, "iss", "")
 	switch {
 	case sub && iss:
@@ -95,10 +95,10 @@ func (authNode) eval(c map[string]any) outcome {
 }
 
 // hasValue reports whether the claim holds at least one non-empty value.
-func hasValue(c map[string]any, name, sep string) bool {
+func hasValue(c doc, name, sep string) bool {
 	var buf [smallHeld]string
-	vals, _ := heldValues(buf[:0], c, name, sep)
-	return len(vals) > 0
+	hs, vals, _ := c.memoHeld(buf[:0], heldKey{claim: name, sep: sep})
+	return hs != nil || len(vals) > 0
 }
 
 // ---- claim ----------------------------------------------------------------------
@@ -122,7 +122,7 @@ func (n claimNode) describe() string {
 	return "claim " + strconv.Quote(n.name)
 }
 
-func (n claimNode) eval(c map[string]any) outcome {
+func (n claimNode) eval(c doc) outcome {
 	if hasValue(c, n.name, n.sep) {
 		if n.met.static {
 			return n.met
@@ -178,31 +178,18 @@ func (n *valuesNode) countText(count int) string {
 // smallHeld: up to this many held values are searched directly instead of through a set.
 const smallHeld = 16
 
-func (n *valuesNode) eval(c map[string]any) outcome {
+func (n *valuesNode) eval(c doc) outcome {
 	var buf [smallHeld]string
-	held, _ := heldValues(buf[:0], c, n.claim, n.sep)
-	if len(held) == 0 {
+	hs, held, _ := c.memoHeld(buf[:0], heldKey{claim: n.claim, sep: n.sep, ents: n.ents != nil})
+	if hs == nil && len(held) == 0 {
 		return leaf(false, n.kind+": claim "+strconv.Quote(n.claim)+" missing or empty (required: "+n.matchText()+")")
 	}
-	var heldEnts []Entitlement
-	if n.kind == "entitlements" {
-		heldEnts = make([]Entitlement, 0, len(held))
-		for _, h := range held {
-			if e, err := ParseEntitlement(h); err == nil {
-				heldEnts = append(heldEnts, e)
-			}
-		}
-	}
-	var heldSet map[string]bool
-	if len(held) > smallHeld {
-		heldSet = make(map[string]bool, len(held))
-		for _, h := range held {
-			heldSet[h] = true
-		}
+	if hs == nil && n.ents != nil { // no Memo: parse the held entitlements for this call
+		hs = &heldSet{values: held, ents: parseHeld(held), unsorted: true}
 	}
 	count := 0
 	for i, v := range n.values {
-		if n.holds(i, v, held, heldSet, heldEnts) {
+		if n.holds(i, v, held, hs) {
 			count++
 		}
 	}
@@ -215,7 +202,7 @@ func (n *valuesNode) eval(c map[string]any) outcome {
 	if !ok {
 		var missing []string
 		for i, v := range n.values {
-			if !n.holds(i, v, held, heldSet, heldEnts) {
+			if !n.holds(i, v, held, hs) {
 				missing = append(missing, v)
 			}
 		}
@@ -230,21 +217,16 @@ func (n *valuesNode) eval(c map[string]any) outcome {
 	return leaf(ok, b.String())
 }
 
-// holds reports whether the i-th required value v is held (heldSet, when not nil, is
-// the set of held).
-func (n *valuesNode) holds(i int, v string, held []string, heldSet map[string]bool, heldEnts []Entitlement) bool {
-	if n.ents == nil || n.ents[i] == nil {
-		if heldSet != nil {
-			return heldSet[v]
-		}
-		return slices.Contains(held, v)
+// holds reports whether the i-th required value v is held: looked up in hs when the
+// values are prepared (or parsed for this call), else searched in held, a short list.
+func (n *valuesNode) holds(i int, v string, held []string, hs *heldSet) bool {
+	if n.ents != nil && n.ents[i] != nil {
+		return hs.satisfies(n.ents[i])
 	}
-	for _, h := range heldEnts {
-		if h.Satisfies(*n.ents[i]) {
-			return true
-		}
+	if hs != nil {
+		return hs.has(v)
 	}
-	return false
+	return slices.Contains(held, v)
 }
 
 // ---- issuer / subject / audience ---------------------------------------------------
@@ -272,9 +254,9 @@ func (n *oneOfNode) describe() string {
 	return n.kind + " one of " + quoteList(n.allowed)
 }
 
-func (n *oneOfNode) eval(c map[string]any) outcome {
+func (n *oneOfNode) eval(c doc) outcome {
 	var buf [smallHeld]string
-	held, _ := heldValues(buf[:0], c, n.claim, "")
+	held, _ := heldValues(buf[:0], c.claims, n.claim, "")
 	for _, h := range held {
 		if n.set[h] {
 			if n.met.static {
@@ -310,24 +292,17 @@ func (n *scopeNode) describe() string {
 	return "scope " + quoteList(n.required)
 }
 
-func (n *scopeNode) eval(c map[string]any) outcome {
+func (n *scopeNode) eval(c doc) outcome {
 	name := "scope"
 	var buf [smallHeld]string
-	held, ok := heldValues(buf[:0], c, "scope", " ")
-	if !ok {
+	hs, held, ok := c.memoHeld(buf[:0], heldKey{claim: "scope", sep: " "})
+	if hs == nil && !ok {
 		name = "scp"
-		held, _ = heldValues(buf[:0], c, "scp", " ")
-	}
-	var set map[string]bool
-	if len(held) > smallHeld {
-		set = make(map[string]bool, len(held))
-		for _, h := range held {
-			set[h] = true
-		}
+		hs, held, _ = c.memoHeld(buf[:0], heldKey{claim: "scp", sep: " "})
 	}
 	has := func(r string) bool {
-		if set != nil {
-			return set[r]
+		if hs != nil {
+			return hs.has(r)
 		}
 		return slices.Contains(held, r)
 	}
@@ -423,7 +398,7 @@ func (n *combNode) describe() string {
 	return b.String()
 }
 
-func (n *combNode) eval(c map[string]any) outcome {
+func (n *combNode) eval(c doc) outcome {
 	if len(n.children) == 0 {
 		return leaf(false, n.kind+": empty list is never met")
 	}
@@ -532,7 +507,7 @@ func (n *levelNode) describe() string {
 	return "access level " + strconv.Quote(n.name) + " = " + n.target.describe()
 }
 
-func (n *levelNode) eval(c map[string]any) outcome {
+func (n *levelNode) eval(c doc) outcome {
 	if n.target == nil {
 		return leaf(false, "access level "+strconv.Quote(n.name)+" is not defined")
 	}
@@ -571,7 +546,7 @@ func (n denyNode) describe() string {
 	return "deny (" + n.reason + ")"
 }
 
-func (n denyNode) eval(map[string]any) outcome { return leaf(false, n.reason) }
+func (n denyNode) eval(doc) outcome { return leaf(false, n.reason) }
 
 // ---- public -----------------------------------------------------------------------
 
@@ -582,7 +557,7 @@ var publicMet = metLeaf("public route: no token required")
 
 func (publicNode) describe() string { return "public (no token required)" }
 
-func (publicNode) eval(map[string]any) outcome { return publicMet }
+func (publicNode) eval(doc) outcome { return publicMet }
 
 // ---- preparation --------------------------------------------------------------------
 

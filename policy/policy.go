@@ -436,13 +436,27 @@ func (e *Engine) ambiguous(raw string, seen []pathRead) error {
 // required value. Public selections are allowed without looking at claims; the zero
 // Selection denies.
 func (s Selection) Evaluate(claims map[string]any) Result {
+	return s.evaluate(doc{claims: claims})
+}
+
+// EvaluateMemo is Evaluate with m, the Memo of claims: values derived from claims for
+// matching (sorted sets of large lists, parsed entitlements) are kept there and reused
+// by later evaluations with the same claims and m, so that evaluating an identity
+// again costs the same however many values it holds. Every call for one claims
+// document must pass the same Memo, and a Memo must never be passed with another
+// document. A nil m is Evaluate.
+func (s Selection) EvaluateMemo(claims map[string]any, m *Memo) Result {
+	return s.evaluate(doc{claims: claims, memo: m})
+}
+
+func (s Selection) evaluate(c doc) Result {
 	if s.Public {
 		return Result{Allowed: true, Reason: "public route: no token required", Details: publicDetails}
 	}
 	if s.node == nil {
 		return Result{Reason: "no requirement selected", Details: []string{"not met: no requirement selected"}}
 	}
-	o := s.node.eval(claims)
+	o := s.node.eval(c)
 	res := Result{Allowed: o.ok, Reason: o.reason, Details: o.details[:len(o.details):len(o.details)]}
 	if !o.ok {
 		res.Scopes = dedupe(o.scopes)

@@ -47,6 +47,16 @@ var preparedClaims = []string{
 	`{"sub":"","iss":7,"groups":"a","scope":"","aud":"x","email":null}`,
 	`{"sub":"v","iss":"https://op2","groups":["b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q","r","a"],
 	  "scope":"a b c d e f g h i j k l m n o p q r s t read"}`,
+	// more than smallHeld values: kept in a Memo as sorted sets and parsed entitlements,
+	// with duplicates, values that are not entitlements, case and escape variants.
+	`{"sub":"u","iss":"https://op","groups":["z","y","x","w","v","u","t","s","r","q","p","o","n","m","l","k","b","b","c"],
+	  "scope":"x1 x2 x3 x4 x5 x6 x7 x8 x9 x10 x11 x12 x13 x14 x15 x16 x17 write admin write",
+	  "eduperson_entitlement":["plain","urn:geant:h-df.de:group:z","urn:geant:h-df.de:group:y","urn:geant:h-df.de:group:x",
+	    "URN:GEANT:H-DF.DE:group:w","urn:geant:h-df.de:group:v","urn:geant:h-df.de:group:u","urn:geant:h-df.de:group:t",
+	    "urn:geant:h-df.de:group:s","urn:geant:h-df.de:group:r","urn:geant:h-df.de:group:q","urn:geant:h-df.de:group:p",
+	    "urn:geant:h-df.de:group:o","urn:geant:h-df.de:group:n","urn:geant:h-df.de:group:m","urn:geant:other.de:group:a",
+	    "urn:geant:h-df.de:group:b:sub:role=member","urn:geant:H-DF.de:group:b:role=member#auth","not an entitlement",
+	    "urn:geant:h-df.de:group:a:sub"]}`,
 }
 
 var preparedPaths = []string{"/", "/h", "/admin/x", "/d", "/m/1"}
@@ -63,10 +73,13 @@ func unprepared(t testing.TB, js string) *Engine {
 }
 
 // comparePrepared checks that a prepared engine selects and evaluates exactly like an
-// unprepared one: same descriptions, verdicts, reasons, details and scopes.
+// unprepared one: same descriptions, verdicts, reasons, details and scopes; and that
+// evaluating with a Memo (one for the claims document, shared by every selection, as a
+// cached identity's) gives the same results every time.
 func comparePrepared(t *testing.T, pol string, claims map[string]any) {
 	t.Helper()
 	prep, slow := mustEngine(t, pol), unprepared(t, pol)
+	var memo Memo
 	for _, p := range preparedPaths {
 		r := Request{Method: "GET", Path: p}
 		s1, err1 := prep.Select(r)
@@ -74,17 +87,21 @@ func comparePrepared(t *testing.T, pol string, claims map[string]any) {
 		if (err1 == nil) != (err2 == nil) || s1.Description != s2.Description || s1.Name != s2.Name {
 			t.Fatalf("%s %s: Select differs: %+v %v / %+v %v", pol, p, s1, err1, s2, err2)
 		}
-		for range 2 { // a second evaluation sees the same (shared) texts
+		for range 2 { // a second evaluation sees the same (shared) texts and Memo
 			got, want := s1.Evaluate(claims), s2.Evaluate(claims)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s %s %v:\nprepared   %#v\nunprepared %#v", pol, p, claims, got, want)
+			}
+			if got := s1.EvaluateMemo(claims, &memo); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %s %v:\nwith memo  %#v\nunprepared %#v", pol, p, claims, got, want)
 			}
 		}
 	}
 	for _, name := range prep.AccessLevels() {
 		s1, _ := prep.Level(name)
 		s2, _ := slow.Level(name)
-		if s1.Description != s2.Description || !reflect.DeepEqual(s1.Evaluate(claims), s2.Evaluate(claims)) {
+		want := s2.Evaluate(claims)
+		if s1.Description != s2.Description || !reflect.DeepEqual(s1.Evaluate(claims), want) || !reflect.DeepEqual(s1.EvaluateMemo(claims, &memo), want) {
 			t.Fatalf("%s level %s differs", pol, name)
 		}
 	}

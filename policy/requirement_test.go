@@ -51,7 +51,15 @@ func evalReq(t testing.TB, levels, req, claims string) Result {
 	if err != nil {
 		t.Fatalf("Select: %v", err)
 	}
-	return sel.Evaluate(claimsOf(t, claims))
+	c := claimsOf(t, claims)
+	res := sel.Evaluate(c)
+	var memo Memo
+	for range 2 { // filling the Memo, then reading it
+		if got := sel.EvaluateMemo(c, &memo); !reflect.DeepEqual(got, res) {
+			t.Fatalf("EvaluateMemo %s on %s:\n%#v\nEvaluate:\n%#v", req, claims, got, res)
+		}
+	}
+	return res
 }
 
 type truthCase struct {

@@ -186,7 +186,7 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 	switch d.Outcome {
 	case authz.OutcomeAllow:
 		return rep, checkAllow, nil
-	case authz.OutcomeUnavailable:
+	case authz.OutcomeUnavailable, authz.OutcomeCancelled:
 		return rep, checkError, nil
 	default:
 		return rep, checkDeny, nil
@@ -253,7 +253,7 @@ func printCheck(w io.Writer, r *checkReport) {
 	switch r.Outcome {
 	case "allow":
 		verdict = "ALLOW"
-	case "unavailable":
+	case "unavailable", "cancelled":
 		verdict = "ERROR (fail closed)"
 	}
 	fmt.Fprintf(w, "Decision:    %s (%s) — gRPC %s, HTTP %d\n", verdict, r.Outcome, r.GRPCStatus, r.HTTPStatus)

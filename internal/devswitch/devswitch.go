@@ -98,7 +98,7 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 		res = assumeMet(res, env, sel.Description)
 	}
 	if err := ctx.Err(); err != nil {
-		return authz.Decision{Outcome: authz.OutcomeUnavailable, Reason: "request cancelled", Err: err, Route: sel.Name}
+		return authz.Decision{Outcome: authz.OutcomeCancelled, Reason: "request cancelled", Err: err, Route: sel.Name}
 	}
 	d := authz.Decision{Identity: id, Route: sel.Name, Policy: res, Reason: res.Reason}
 	if res.Allowed {

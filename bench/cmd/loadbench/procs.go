@@ -136,9 +136,15 @@ func checkCode(addr string, r load.Req) (int, error) {
 
 // httpCode makes one HTTP check (as nginx auth_request would) and returns the status.
 func httpCode(addr string, r load.Req) (int, error) {
+	code, _, err := httpCheck(addr, r)
+	return code, err
+}
+
+// httpCheck makes one HTTP check and returns the status and the answer's headers.
+func httpCheck(addr string, r load.Req) (int, http.Header, error) {
 	req, err := http.NewRequest(r.Method, "http://"+addr+r.Path, nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("X-Forwarded-Host", r.Host)
 	if r.Token != "" {
@@ -146,10 +152,10 @@ func httpCode(addr string, r load.Req) (int, error) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 // grpcReady is the readiness check of the bench servers: a Check call answers.

@@ -72,19 +72,31 @@ func (b *bench) defineRows() error {
 	if err != nil {
 		return err
 	}
+	es256Ghz, err := b.ghzData("cold-es256", reqsFor(b.es256))
+	if err != nil {
+		return err
+	}
 	nWarm := fmt.Sprintf("%d tokens", len(b.warm))
 	b.rows = []*row{
 		{key: "noop", label: "no-op baseline", srv: b.noop, tool: toolH2load, tokens: b.warm[:1], ghzFile: warmGhz},
 		{key: "noop-gen", label: "no-op baseline, " + nWarm, srv: b.noop, tool: toolGen, tokens: b.warm},
 		{key: "noop-http", label: "no-op baseline, HTTP", srv: b.noop, tool: toolH1, tokens: b.warm[:1], want: 200},
+		{key: "noop-http-hdr", label: "no-op baseline, HTTP, answering with flaat's headers", srv: b.noopHdr, tool: toolH1, tokens: b.warm[:1], want: 200},
 		{key: "warm", label: "warm JWT (cache hit)", srv: b.warmSrv, tool: toolH2load, tokens: b.warm[:1], ghzFile: warmGhz, baseline: "noop", opCalls: true},
 		{key: "warm-gen", label: "warm JWT, " + nWarm, srv: b.warmSrv, tool: toolGen, tokens: b.warm, baseline: "noop-gen", opCalls: true},
 		{key: "cold", label: "cold JWT RS256 (cache off)", srv: b.coldSrv, tool: toolH2load, tokens: b.warm[:1], ghzFile: coldGhz, baseline: "noop", opCalls: true},
 		{key: "jwx", label: "jwx verify every call", srv: b.jwx, tool: toolH2load, tokens: b.warm[:1], ghzFile: coldGhz, baseline: "noop"},
+		{key: "cold-es256", label: "cold JWT ES256 (cache off)", srv: b.coldSrv, tool: toolH2load, tokens: []string{b.es256}, ghzFile: es256Ghz, baseline: "noop", opCalls: true},
+		{key: "jwx-es256", label: "jwx verify every call, ES256", srv: b.jwx, tool: toolH2load, tokens: []string{b.es256}, baseline: "noop"},
 		{key: "opaque", label: "warm opaque (userinfo cached)", srv: b.warmSrv, tool: toolH2load, tokens: []string{b.opaque}, ghzFile: opaqueGhz, baseline: "noop", opCalls: true},
 		{key: "churn", label: fmt.Sprintf("churn %d tokens / cache %d", len(b.churn), b.o.churnCache), srv: b.churnSrv, tool: toolGen, tokens: b.churn, ghzFile: churnGhz, baseline: "noop-gen", opCalls: true},
 		{key: "deny", label: "deny, repeated bad token", srv: b.warmSrv, tool: toolH2load, tokens: []string{b.bad}, ghzFile: denyGhz, want: 16, baseline: "noop", opCalls: true},
 		{key: "http", label: "warm JWT, HTTP mode", srv: b.warmSrv, tool: toolH1, tokens: b.warm[:1], want: 200, baseline: "noop-http", opCalls: true},
+		// Identity size (issue 16): what an identity holds must not change the warm cost.
+		{key: "ents", label: fmt.Sprintf("warm, 200 entitlements (%d KB token), entitlement requirement", len(b.ents200)/1000), srv: b.entsSrv, tool: toolH2load, tokens: []string{b.ents200}, baseline: "noop", opCalls: true},
+		{key: "groups", label: fmt.Sprintf("warm, 1 000 groups (%d KB token), group requirement", len(b.groups1k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.groups1k}, baseline: "noop", opCalls: true},
+		{key: "token16k", label: fmt.Sprintf("warm, %d KB token", len(b.token16k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.token16k}, baseline: "noop", opCalls: true},
+		{key: "routes", label: "warm JWT behind 1 000 prefix routes", srv: b.routesSrv, tool: toolH2load, tokens: b.warm[:1], baseline: "noop", opCalls: true},
 	}
 	b.results = map[string]*result{}
 	for _, r := range b.rows {

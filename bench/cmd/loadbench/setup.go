@@ -35,21 +35,28 @@ type bench struct {
 	// tokens
 	warm      []string // JWTs from both issuers
 	opaque    string
+	es256     string // the first warm token's claims, signed with ES256
 	bad       string // trusted iss, unknown kid, foreign signature
+	ents200   string // 200 entitlements (load.ManyEntitlements)
+	groups1k  string // 1 000 groups (load.ManyGroups)
+	token16k  string // about 16 KB (load.Padded)
 	churn     []string
 	memTokens []string
 
 	// servers
 	noop, jwx, warmSrv, coldSrv, churnSrv *proc
+	noopHdr                               *proc // no-op answering HTTP with flaat's allow headers
+	entsSrv, routesSrv                    *proc // entitlement requirement; 1 000 routes
 
 	rows    []*row
 	results map[string]*result
 	mem     *memResult
-	denyOP1 int // OP calls made by the first deny call
+	lat     *lat80 // nil until latencyRun
+	denyOP1 int    // OP calls made by the first deny call
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.noop, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv} {
+	for _, p := range []*proc{b.noop, b.noopHdr, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv} {
 		p.stop()
 	}
 	if b.opJWT != nil {
@@ -129,6 +136,10 @@ func (b *bench) mint() error {
 		return op.MintJWT(load.Claims(i))
 	})
 	b.opaque = b.opOpaque.MintOpaque(load.Claims(0))
+	b.es256 = b.opJWT.MintJWT(load.Claims(0), devop.WithAlg("ES256"))
+	b.ents200 = b.opJWT.MintJWT(load.ManyEntitlements(0, 200))
+	b.groups1k = b.opJWT.MintJWT(load.ManyGroups(0, 1000))
+	b.token16k = b.opJWT.MintJWT(load.Padded(0, 12<<10))
 	foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -146,7 +157,8 @@ func (b *bench) mint() error {
 	return nil
 }
 
-func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
+// startFlaat starts flaat-extauthz with load.FlaatConfig, edited by the edits.
+func (b *bench) startFlaat(name string, cache map[string]any, edits ...func(map[string]any)) (*proc, error) {
 	var addrs [3]string
 	for i := range addrs {
 		a, err := freeAddr()
@@ -155,7 +167,11 @@ func (b *bench) startFlaat(name string, cache map[string]any) (*proc, error) {
 		}
 		addrs[i] = a
 	}
-	doc, err := yaml.Marshal(load.FlaatConfig(b.opJWT.Issuer(), b.opOpaque.Issuer(), addrs[0], addrs[1], addrs[2], cache))
+	cfgDoc := load.FlaatConfig(b.opJWT.Issuer(), b.opOpaque.Issuer(), addrs[0], addrs[1], addrs[2], cache)
+	for _, e := range edits {
+		e(cfgDoc)
+	}
+	doc, err := yaml.Marshal(cfgDoc)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +211,17 @@ func (b *bench) startServers() error {
 	if err := b.jwx.waitReady(grpcReady(g)); err != nil {
 		return err
 	}
-	if b.warmSrv, err = b.startFlaat("flaat-warm", map[string]any{}); err != nil {
+	// The warm server also takes the identity-size scenarios' large tokens.
+	if b.warmSrv, err = b.startFlaat("flaat-warm", map[string]any{}, load.LargeTokens); err != nil {
+		return err
+	}
+	if err := b.startNoopHeaders(); err != nil {
+		return err
+	}
+	if b.entsSrv, err = b.startFlaat("flaat-entitlements", map[string]any{}, load.WithEntitlementRequirement); err != nil {
+		return err
+	}
+	if b.routesSrv, err = b.startFlaat("flaat-routes", map[string]any{}, func(doc map[string]any) { load.WithRoutes(doc, 1000) }); err != nil {
 		return err
 	}
 	if b.coldSrv, err = b.startFlaat("flaat-cold", map[string]any{"disabled": true}); err != nil {
@@ -203,6 +229,39 @@ func (b *bench) startServers() error {
 	}
 	b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache})
 	return err
+}
+
+// startNoopHeaders starts a second no-op whose HTTP answers carry the headers the warm
+// server answers the HTTP row's request with (identity headers, Cache-Control,
+// X-Envoy-Auth-Headers-To-Remove): HTTP mode's baseline with the same bytes to send.
+func (b *bench) startNoopHeaders() error {
+	req := baseReq
+	req.Token = b.warm[0]
+	code, hdr, err := httpCheck(b.warmSrv.http, req)
+	if err != nil {
+		return err
+	}
+	if code != 200 {
+		return fmt.Errorf("%w: warm server answered HTTP %d", errMismatch, code)
+	}
+	args := []string{}
+	for name, vs := range hdr {
+		if name == "Date" || name == "Content-Length" {
+			continue // net/http writes them for the no-op too
+		}
+		for _, v := range vs {
+			args = append(args, "-http-header", name+": "+v)
+		}
+	}
+	g, h, err := twoAddrs()
+	if err != nil {
+		return err
+	}
+	if b.noopHdr, err = startProc("noop-headers", b.dir, b.o.serverCPU, filepath.Join(b.bins, "noop"), append([]string{"-grpc", g, "-http", h}, args...)...); err != nil {
+		return err
+	}
+	b.noopHdr.grpc, b.noopHdr.http = g, h
+	return b.noopHdr.waitReady(grpcReady(g))
 }
 
 func twoAddrs() (string, string, error) {

@@ -3,7 +3,11 @@
 // else. It registers server reflection like flaat-extauthz does, so both servers carry
 // the same gRPC set-up. It is benchmark code: never put it in front of a service.
 //
-//	noop -grpc 127.0.0.1:9101 -http 127.0.0.1:9102
+//	noop -grpc 127.0.0.1:9101 -http 127.0.0.1:9102 [-http-header 'Name: value' …]
+//
+// -http-header (repeatable) adds a fixed header to every HTTP answer: the load benchmark
+// passes the headers flaat-extauthz answers an allow with, so that the cost of sending
+// them (net/http and the client) is in the baseline too.
 package main
 
 import (
@@ -14,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,14 +39,23 @@ func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 func main() {
 	grpcAddr := flag.String("grpc", "127.0.0.1:0", "gRPC listen address")
 	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP listen address")
+	headers := http.Header{}
+	flag.Func("http-header", "`Name: value` added to every HTTP answer (repeatable)", func(s string) error {
+		name, value, ok := strings.Cut(s, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("want Name: value, got %q", s)
+		}
+		headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		return nil
+	})
 	flag.Parse()
-	if err := run(*grpcAddr, *httpAddr); err != nil {
+	if err := run(*grpcAddr, *httpAddr, headers); err != nil {
 		fmt.Fprintln(os.Stderr, "noop:", err)
 		os.Exit(1)
 	}
 }
 
-func run(grpcAddr, httpAddr string) error {
+func run(grpcAddr, httpAddr string, headers http.Header) error {
 	gl, err := net.Listen("tcp", grpcAddr)
 	if err != nil {
 		return err
@@ -54,7 +68,13 @@ func run(grpcAddr, httpAddr string) error {
 	authv3.RegisterAuthorizationServer(gs, noop{})
 	reflection.Register(gs)
 	hs := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			for k, v := range headers {
+				h[k] = v // shared, never modified
+			}
+			w.WriteHeader(http.StatusOK)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 2)

@@ -30,6 +30,10 @@ type GenConfig struct {
 	// Duration ends the run; Total, if > 0, sends exactly that many calls instead.
 	Duration time.Duration
 	Total    int
+	// Rate, if > 0, paces the calls to this many per second over all connections (an
+	// open-loop load: a call is sent when it is due, whatever is in flight, up to
+	// Conns×Streams); 0 sends as fast as the server answers.
+	Rate float64
 }
 
 // GenResult is the outcome of one Generate run.
@@ -104,6 +108,7 @@ func Generate(ctx context.Context, cfg GenConfig) (GenResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
+	g.start = start
 	if cfg.Duration > 0 && cfg.Total <= 0 {
 		g.deadline = start.Add(cfg.Duration)
 		t := time.AfterFunc(cfg.Duration, cancel)
@@ -158,6 +163,32 @@ type gen struct {
 	next      atomic.Uint64 // index of the next body
 	remaining atomic.Int64  // calls still to start
 	deadline  time.Time     // zero: Total mode
+	start     time.Time
+	paced     atomic.Int64 // calls scheduled so far (Rate mode)
+}
+
+// wait blocks until the next call is due (Rate mode), flushing first; false if ctx ended.
+func (c *genConn) wait(ctx context.Context) bool {
+	n := c.g.paced.Add(1) - 1
+	due := c.g.start.Add(time.Duration(float64(n) * float64(time.Second) / c.g.cfg.Rate))
+	c.wmu.Lock()
+	err := c.bw.Flush()
+	c.wmu.Unlock()
+	if err != nil {
+		return false
+	}
+	d := time.Until(due)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 type stream struct {
@@ -272,6 +303,10 @@ func (c *genConn) writeLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if c.g.cfg.Rate > 0 && !c.wait(ctx) {
+			<-c.slots
+			return nil
+		}
 		if c.g.remaining.Add(-1) < 0 {
 			<-c.slots
 			c.wmu.Lock()
@@ -299,6 +334,9 @@ func (c *genConn) writeLoop(ctx context.Context) error {
 		err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.g.block, EndHeaders: true})
 		if err == nil {
 			err = c.fr.WriteData(id, true, body)
+		}
+		if err == nil && c.g.cfg.Rate > 0 { // a paced call leaves now, not with the next one
+			err = c.bw.Flush()
 		}
 		c.wmu.Unlock()
 		if err != nil {
