@@ -131,7 +131,7 @@ func validateConfig(dir string, data []byte) error {
 }
 
 // fragmentPlacements are where a fragment goes whose keys are not all configuration
-// sections (server, issuers, verification, policy, log): it is tried as each in turn.
+// sections (server, issuers, verification, policy, log, tracing): it is tried as each in turn.
 type placement struct {
 	as   string
 	wrap func(frag map[string]any) map[string]any
@@ -173,7 +173,7 @@ func fragmentConfigs(fragment string) (descs []string, configs [][]byte, err err
 	sections := true
 	for k := range frag {
 		switch k {
-		case "server", "issuers", "verification", "policy", "log":
+		case "server", "issuers", "verification", "policy", "log", "tracing":
 		default:
 			sections = false
 		}
