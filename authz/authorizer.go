@@ -586,6 +586,21 @@ func SelectDenial(err error) Decision {
 	return Decision{Outcome: OutcomeForbidden, Reason: "request not allowed", Err: err}
 }
 
+// PolicyDecision is the decision of a caller of policy.Engine.Select that evaluates the
+// claims itself (the check command's claims file, the development switches): the policy
+// result res of the route for the identity id, OutcomeAllow when res is met, otherwise
+// OutcomeForbidden with an error that says notMet.
+func PolicyDecision(route string, id *Identity, res policy.Result, notMet string) Decision {
+	d := Decision{Identity: id, Route: route, Policy: res, Reason: res.Reason}
+	if res.Allowed {
+		d.Outcome = OutcomeAllow
+	} else {
+		d.Outcome = OutcomeForbidden
+		d.Err = errors.New(notMet)
+	}
+	return d
+}
+
 // decisionFor is the one place where errors become outcomes and client-safe reasons.
 func decisionFor(err error) (Outcome, string, error) {
 	switch {

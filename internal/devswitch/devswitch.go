@@ -12,7 +12,6 @@ package devswitch
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -100,14 +99,7 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 	if err := ctx.Err(); err != nil {
 		return authz.Decision{Outcome: authz.OutcomeCancelled, Reason: "request cancelled", Err: err, Route: sel.Name}
 	}
-	d := authz.Decision{Identity: id, Route: sel.Name, Policy: res, Reason: res.Reason}
-	if res.Allowed {
-		d.Outcome = authz.OutcomeAllow
-	} else {
-		d.Outcome = authz.OutcomeForbidden
-		d.Err = errors.New("devswitch: policy not met by the made-up identity")
-	}
-	return d
+	return authz.PolicyDecision(sel.Name, id, res, "devswitch: policy not met by the made-up identity")
 }
 
 // assumeMet turns the unmet result res of the requirement desc into a met one that says

@@ -10,7 +10,6 @@ package explain
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -99,18 +98,14 @@ func (c ClaimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.
 		return authz.SelectDenial(err)
 	}
 	res := sel.Evaluate(c.Claims)
-	d := authz.Decision{Route: sel.Name, Public: sel.Public, Policy: res, Reason: res.Reason}
+	var id *authz.Identity
 	if !sel.Public {
 		sub, _ := c.Claims["sub"].(string)
 		iss, _ := c.Claims["iss"].(string)
-		d.Identity = &authz.Identity{Issuer: iss, Subject: sub, Claims: c.Claims, TokenClaims: c.Claims}
+		id = &authz.Identity{Issuer: iss, Subject: sub, Claims: c.Claims, TokenClaims: c.Claims}
 	}
-	if res.Allowed {
-		d.Outcome = authz.OutcomeAllow
-	} else {
-		d.Outcome = authz.OutcomeForbidden
-		d.Err = errors.New("policy not met by the claims file")
-	}
+	d := authz.PolicyDecision(sel.Name, id, res, "policy not met by the claims file")
+	d.Public = sel.Public
 	return d
 }
 
