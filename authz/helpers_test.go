@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -71,4 +72,36 @@ func errKind(err error) string {
 func newOP(t testing.TB, clk *fakeClock, opts ...oidctest.Option) *oidctest.OP {
 	t.Helper()
 	return oidctest.New(t, append([]oidctest.Option{oidctest.WithClock(clk.Now)}, opts...)...)
+}
+
+// verifyWant verifies tok with a and fails t unless the kind of the error (errKind) is
+// want ("ok" for success); when names the step in the failure message.
+func verifyWant(t testing.TB, a *authz.Authorizer, tok, want, when string) {
+	t.Helper()
+	if _, err := a.Verify(context.Background(), tok); errKind(err) != want {
+		t.Fatalf("%s: %v, want %s", when, err, want)
+	}
+}
+
+// wantFetches fails t unless op has answered n requests to the endpoint ep; when names
+// the step in the failure message.
+func wantFetches(t testing.TB, op *oidctest.OP, ep oidctest.Endpoint, n int, when string) {
+	t.Helper()
+	if got := op.Count(ep); got != n {
+		t.Fatalf("%s: endpoint %v fetched %d times, want %d", when, ep, got, n)
+	}
+}
+
+// newReadyAuthz starts an OP on a new clock and an Authorizer that trusts it with the
+// cache and userinfo off, and waits until the Authorizer has fetched the OP's discovery
+// document and JWKS.
+func newReadyAuthz(t testing.TB) (*fakeClock, *oidctest.OP, *authz.Authorizer) {
+	t.Helper()
+	clk := newClock()
+	op := newOP(t, clk)
+	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return clk, op, a
 }

@@ -223,19 +223,11 @@ func TestUnknownKidRefreshOnceThenAccept(t *testing.T) {
 	// refresh is allowed yet. The key may be new, so this is 503, not 401.
 	op.Rotate()
 	tok := op.MintJWT(nil)
-	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
-		t.Fatalf("within interval: %v", err)
-	}
-	if n := op.Count(oidctest.JWKS); n != 2 {
-		t.Fatalf("jwks fetched within the interval (%d)", n)
-	}
+	verifyWant(t, a, tok, "unavailable", "within interval")
+	wantFetches(t, op, oidctest.JWKS, 2, "within the interval")
 	clk.Advance(authz.DefaultJWKSRefreshInterval)
-	if _, err := a.Verify(ctx, tok); err != nil {
-		t.Fatalf("after interval: %v", err)
-	}
-	if n := op.Count(oidctest.JWKS); n != 3 {
-		t.Fatalf("jwks fetches: %d, want 3", n)
-	}
+	verifyWant(t, a, tok, "ok", "after interval")
+	wantFetches(t, op, oidctest.JWKS, 3, "after interval")
 }
 
 func TestUnknownKidStorm(t *testing.T) {
@@ -356,12 +348,7 @@ func TestJWKSAndDiscoveryFailures(t *testing.T) {
 		}
 	})
 	t.Run("unknown kid refresh fails", func(t *testing.T) {
-		clk := newClock()
-		op := newOP(t, clk)
-		a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-		if err := a.Ready(ctx); err != nil {
-			t.Fatal(err)
-		}
+		_, op, a := newReadyAuthz(t)
 		op.Rotate()
 		op.SetFault(oidctest.JWKS, oidctest.Fault{Status: 502})
 		tok := op.MintJWT(nil)

@@ -28,13 +28,9 @@ func TestUnknownKidWhileRateLimitedIs503WithRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	madeUp := op.MintJWT(nil, oidctest.WithKid("made-up"))
-	if _, err := a.Verify(ctx, madeUp); errKind(err) != "invalid" {
-		t.Fatalf("made-up kid (refresh did not find it): %v", err)
-	}
+	verifyWant(t, a, madeUp, "invalid", "made-up kid (refresh did not find it)")
 	clk.Advance(10 * time.Second)
-	if _, err := a.Verify(ctx, madeUp); errKind(err) != "invalid" {
-		t.Fatalf("made-up kid again, rate-limited: %v, want invalid (a refresh did not find it)", err)
-	}
+	verifyWant(t, a, madeUp, "invalid", "made-up kid again, rate-limited (a refresh did not find it)")
 	op.Rotate()
 	genuine := op.MintJWT(nil)
 	_, err = a.Verify(ctx, genuine)
@@ -46,76 +42,47 @@ func TestUnknownKidWhileRateLimitedIs503WithRetryAfter(t *testing.T) {
 	if d.Outcome != authz.OutcomeUnavailable || d.RetryAfter != 20*time.Second {
 		t.Fatalf("decision %v retry after %v", d.Outcome, d.RetryAfter)
 	}
-	if n := op.Count(oidctest.JWKS); n != 2 {
-		t.Fatalf("JWKS fetched %d times, want 2 (start, made-up kid)", n)
-	}
+	wantFetches(t, op, oidctest.JWKS, 2, "start, made-up kid")
 	clk.Advance(20 * time.Second)
-	if _, err := a.Verify(ctx, genuine); err != nil {
-		t.Fatalf("after the interval: %v", err)
-	}
+	verifyWant(t, a, genuine, "ok", "after the interval")
 }
 
 // TestFailedKidRefreshRetriedAfterBackoff: when the refresh an unknown kid triggered
 // failed, the next request after failBackoff (1s) asks the OP again; the old error is
 // not served for the whole refresh interval.
 func TestFailedKidRefreshRetriedAfterBackoff(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	op := newOP(t, clk)
-	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-	if err := a.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
+	clk, op, a := newReadyAuthz(t)
 	op.Rotate()
 	op.SetFault(oidctest.JWKS, oidctest.Fault{Status: 502})
 	tok := op.MintJWT(nil)
-	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
-		t.Fatalf("refresh failing: %v", err)
-	}
+	verifyWant(t, a, tok, "unavailable", "refresh failing")
 	op.ClearFaults()
 	clk.Advance(999 * time.Millisecond)
-	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
-		t.Fatalf("within the back-off: %v", err)
-	}
-	if n := op.Count(oidctest.JWKS); n != 2 {
-		t.Fatalf("JWKS fetched %d times within the back-off, want 2", n)
-	}
+	verifyWant(t, a, tok, "unavailable", "within the back-off")
+	wantFetches(t, op, oidctest.JWKS, 2, "within the back-off")
 	clk.Advance(time.Millisecond)
-	if _, err := a.Verify(ctx, tok); err != nil {
-		t.Fatalf("after the back-off: %v", err)
-	}
+	verifyWant(t, a, tok, "ok", "after the back-off")
 }
 
 // TestFailedDiscoveryRetriedByNextRequestAfterBackoff: a failed discovery is remembered
 // for failBackoff (1s), so a flood does not hammer the OP; the first request after it
 // asks again.
 func TestFailedDiscoveryRetriedByNextRequestAfterBackoff(t *testing.T) {
-	ctx := context.Background()
 	clk := newClock()
 	op := newOP(t, clk)
 	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
 	op.SetFault(oidctest.Discovery, oidctest.Fault{Status: 503})
 	tok := op.MintJWT(nil)
 	for i := 0; i < 3; i++ {
-		if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
-			t.Fatalf("attempt %d: %v", i, err)
-		}
+		verifyWant(t, a, tok, "unavailable", "attempt "+itoa(i))
 	}
-	if n := op.Count(oidctest.Discovery); n != 1 {
-		t.Fatalf("discovery fetched %d times within the back-off, want 1", n)
-	}
+	wantFetches(t, op, oidctest.Discovery, 1, "within the back-off")
 	op.ClearFaults()
 	clk.Advance(999 * time.Millisecond)
-	if _, err := a.Verify(ctx, tok); errKind(err) != "unavailable" {
-		t.Fatalf("within the back-off: %v", err)
-	}
+	verifyWant(t, a, tok, "unavailable", "within the back-off")
 	clk.Advance(time.Millisecond)
-	if _, err := a.Verify(ctx, tok); err != nil {
-		t.Fatalf("first request after the back-off: %v", err)
-	}
-	if n := op.Count(oidctest.Discovery); n != 2 {
-		t.Fatalf("discovery fetched %d times, want 2", n)
-	}
+	verifyWant(t, a, tok, "ok", "first request after the back-off")
+	wantFetches(t, op, oidctest.Discovery, 2, "after the back-off")
 }
 
 // TestIntrospectionExtClaimsAreLifted: claims an OP nests under "ext" in its
@@ -157,12 +124,7 @@ func TestIntrospectionExtClaimsAreLifted(t *testing.T) {
 // fetched — and 503 otherwise.
 func TestUnknownKidIs401OnlyWhenARefreshShouldHaveFoundIt(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
-	op := newOP(t, clk)
-	a := newAuthz(t, clk, noCache(never(op.IssuerConfig())), nil)
-	if err := a.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
+	clk, op, a := newReadyAuthz(t)
 	oldKey := op.MintJWT(nil) // kid 1, not yet verified
 	clk.Advance(2 * time.Minute)
 	op.Rotate() // kid 2 only: kid 1 withdrawn
