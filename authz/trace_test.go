@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
 // headerRecorder records the traceparent header of every request to an OP.
@@ -40,6 +41,32 @@ func (h *headerRecorder) get(path string) string {
 	return h.seen[path]
 }
 
+// traceFixture is an OP on a new clock, a tracer provider whose ended spans rec
+// records, and the headerRecorder that every request to the OP passes.
+type traceFixture struct {
+	op  *oidctest.OP
+	rec *tracetest.SpanRecorder
+	tp  *sdktrace.TracerProvider
+	hr  *headerRecorder
+}
+
+// newTraceFixture starts a traceFixture and an Authorizer that trusts its OP and sends
+// through its headerRecorder; when traced, the Authorizer traces into its provider with
+// W3C trace context (WithTracing), otherwise it has no tracing.
+func newTraceFixture(t *testing.T, traced bool) (*traceFixture, *authz.Authorizer) {
+	t.Helper()
+	clk := newClock()
+	f := &traceFixture{op: newOP(t, clk), rec: tracetest.NewSpanRecorder()}
+	f.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(f.rec))
+	t.Cleanup(func() { _ = f.tp.Shutdown(context.Background()) })
+	f.hr = &headerRecorder{seen: map[string]string{}, next: http.DefaultTransport}
+	opts := []authz.Option{authz.WithTransport(f.hr)}
+	if traced {
+		opts = append(opts, authz.WithTracing(f.tp, propagation.TraceContext{}))
+	}
+	return f, newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{f.op.IssuerConfig()}}, nil, opts...)
+}
+
 // TestTraceOPCalls: with WithTracing, every OP request of a verification is a client
 // span named after its endpoint, a child of the span in the caller's context (also the
 // discovery and JWKS fetches, which run detached from the caller), and the OP receives
@@ -54,14 +81,8 @@ func TestTraceOPCalls(t *testing.T) {
 		{"opaque", true, []string{"discovery", "introspection", "userinfo"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clk := newClock()
-			op := newOP(t, clk)
-			rec := tracetest.NewSpanRecorder()
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-			hr := &headerRecorder{seen: map[string]string{}, next: http.DefaultTransport}
-			a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}, nil,
-				authz.WithTransport(hr), authz.WithTracing(tp, propagation.TraceContext{}))
+			f, a := newTraceFixture(t, true)
+			op, rec, tp, hr := f.op, f.rec, f.tp, f.hr
 			token := op.MintJWT(nil)
 			if c.opaque {
 				token = op.MintOpaque(nil)
@@ -123,14 +144,8 @@ func TestTraceOPCalls(t *testing.T) {
 // TestTraceOff: without WithTracing no span is made and no trace header reaches the
 // OP, even when the caller's context holds a span of a global-looking provider.
 func TestTraceOff(t *testing.T) {
-	clk := newClock()
-	op := newOP(t, clk)
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	hr := &headerRecorder{seen: map[string]string{}, next: http.DefaultTransport}
-	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}, nil,
-		authz.WithTransport(hr))
+	f, a := newTraceFixture(t, false)
+	op, rec, tp, hr := f.op, f.rec, f.tp, f.hr
 	ctx, check := tp.Tracer("test").Start(context.Background(), "check")
 	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
 		t.Fatal(err)
