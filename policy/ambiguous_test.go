@@ -114,19 +114,7 @@ func TestPathSwitches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := strings.Replace(bypassConfig, `"routes"`, `"paths": `+tc.paths+`, "routes"`, 1)
 			e := mustEngine(t, cfg)
-			sel, err := e.Select(Request{Method: "GET", Path: tc.path})
-			got := sel.Name
-			switch {
-			case errors.Is(err, ErrAmbiguousPath):
-				got = "ambiguous"
-			case errors.Is(err, ErrBadPath):
-				got = "bad"
-			case err != nil:
-				t.Fatal(err)
-			}
-			if got != tc.want {
-				t.Fatalf("got %s (%v), want %s", got, err, tc.want)
-			}
+			wantSelected(t, e, tc.path, tc.want)
 		})
 	}
 }
@@ -173,16 +161,7 @@ func TestCaseInsensitiveRoute(t *testing.T) {
 		{"no route in any reading", "/Other", "default"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sel, err := e.Select(Request{Method: "GET", Path: tc.path})
-			got := sel.Name
-			if errors.Is(err, ErrAmbiguousPath) {
-				got = "ambiguous"
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
-				t.Errorf("%s: got %s (%v), want %s", tc.path, got, err, tc.want)
-			}
+			wantSelected(t, e, tc.path, tc.want)
 		})
 	}
 }
@@ -223,16 +202,7 @@ func TestUpperCasePatternComparedForLowerCasePaths(t *testing.T) {
 		{"/docs/x", "ambiguous"},
 		{"/other", "default"},
 	} {
-		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
-		got := sel.Name
-		if errors.Is(err, ErrAmbiguousPath) {
-			got = "ambiguous"
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if got != tc.want {
-			t.Errorf("%s: got %s (%v), want %s", tc.path, got, err, tc.want)
-		}
+		wantSelected(t, e, tc.path, tc.want)
 	}
 }
 
@@ -461,19 +431,7 @@ func TestPathShapesTable(t *testing.T) {
 		{"/admin%252F", "bad"},
 		{"/admin%00", "bad"}, {"/admin/%c0%ae%c0%ae/public", "bad"},
 	} {
-		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
-		got := sel.Name
-		switch {
-		case errors.Is(err, ErrAmbiguousPath):
-			got = "ambiguous"
-		case errors.Is(err, ErrBadPath):
-			got = "bad"
-		case err != nil:
-			t.Fatalf("%s: %v", tc.path, err)
-		}
-		if got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
-		}
+		wantSelected(t, e, tc.path, tc.want)
 	}
 }
 
@@ -492,16 +450,26 @@ func TestCaseShapesTable(t *testing.T) {
 		{"/Docs/a%20b", "ambiguous"},
 		{"/admin/x", "admin"},
 	} {
-		sel, err := e.Select(Request{Method: "GET", Path: tc.path})
-		got := sel.Name
-		switch {
-		case errors.Is(err, ErrAmbiguousPath):
-			got = "ambiguous"
-		case err != nil:
-			t.Fatalf("%s: %v", tc.path, err)
-		}
-		if got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
-		}
+		wantSelected(t, e, tc.path, tc.want)
+	}
+}
+
+// wantSelected fails t unless a GET of path in e selects the route want, where
+// "ambiguous" stands for ErrAmbiguousPath and "bad" for ErrBadPath; any other error of
+// Select is fatal.
+func wantSelected(t testing.TB, e *Engine, path, want string) {
+	t.Helper()
+	sel, err := e.Select(Request{Method: "GET", Path: path})
+	got := sel.Name
+	switch {
+	case errors.Is(err, ErrAmbiguousPath):
+		got = "ambiguous"
+	case errors.Is(err, ErrBadPath):
+		got = "bad"
+	case err != nil:
+		t.Fatalf("%s: %v", path, err)
+	}
+	if got != want {
+		t.Errorf("%s: got %s (%v), want %s", path, got, err, want)
 	}
 }
