@@ -209,6 +209,19 @@ func TestFaultInjection(t *testing.T) {
 	}
 }
 
+// countStatus checks each of tokens once as a bearer token and counts the checks
+// answered with the HTTP status want.
+func countStatus(t *testing.T, s *Stack, tokens []string, want int) int {
+	t.Helper()
+	n := 0
+	for _, tok := range tokens {
+		if got, _ := s.Check(t, Req{Authorization: Bearer(tok)}, 0); got == want {
+			n++
+		}
+	}
+	return n
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return "…" + s[len(s)-n:]
@@ -343,12 +356,7 @@ func TestFaultJWKSRotationUnderLoad(t *testing.T) {
 	if got, _ := s.Check(t, Req{Authorization: Bearer(k3)}, 0); got != 503 {
 		t.Errorf("new kid while the JWKS fails: %d, want 503", got)
 	}
-	kept := 0
-	for _, tok := range keptPool {
-		if got, _ := s.Check(t, Req{Authorization: Bearer(tok)}, 0); got == 200 {
-			kept++
-		}
-	}
+	kept := countStatus(t, s, keptPool, 200)
 	if kept != len(keptPool) {
 		t.Errorf("with the JWKS failing, %d of %d tokens of the last good set were allowed", kept, len(keptPool))
 	}
@@ -367,12 +375,7 @@ func TestFaultJWKSRotationUnderLoad(t *testing.T) {
 	if got, _ := s.Check(t, Req{Authorization: Bearer(mint())}, 0); got != 200 {
 		t.Fatalf("kid 4: %d", got)
 	}
-	rejected := 0
-	for _, tok := range unpublished {
-		if got, _ := s.Check(t, Req{Authorization: Bearer(tok)}, 0); got == 401 {
-			rejected++
-		}
-	}
+	rejected := countStatus(t, s, unpublished, 401)
 	if rejected != len(unpublished) {
 		t.Errorf("%d of %d tokens signed with an unpublished key were rejected", rejected, len(unpublished))
 	}
