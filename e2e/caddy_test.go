@@ -3,13 +3,9 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,20 +207,4 @@ func TestCaddyExample(t *testing.T) {
 			t.Errorf("a client's %s is not deleted before the identity is copied (deleted: %v)", h, deleted)
 		}
 	}
-}
-
-// runCmdEnv is runCmd with the environment env (no stdin).
-func runCmdEnv(t testing.TB, env []string, argv ...string) (string, string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("e2e: %v timed out after %s", argv, callTimeout)
-	}
-	return out.String(), errb.String(), err
 }

@@ -59,12 +59,22 @@ func check(t testing.TB, s *server, r checkReq) *authv3.CheckResponse {
 	if r.cert != "" {
 		req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: r.cert}
 	}
+	return grpcurlCheck(t, s, req, nil)
+}
+
+// grpcurlCheck sends req to Authorization/Check on s with grpcurl, with the gRPC
+// metadata md (grpcurl -H), and decodes the reply into the go-control-plane type.
+func grpcurlCheck(t testing.TB, s *server, req *authv3.CheckRequest, md map[string]string) *authv3.CheckResponse {
+	t.Helper()
 	body, err := protojson.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := runCmd(t, string(body), grpcurl(t), "-plaintext", "-max-time", "15", "-d", "@",
-		s.GRPCAddr, "envoy.service.auth.v3.Authorization/Check")
+	argv := []string{grpcurl(t), "-plaintext", "-max-time", "15", "-d", "@"}
+	for k, v := range md {
+		argv = append(argv, "-H", k+": "+v)
+	}
+	out, stderr, err := runCmd(t, string(body), append(argv, s.GRPCAddr, "envoy.service.auth.v3.Authorization/Check")...)
 	if err != nil {
 		t.Fatalf("e2e: grpcurl Check: %v\nstdout: %s\nstderr: %s", err, out, stderr)
 	}

@@ -597,10 +597,23 @@ func httpStatus(u string) int {
 // runCmd runs a short-lived client command with a timeout and returns stdout, stderr.
 func runCmd(t testing.TB, stdin string, argv ...string) (string, string, error) {
 	t.Helper()
+	return runCmdWith(t, strings.NewReader(stdin), nil, argv...)
+}
+
+// runCmdEnv is runCmd with the environment env (no stdin).
+func runCmdEnv(t testing.TB, env []string, argv ...string) (string, string, error) {
+	t.Helper()
+	return runCmdWith(t, nil, env, argv...)
+}
+
+// runCmdWith runs argv with the standard input stdin (nil: none) and the environment
+// env (nil: this process's) within callTimeout and returns stdout, stderr.
+func runCmdWith(t testing.TB, stdin io.Reader, env []string, argv ...string) (string, string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdin, cmd.Env = stdin, env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

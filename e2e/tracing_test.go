@@ -12,7 +12,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/otlptest"
@@ -28,23 +27,7 @@ func checkWith(t testing.TB, s *server, r checkReq, metadata map[string]string) 
 			Headers: r.headers,
 		}},
 	}}
-	body, err := protojson.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	argv := []string{grpcurl(t), "-plaintext", "-max-time", "15", "-d", "@"}
-	for k, v := range metadata {
-		argv = append(argv, "-H", k+": "+v)
-	}
-	out, stderr, err := runCmd(t, string(body), append(argv, s.GRPCAddr, "envoy.service.auth.v3.Authorization/Check")...)
-	if err != nil {
-		t.Fatalf("e2e: grpcurl Check: %v\nstdout: %s\nstderr: %s", err, out, stderr)
-	}
-	var resp authv3.CheckResponse
-	if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
-		t.Fatalf("e2e: grpcurl output is not a CheckResponse: %v\n%s", err, out)
-	}
-	return &resp
+	return grpcurlCheck(t, s, req, metadata)
 }
 
 // traceIDs returns a fresh W3C trace id and parent span id (hex) for case n.
