@@ -150,11 +150,7 @@ func TestWireCodecLoopback(t *testing.T) {
 	cached.Cached = true
 	fa := &fakeAuthorizer{d: cached}
 	s, _ := newTestServer(t, fa, Config{})
-	gs, err := NewGRPCServer(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := serveGRPC(t, gs, nil)
+	cc := serveServer(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi"})
@@ -234,11 +230,7 @@ func TestWireCodecNeverMixesIdentities(t *testing.T) {
 		ids[i] = identityN(i)
 	}
 	s, _ := newTestServer(t, whoAuthorizer(ids), Config{})
-	gs, err := NewGRPCServer(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := serveGRPC(t, gs, nil)
+	cc := serveServer(t, s)
 	client := authv3.NewAuthorizationClient(cc)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -31,6 +31,17 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 )
 
+// serveServer serves s with NewGRPCServer(s, nil) on a loopback port and returns a
+// plaintext client connection to it.
+func serveServer(t *testing.T, s *Server) *grpc.ClientConn {
+	t.Helper()
+	gs, err := NewGRPCServer(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveGRPC(t, gs, nil)
+}
+
 // serveGRPC starts gs on 127.0.0.1:0 and returns a client connection.
 func serveGRPC(t *testing.T, gs *grpc.Server, creds credentials.TransportCredentials) *grpc.ClientConn {
 	t.Helper()
@@ -137,11 +148,7 @@ func TestGRPCStreamWorkers(t *testing.T) {
 	}{{"default", 0}, {"fewer than calls", 2}, {"off", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newTestServer(t, &fakeAuthorizer{d: allowAlice()}, Config{GRPC: GRPCConfig{StreamWorkers: tc.workers}})
-			gs, err := NewGRPCServer(s, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			client := authv3.NewAuthorizationClient(serveGRPC(t, gs, nil))
+			client := authv3.NewAuthorizationClient(serveServer(t, s))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var wg sync.WaitGroup
@@ -168,11 +175,7 @@ func TestGRPCStreamWorkers(t *testing.T) {
 
 func TestGRPCNilHealthIsServing(t *testing.T) {
 	s, _ := newTestServer(t, nil, Config{})
-	gs, err := NewGRPCServer(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := serveGRPC(t, gs, nil)
+	cc := serveServer(t, s)
 	r, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("got %v, %v", r, err)

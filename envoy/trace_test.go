@@ -276,11 +276,7 @@ func TestTracingOff(t *testing.T) {
 // connection (what Envoy and grpcurl -H send).
 func TestTraceGRPCWire(t *testing.T) {
 	s, rec, _ := tracedServer(t, &fakeAuthorizer{d: allowAlice()}, false)
-	gs, err := NewGRPCServer(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := serveGRPC(t, gs, nil)
+	cc := serveServer(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", parentHeaders["w3c traceparent"]["traceparent"])
