@@ -117,32 +117,27 @@ func (c *compiler) compile() *Engine {
 func (c *compiler) paths() pathRules {
 	p := c.cfg.Paths
 	var r pathRules
-	switch strings.ToLower(p.EscapedSlashes) {
-	case "", PathCompare:
-		r.slashes = modeCompare
-	case PathReject:
-		r.slashes = modeReject
-	case PathKeep:
-		r.slashes = modeKeep
-	case PathUnescape:
-		r.slashes = modeApply
-	default:
-		c.problem("paths.escaped_slashes", fmt.Sprintf("%q: want compare, reject, keep or unescape", p.EscapedSlashes))
-	}
-	switch strings.ToLower(p.Params) {
-	case "", PathCompare:
-		r.params = modeCompare
-	case PathReject:
-		r.params = modeReject
-	case PathKeep:
-		r.params = modeKeep
-	case PathStrip:
-		r.params = modeApply
-	default:
-		c.problem("paths.params", fmt.Sprintf("%q: want compare, reject, keep or strip", p.Params))
-	}
+	r.slashes = c.pathMode("paths.escaped_slashes", p.EscapedSlashes, PathUnescape)
+	r.params = c.pathMode("paths.params", p.Params, PathStrip)
 	r.foldAll = p.CaseSensitive != nil && !*p.CaseSensitive
 	return r
+}
+
+// pathMode compiles the value v of the path switch at key, whose own name for applying
+// the feature is apply (unescape, strip); "" is compare.
+func (c *compiler) pathMode(key, v, apply string) pathMode {
+	switch strings.ToLower(v) {
+	case "", PathCompare:
+		return modeCompare
+	case PathReject:
+		return modeReject
+	case PathKeep:
+		return modeKeep
+	case apply:
+		return modeApply
+	}
+	c.problem(key, fmt.Sprintf("%q: want compare, reject, keep or %s", v, apply))
+	return modeCompare
 }
 
 // checkCycles reports every access level that is part of a reference cycle, once per
