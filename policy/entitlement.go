@@ -185,30 +185,32 @@ func (e *Entitlement) setNamespacePart(idx int, p string) error {
 // components that G069 ignores: [?+r][?=q][#f], each non-empty ("r" without "?" or "#",
 // "q" without "#"; no part contains ":" here already).
 func urnComponents(c string) bool {
-	if rest, ok := strings.CutPrefix(c, "?+"); ok {
-		i := strings.IndexAny(rest, "?#")
-		if i < 0 {
-			i = len(rest)
-		}
-		if i == 0 {
-			return false
-		}
-		c = rest[i:]
+	c, ok := cutURNComponent(c, "?+", "?#")
+	if !ok {
+		return false
 	}
-	if rest, ok := strings.CutPrefix(c, "?="); ok {
-		i := strings.IndexByte(rest, '#')
-		if i < 0 {
-			i = len(rest)
-		}
-		if i == 0 {
-			return false
-		}
-		c = rest[i:]
+	if c, ok = cutURNComponent(c, "?=", "#"); !ok {
+		return false
 	}
 	if rest, ok := strings.CutPrefix(c, "#"); ok {
 		return rest != ""
 	}
 	return c == ""
+}
+
+// cutURNComponent removes from c a leading component that starts with prefix and runs
+// up to the first byte of stops (or the end); ok is false when that component is empty.
+// A c without prefix is returned as it is.
+func cutURNComponent(c, prefix, stops string) (after string, ok bool) {
+	rest, found := strings.CutPrefix(c, prefix)
+	if !found {
+		return c, true
+	}
+	i := strings.IndexAny(rest, stops)
+	if i < 0 {
+		i = len(rest)
+	}
+	return rest[i:], i > 0
 }
 
 // upperEscapes returns s with the hex digits of every valid percent-escape upper-case
