@@ -147,25 +147,30 @@ func projection(names []string) []string {
 	return out
 }
 
-// project returns the claims of names that claims holds, in a new map whose keys are
-// the strings of names and whose values (but sub's) are shared through in.
-func project(claims map[string]any, names []string, in *interner) map[string]any {
+// project returns the claims of names (sorted, distinct) that claims holds, in the
+// compact form: the names present are a policy.Shape shared by every identity with the
+// same ones (in.shape), the values (but sub's) are shared through in.
+func project(claims policy.Claims, names []string, in *interner) policy.Claims {
+	var present uint64 // bit i: names[i] is present (the first 64 names)
 	n := 0
-	for _, k := range names {
-		if _, ok := claims[k]; ok {
+	for i, k := range names {
+		if _, ok := claims.Lookup(k); ok {
 			n++
+			if i < 64 {
+				present |= 1 << i
+			}
 		}
 	}
-	out := make(map[string]any, n)
+	vals := make([]any, 0, n)
 	for _, k := range names {
-		if v, ok := claims[k]; ok {
+		if v, ok := claims.Lookup(k); ok {
 			if k != "sub" { // unique per user: sharing it would only churn the interner
 				v = in.value(v)
 			}
-			out[k] = v
+			vals = append(vals, v)
 		}
 	}
-	return out
+	return policy.CompactClaims(in.shape(names, present, claims), vals)
 }
 
 // Authorizer verifies bearer tokens against the configured trusted OPs and asks the

@@ -17,6 +17,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -575,7 +577,7 @@ func finish(id *Identity) error {
 		bound := cnf // a copy, so that cnf stays on the stack for unbound tokens
 		id.Confirmation = &bound
 	}
-	id.Claims = mergeClaims(id)
+	id.Claims = policy.MapClaims(mergeClaims(id))
 	return nil
 }
 

@@ -436,7 +436,7 @@ func (e *Engine) ambiguous(raw string, seen []pathRead) error {
 // required value. Public selections are allowed without looking at claims; the zero
 // Selection denies.
 func (s Selection) Evaluate(claims map[string]any) Result {
-	return s.evaluate(doc{claims: claims})
+	return s.evaluate(doc{claims: MapClaims(claims)})
 }
 
 // EvaluateMemo is Evaluate with m, the Memo of claims: values derived from claims for
@@ -445,7 +445,7 @@ func (s Selection) Evaluate(claims map[string]any) Result {
 // again costs the same however many values it holds. Every call for one claims
 // document must pass the same Memo, and a Memo must never be passed with another
 // document. A nil m is Evaluate.
-func (s Selection) EvaluateMemo(claims map[string]any, m *Memo) Result {
+func (s Selection) EvaluateMemo(claims Claims, m *Memo) Result {
 	return s.evaluate(doc{claims: claims, memo: m})
 }
 

@@ -205,7 +205,7 @@ func (a *app) inspect(ctx context.Context, token string, cf *configFlags, trustA
 		if id.TokenClaims != nil {
 			rep.Claims = id.TokenClaims
 		}
-		rep.Userinfo, rep.Introspection, rep.Merged = id.Userinfo, id.Introspection, id.Claims
+		rep.Userinfo, rep.Introspection, rep.Merged = id.Userinfo, id.Introspection, id.Claims.Map()
 		rep.Sources = sourceNames(id.Sources)
 		exp = id.Expiry
 	} else if e, ok := numericClaim(claims, "exp"); ok {
