@@ -105,11 +105,14 @@ func WithObserver(obs Observer) Option {
 	}
 }
 
-// projectedAlways are the claims WithClaimProjection always keeps.
-var projectedAlways = []string{"sub", "iss", "exp", "aud", "scope", "scp"}
+// projectedAlways are the claims WithClaimProjection always keeps. exp, aud, scope and
+// scp are kept only when named (policy.Engine.ClaimNames names aud, scope and scp when
+// a requirement reads them): every kept claim costs 16 bytes or more per cached
+// identity.
+var projectedAlways = []string{"sub", "iss"}
 
 // WithClaimProjection makes Identity.Claims keep only the top-level claims that can be
-// read: sub, iss, exp, aud, scope and scp, and names; for a dotted name
+// read: sub, iss and names; for a dotted name
 // ("realm_access.roles") both the literal name and its first segment ("realm_access",
 // kept whole). Every other claim is dropped before the identity is cached, which is
 // what keeps memory per cached token small (the CLI's serve passes the policy's

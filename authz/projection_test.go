@@ -71,7 +71,7 @@ func TestClaimProjection(t *testing.T) {
 		full := newAuthz(t, clk, cfg, pol)
 		names := pol.ClaimNames()
 		projected := newAuthz(t, clk, cfg, pol, authz.WithClaimProjection(names))
-		keep := map[string]bool{"sub": true, "iss": true, "exp": true, "aud": true, "scope": true, "scp": true}
+		keep := map[string]bool{"sub": true, "iss": true}
 		for _, n := range names {
 			keep[n] = true
 			if first, _, ok := strings.Cut(n, "."); ok {
@@ -121,8 +121,9 @@ func TestClaimProjectionKeeps(t *testing.T) {
 			names []string
 			want  []string
 		}{
-			{nil, []string{"aud", "exp", "iss", "scp", "sub"}},
-			{[]string{"email", "", "realm_access.roles", "a.b", "missing"}, []string{"a.b", "aud", "email", "exp", "iss", "realm_access", "scp", "sub"}},
+			{nil, []string{"iss", "sub"}},
+			{[]string{"email", "", "realm_access.roles", "a.b", "missing"}, []string{"a.b", "email", "iss", "realm_access", "sub"}},
+			{[]string{"scp", "aud", "exp"}, []string{"aud", "exp", "iss", "scp", "sub"}},
 		} {
 			a := newAuthz(t, clk, cfg, nil, authz.WithClaimProjection(c.names))
 			id, err := a.Verify(context.Background(), tok)
