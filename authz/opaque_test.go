@@ -150,7 +150,7 @@ func TestOpaqueSearch(t *testing.T) {
 			},
 			check: func(t *testing.T, id *authz.Identity, _, _ *oidctest.OP) {
 				g, _ := id.Claims.Map()["groups"].([]any)
-				if len(g) != 1 || g[0] != "ops" || id.Claims.Map()["name"] != "from userinfo" || id.Introspection["groups"] == nil {
+				if len(g) != 1 || g[0] != "ops" || id.Claims.Map()["name"] != "from userinfo" || id.Parts.Introspection["groups"] == nil {
 					t.Fatalf("claims %v", id.Claims.Map())
 				}
 			}},

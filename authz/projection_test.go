@@ -133,8 +133,8 @@ func TestClaimProjectionKeeps(t *testing.T) {
 			if got := slices.Sorted(maps.Keys(id.Claims.Map())); !slices.Equal(got, c.want) {
 				t.Errorf("cache off %v, names %q: claims %q, want %q", cacheOff, c.names, got, c.want)
 			}
-			if cacheOff && (id.TokenClaims["name"] != "N" || id.TokenClaims["nbf"] == nil) {
-				t.Errorf("TokenClaims projected too: %v", id.TokenClaims)
+			if cacheOff && (id.Parts.TokenClaims["name"] != "N" || id.Parts.TokenClaims["nbf"] == nil) {
+				t.Errorf("TokenClaims projected too: %v", id.Parts.TokenClaims)
 			}
 		}
 	}

@@ -103,7 +103,7 @@ func (c ClaimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.
 	if !sel.Public {
 		sub, _ := c.Claims["sub"].(string)
 		iss, _ := c.Claims["iss"].(string)
-		d.Identity = &authz.Identity{Issuer: iss, Subject: sub, Claims: policy.MapClaims(c.Claims), TokenClaims: c.Claims}
+		d.Identity = &authz.Identity{Issuer: iss, Subject: sub, Claims: policy.MapClaims(c.Claims), Parts: &authz.Parts{TokenClaims: c.Claims}}
 	}
 	if res.Allowed {
 		d.Outcome = authz.OutcomeAllow
