@@ -9,10 +9,11 @@
 //	cfg := policy.Config{ /* decoded from the `policy:` section */ }
 //	eng, err := policy.New(cfg)          // validates everything, once
 //	sel, err := eng.Select(req)          // route table / context_extensions / default
-//	res := sel.Evaluate(identity.Claims) // verdict with a reason a human can act on
+//	res := sel.Evaluate(claims)          // verdict with a reason a human can act on
 //
 // Claims documents are map[string]any as produced by encoding/json (float64 numbers,
-// []any lists, map[string]any objects).
+// []any lists, map[string]any objects), or a Claims (such a map, or the compact form a
+// cached identity keeps) passed to Selection.EvaluateMemo.
 package policy
 
 import (
