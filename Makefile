@@ -5,7 +5,7 @@ FUZZTIME  ?= 20000x
 BIN       := bin
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test vet unit security fuzz e2e e2e-deps bench loadbench soak clean
+.PHONY: all build test vet unit security fuzz e2e e2e-deps deploy-check bench loadbench soak clean
 
 # Packages whose tests print figures (attack counts, fault outcomes, soak numbers, the
 # flaat-compatibility line) run in `security` with -v so that the figures reach the
@@ -19,8 +19,8 @@ build:
 	$(GO) build -o $(BIN)/flaat-extauthz ./cmd/flaat-extauthz
 
 ## test: everything CI runs — vet, unit tests with -race and coverage, the security and
-## fault suites with a 60 s soak, brief fuzzing, end-to-end tests.
-test: vet unit security fuzz e2e
+## fault suites with a 60 s soak, brief fuzzing, end-to-end tests, the deployment checks.
+test: vet unit security fuzz e2e deploy-check
 
 vet:
 	$(GO) vet $(PKGS)
@@ -52,6 +52,15 @@ e2e: e2e-deps
 
 e2e-deps:
 	@bash .ci/e2e-deps.sh
+
+## deploy-check: the Helm chart (helm lint/template with its ci/ values files, every document
+## decoded strictly into k8s.io/api and prometheus-operator types), the alert rules and
+## dashboard (PromQL parsed, metric names checked against a live scrape) and the strict
+## decoding of the Kubernetes, Istio and Keycloak examples. A nested Go module
+## (deploy/validate) so that its heavy test-only dependencies stay out of the server's go.mod.
+deploy-check:
+	@bash .ci/helm.sh
+	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 ## bench: micro-benchmarks.
 bench:

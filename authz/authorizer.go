@@ -14,6 +14,8 @@ import (
 
 	"github.com/lestrrat-go/httprc"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
@@ -48,6 +50,8 @@ type options struct {
 	obs     Observer
 	project bool
 	keep    []string
+	tp      trace.TracerProvider // WithTracing; nil: off
+	prop    propagation.TextMapPropagator
 }
 
 // WithHTTPClient sets the HTTP client for every OP request. Default: an own client whose
@@ -196,6 +200,7 @@ type Authorizer struct {
 	logout     *logoutState // back-channel logout: replay cache, tombstones
 	keep       []string     // WithClaimProjection: the claims kept; nil: all
 	interned   *interner    // WithClaimProjection: shares equal claim values
+	traced     bool         // WithTracing: OP requests carry their opCall
 
 	baseCtx context.Context // detached fetches; cancelled by Close
 	cancel  context.CancelFunc
@@ -203,6 +208,9 @@ type Authorizer struct {
 
 	jwksMu     sync.Mutex
 	jwksOwners map[string][]*issuer // jwks_uri → issuers using it
+	// jwksParent is the span context of the check whose JWKS fetch of a jwks_uri is
+	// running (WithTracing): the jwk.Cache calls jwksFetcher.Get without a context.
+	jwksParent map[string]trace.SpanContext
 	closeOnce  sync.Once
 }
 
@@ -227,6 +235,7 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		obs:        o.obs,
 		byID:       map[string]*issuer{},
 		jwksOwners: map[string][]*issuer{},
+		jwksParent: map[string]trace.SpanContext{},
 	}
 	if o.project {
 		a.keep, a.interned = projection(o.keep), newInterner()
@@ -242,6 +251,10 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 			return nil, err
 		}
 		a.client, a.ownClient = c, true
+	}
+	if o.tp != nil { // the one place the OP client gets its spans, whoever built it
+		a.client.Transport = traceTransport(a.client.Transport, o.tp, o.prop)
+		a.traced = true
 	}
 	var hint *regexp.Regexp
 	if cfg.OPHint != "" {
@@ -307,6 +320,16 @@ func (a *Authorizer) Close() error {
 		}
 	})
 	return nil
+}
+
+// Issuers returns the configured issuers as Identity.Issuer, metrics and logs name
+// them (normalised: no trailing slash), in configuration order.
+func (a *Authorizer) Issuers() []string {
+	ids := make([]string, len(a.issuers))
+	for i, is := range a.issuers {
+		ids[i] = is.id
+	}
+	return ids
 }
 
 // DPoPAlgorithms returns the accepted DPoP proof algorithms (for the algs parameter of

@@ -101,6 +101,12 @@ type IssuerConfig struct {
 	// ClientID and ClientSecret authenticate introspection requests (HTTP Basic).
 	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
+	// ClientSecretFile names a file holding the client secret (surrounding white space
+	// is trimmed), e.g. a mounted Kubernetes Secret, so that the secret need not be
+	// written into the configuration file. Set client_secret or client_secret_file, not
+	// both. The file is read when the configuration is loaded (start-up and every
+	// SIGHUP reload), by internal/config; authz itself only uses ClientSecret.
+	ClientSecretFile string `json:"client_secret_file,omitempty"`
 	// IssuesJWT marks an OP whose access tokens are always JWTs: it is skipped in the
 	// opaque-token search.
 	IssuesJWT bool `json:"issues_jwt,omitempty"`

@@ -24,6 +24,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 )
@@ -146,8 +147,9 @@ func (is *issuer) discover(ctx context.Context) (*discovery, error) {
 		}
 		c = &call[*discovery]{done: make(chan struct{})}
 		is.discCall = c
+		parent := trace.SpanContextFromContext(ctx)
 		go func() {
-			d, err := is.fetchDiscovery()
+			d, err := is.fetchDiscovery(parent)
 			is.mu.Lock()
 			if err == nil {
 				is.disc = d
@@ -164,8 +166,10 @@ func (is *issuer) discover(ctx context.Context) (*discovery, error) {
 	return wait(ctx, c, func(err error) error { return is.unavailable("discovery", err) })
 }
 
-func (is *issuer) fetchDiscovery() (*discovery, error) {
-	ctx, cancel := context.WithTimeout(is.a.baseCtx, is.a.cfg.HTTPTimeout.D())
+// fetchDiscovery fetches the discovery document on a detached context; parent is the
+// span context of the check that asked first (for tracing).
+func (is *issuer) fetchDiscovery(parent trace.SpanContext) (*discovery, error) {
+	ctx, cancel := context.WithTimeout(withParent(is.a.baseCtx, parent), is.a.cfg.HTTPTimeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, is.discoveryURL, nil)
 	if err != nil {
@@ -439,8 +443,9 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 		}
 		c = &call[*keyIndex]{done: make(chan struct{})}
 		is.keyCall = c
+		parent := trace.SpanContextFromContext(ctx)
 		go func() {
-			err := is.refreshJWKS(d.jwksURI)
+			err := is.refreshJWKS(d.jwksURI, parent)
 			idx := is.keys.Load()
 			if err == nil && idx == nil {
 				err = is.unavailable("jwks", errors.New("no usable keys"))
@@ -463,8 +468,10 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 }
 
 // refreshJWKS registers the JWKS URL with the jwk.Cache (first time) and fetches it now.
-// On success the PostFetcher has stored the new key index.
-func (is *issuer) refreshJWKS(jwksURI string) error {
+// On success the PostFetcher has stored the new key index. parent is the span context
+// of the check that asked (for tracing; best effort when two issuers share a jwks_uri
+// and refresh it at once).
+func (is *issuer) refreshJWKS(jwksURI string, parent trace.SpanContext) error {
 	a := is.a
 	a.jwksMu.Lock()
 	owners, registered := a.jwksOwners[jwksURI]
@@ -483,6 +490,14 @@ func (is *issuer) refreshJWKS(jwksURI string) error {
 			jwk.WithRefreshInterval(jwksBackgroundRefresh),
 			jwk.WithPostFetcher(jwk.PostFetchFunc(a.postFetch)),
 		)
+	}
+	if err == nil && parent.IsValid() {
+		a.jwksParent[jwksURI] = parent
+		defer func() {
+			a.jwksMu.Lock()
+			delete(a.jwksParent, jwksURI)
+			a.jwksMu.Unlock()
+		}()
 	}
 	a.jwksMu.Unlock()
 	if err != nil {
@@ -523,7 +538,13 @@ type jwksFetcher struct {
 }
 
 func (f jwksFetcher) Get(u string) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(f.a.baseCtx, f.a.cfg.HTTPTimeout.D())
+	base := f.a.baseCtx
+	if f.a.traced {
+		f.a.jwksMu.Lock()
+		base = withParent(base, f.a.jwksParent[u])
+		f.a.jwksMu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(base, f.a.cfg.HTTPTimeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -553,6 +574,9 @@ var errTooLarge = fmt.Errorf("response larger than %d bytes", MaxResponseSize)
 // send performs req, reports it to the Observer and reads at most MaxResponseSize bytes
 // of the body. err is set for transport errors and oversized or unreadable bodies.
 func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []byte, http.Header, error) {
+	if a.traced {
+		req = req.WithContext(context.WithValue(req.Context(), opCallKey{}, opCall{issuer, endpoint}))
+	}
 	start := time.Now() // measurement only: the injected clock may stand still in tests
 	res, err := a.client.Do(req)
 	if err != nil {

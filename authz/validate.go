@@ -135,8 +135,8 @@ func (c Config) Validate() error {
 		switch is.Introspect {
 		case "", IntrospectNever:
 		case IntrospectOpaque, IntrospectAlways:
-			if is.ClientID == "" || is.ClientSecret == "" {
-				bad(loc+".introspect", "%q needs client_id and client_secret", is.Introspect)
+			if is.ClientID == "" || (is.ClientSecret == "" && is.ClientSecretFile == "") {
+				bad(loc+".introspect", "%q needs client_id and client_secret (or client_secret_file)", is.Introspect)
 			}
 		default:
 			bad(loc+".introspect", "must be never, opaque or always (got %q)", is.Introspect)
@@ -158,6 +158,9 @@ func (c Config) Validate() error {
 		}
 		if is.ClientSecret != "" && is.ClientID == "" {
 			bad(loc+".client_secret", "is set without client_id")
+		}
+		if is.ClientSecretFile != "" && is.ClientID == "" {
+			bad(loc+".client_secret_file", "is set without client_id")
 		}
 	}
 	if c.OPHint != "" {

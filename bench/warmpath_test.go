@@ -15,6 +15,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/metadata"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
@@ -39,7 +41,7 @@ func newFixture(tb testing.TB, cache map[string]any) *fixture {
 }
 
 // newFixtureWith is newFixture with edit applied to the configuration document first.
-func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[string]any)) *fixture {
+func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[string]any), envoyOpts ...envoy.Option) *fixture {
 	tb.Helper()
 	f := &fixture{opJWT: oidctest.New(tb), opOpaque: oidctest.New(tb, oidctest.WithIssuerPath("/realms/bench"))}
 	cfgDoc := load.FlaatConfig(f.opJWT.Issuer(), f.opOpaque.Issuer(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", cache)
@@ -78,7 +80,7 @@ func newFixtureWith(tb testing.TB, cache map[string]any, edit func(doc map[strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.srv, err = envoy.NewServer(a, cf.ServerConfig(), envoy.WithLogger(log), envoy.WithMetrics(m))
+	f.srv, err = envoy.NewServer(a, cf.ServerConfig(), append([]envoy.Option{envoy.WithLogger(log), envoy.WithMetrics(m)}, envoyOpts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -103,10 +105,14 @@ func request(token string) *authv3.CheckRequest {
 }
 
 func run(b *testing.B, f *fixture, reqs []*authv3.CheckRequest, want int32) {
+	runCtx(context.Background(), b, f, reqs, want)
+}
+
+// runCtx is run with the calls' context (e.g. incoming gRPC metadata).
+func runCtx(ctx context.Context, b *testing.B, f *fixture, reqs []*authv3.CheckRequest, want int32) {
 	for _, r := range reqs { // warm the cache, check the answer
 		f.check(b, r, want)
 	}
-	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -126,6 +132,45 @@ func BenchmarkWarmPathJWT(b *testing.B) {
 	}
 	run(b, f, reqs, 0)
 }
+
+// BenchmarkWarmPathTracing is BenchmarkWarmPathJWT with a W3C traceparent in the call's
+// gRPC metadata (as Envoy sends it when its tracing is on):
+//
+//   - off: no WithTracing (the default; the traceparent is not even read);
+//   - sampled: an SDK tracer provider with a batch span processor and an exporter that
+//     drops the spans (what a server exporting OTLP spends, minus the network);
+//   - unsampled: the same provider, the parent says "not sampled" (parent-based
+//     sampling, the SDK default: Envoy/Istio's sampling decision is followed).
+func BenchmarkWarmPathTracing(b *testing.B) {
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"
+	for _, c := range []struct {
+		name    string
+		sampled string // trace flags of the parent
+		tracing bool
+	}{{"off", "1", false}, {"sampled", "1", true}, {"unsampled", "0", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			var opts []envoy.Option
+			if c.tracing {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+				opts = append(opts, envoy.WithTracing(envoy.Tracing{Provider: tp}))
+			}
+			f := newFixtureWith(b, map[string]any{}, nil, opts...)
+			var reqs []*authv3.CheckRequest
+			for i := range 64 {
+				reqs = append(reqs, request(f.opJWT.MintJWT(load.Claims(i))))
+			}
+			ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("traceparent", traceparent+c.sampled))
+			runCtx(ctx, b, f, reqs, 0)
+		})
+	}
+}
+
+// discardExporter drops every span.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkWarmPathOpaque is a cached opaque token (userinfo answered once).
 func BenchmarkWarmPathOpaque(b *testing.B) {

@@ -490,6 +490,8 @@ type serverOpts struct {
 	Userinfo, Introspect string
 	// Mutate edits the configuration document before it is written.
 	Mutate func(cfg map[string]any)
+	// Env is added to the server's environment (e.g. OTEL_* variables).
+	Env []string
 }
 
 // serverConfig is the configuration the e2e tests run flaat-extauthz with: the OP as the
@@ -561,7 +563,7 @@ func startServer(t testing.TB, o *op, opts serverOpts) *server {
 	if err := os.WriteFile(s.ConfigPath, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.proc = startProc(t, "flaat-extauthz", dir, nil, bin, "serve", "--config", s.ConfigPath)
+	s.proc = startProc(t, "flaat-extauthz", dir, opts.Env, bin, "serve", "--config", s.ConfigPath)
 	t.Cleanup(func() {
 		s.proc.Stop()
 		assertNoTokens(t, "the flaat-extauthz log "+s.proc.log, s.proc.Log())

@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
@@ -220,7 +221,7 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 		sub = d.Identity.Subject
 	}
 	path := logPath(r.Path)
-	var buf [13]slog.Attr
+	var buf [14]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("request_id", r.RequestID),
 		slog.String("transport", transport),
@@ -239,6 +240,11 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 	}
 	if suppressed >= 0 {
 		attrs = append(attrs, slog.Int("suppressed", suppressed))
+	}
+	if s.tracer != nil { // the log line names the trace it belongs to
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+		}
 	}
 	s.log.LogAttrs(ctx, lvl, "decision", attrs...)
 }

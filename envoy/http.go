@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 )
 
@@ -51,12 +53,16 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
+	ctx := req.Context()
+	if h.s.tracer != nil {
+		ctx = h.s.prop.Extract(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	var d authz.Decision
 	if err != nil {
-		d = h.s.record(req.Context(), v, &r, TransportHTTP, authz.Decision{Outcome: authz.OutcomeBadRequest,
+		d = h.s.record(ctx, v, &r, TransportHTTP, authz.Decision{Outcome: authz.OutcomeBadRequest,
 			Reason: "forwarded headers do not name one request", ReasonCode: authz.ReasonForwardedHeaders, Err: err})
 	} else {
-		d = h.s.decide(req.Context(), v, &r, TransportHTTP)
+		d = h.s.decide(ctx, v, &r, TransportHTTP)
 	}
 	v.writeHTTP(w, &r, &d, &committed)
 }

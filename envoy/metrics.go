@@ -132,6 +132,15 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration,
 		m.decisions.WithLabelValues(o.String(), route, reason).Inc()
 		return
 	}
+	m.route(route)[o].Inc()
+}
+
+// route returns the counters (reason "") of route ("" is "none"), creating them on
+// first use.
+func (m *Metrics) route(route string) *routeCounters {
+	if route == "" {
+		route = "none"
+	}
 	rc, ok := m.byRoute.Load(route)
 	if !ok {
 		c := new(routeCounters)
@@ -140,7 +149,22 @@ func (m *Metrics) end(transport, route string, o authz.Outcome, d time.Duration,
 		}
 		rc, _ = m.byRoute.LoadOrStore(route, c)
 	}
-	rc.(*routeCounters)[o].Inc()
+	return rc.(*routeCounters)
+}
+
+// Routes shows flaat_extauthz_decisions_total{reason=""} at 0 for every outcome of
+// each named route and of "none" (no route selected) before the first check, so that
+// dashboards and ratio alerts have every series from the first scrape (policy.Engine's
+// SelectionNames lists a configuration's names). Series with a reason (refused
+// requests) appear when they happen. A nil *Metrics does nothing.
+func (m *Metrics) Routes(names ...string) {
+	if m == nil {
+		return
+	}
+	m.route("none")
+	for _, n := range names {
+		m.route(n)
+	}
 }
 
 // logout records one back-channel logout request: result is "" (received, nothing

@@ -22,6 +22,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -64,6 +66,12 @@ type Server struct {
 
 	certsMu sync.Mutex
 	certs   *CertReloader // listener TLS, loaded by the first ListenerTLS
+
+	// WithTracing; tracer nil: tracing off, nothing is extracted or started.
+	tracer       trace.Tracer
+	prop         propagation.TextMapPropagator
+	traceSubject bool
+	spanOpts     []trace.SpanStartOption
 }
 
 // snapshot is what one check uses from start to end: the authorizer and the
@@ -226,16 +234,24 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	}()
 	v := s.snap.Load()
 	r := v.requestFromCheck(req)
+	if s.tracer != nil {
+		ctx = s.prop.Extract(ctx, grpcCarrier{ctx})
+	}
 	d := s.decide(ctx, v, &r, TransportGRPC)
 	return v.checkResponse(&r, &d), nil
 }
 
 // decide asks the current authorizer, turning panics, cancelled contexts and unknown
-// outcomes into denials, and records metrics and the log line.
+// outcomes into denials, and records metrics, the span (WithTracing; ctx carries the
+// caller's trace context) and the log line.
 func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, transport string) (d authz.Decision) {
 	var start time.Time
 	if s.metrics != nil { // the clock is read only for the latency histogram
 		start = s.now()
+	}
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startSpan(ctx, transport)
 	}
 	s.metrics.begin()
 	defer func() {
@@ -247,6 +263,9 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 		if s.metrics != nil {
 			// time.Since reads only the monotonic clock (time.Now reads two clocks).
 			s.metrics.end(transport, d.Route, d.Outcome, s.since(start), d.ReasonCode)
+		}
+		if span != nil {
+			s.endSpan(span, transport, r, &d)
 		}
 		s.logDecision(ctx, v, r, &d, transport)
 	}()
@@ -269,11 +288,16 @@ func (s *Server) decide(ctx context.Context, v *snapshot, r *authz.Request, tran
 }
 
 // record is decide for a decision made before the authorizer is asked (a request the
-// adapter itself refuses): it records metrics and the log line the same way.
+// adapter itself refuses): it records metrics, the span and the log line the same way.
 func (s *Server) record(ctx context.Context, v *snapshot, r *authz.Request, transport string, d authz.Decision) authz.Decision {
 	var start time.Time
 	if s.metrics != nil {
 		start = s.now()
+	}
+	if s.tracer != nil {
+		var span trace.Span
+		ctx, span = s.startSpan(ctx, transport)
+		defer func() { s.endSpan(span, transport, r, &d) }()
 	}
 	s.metrics.begin()
 	if s.metrics != nil {

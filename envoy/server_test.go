@@ -15,6 +15,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
@@ -700,6 +701,48 @@ func TestMetricsRecordDecisions(t *testing.T) {
 	if got := gaugeValue(t, m.inFlight); got != 0 {
 		t.Errorf("in-flight = %v after all checks", got)
 	}
+}
+
+// TestMetricsRoutesPreinitialised: Routes makes every outcome of each named route and
+// of "none" a series at 0 before the first check; unnamed routes get none.
+func TestMetricsRoutesPreinitialised(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Routes("api", "default")
+	series := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "flaat_extauthz_decisions_total" {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			var ls []string
+			for _, lp := range mm.GetLabel() {
+				ls = append(ls, lp.GetValue())
+			}
+			series[strings.Join(ls, "/")] = mm.GetCounter().GetValue()
+		}
+	}
+	outcomes := len(routeCounters{})
+	if len(series) != 3*outcomes {
+		t.Errorf("%d series, want %d outcomes × 3 routes: %v", len(series), outcomes, series)
+	}
+	for _, route := range []string{"api", "default", "none"} {
+		for o := range authz.Outcome(outcomes) {
+			// label values in name order: outcome, reason (empty), route
+			if v, ok := series[o.String()+"//"+route]; !ok || v != 0 {
+				t.Errorf("decisions{%s,%s} = %v (exists %v), want 0", o, route, v, ok)
+			}
+		}
+	}
+	var nilMetrics *Metrics
+	nilMetrics.Routes("x") // no panic
 }
 
 func TestNewServerRejectsInvalidConfig(t *testing.T) {

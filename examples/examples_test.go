@@ -30,13 +30,6 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 )
 
-// The admin listener's probe paths (cmd/flaat-extauthz serves them on server.admin_listen).
-const (
-	readyPath   = "/readyz"
-	healthPath  = "/healthz"
-	metricsPath = "/metrics"
-)
-
 // defaultPort returns the port of one of envoy's default listen addresses.
 func defaultPort(t *testing.T, addr string) int {
 	t.Helper()
@@ -301,6 +294,50 @@ type composeFile struct {
 	} `json:"services"`
 }
 
+// TestComposeImagesPinned: every image of the demo has an exact version (no floating
+// x.y or -latest tags), and Envoy's is the release whose API the go-control-plane module in
+// go.mod describes, so TestEnvoyBootstrap validates envoy.yaml against that Envoy's protos.
+func TestComposeImagesPinned(t *testing.T) {
+	var cf composeFile
+	if err := yaml.Unmarshal(read(t, filepath.Join("docker-compose", "docker-compose.yml")), &cf); err != nil {
+		t.Fatal(err)
+	}
+	exact := map[string]*regexp.Regexp{
+		"envoyproxy/envoy":          regexp.MustCompile(`^v(\d+)\.(\d+)\.\d+$`),
+		"quay.io/keycloak/keycloak": regexp.MustCompile(`^\d+\.\d+\.\d+$`),
+		"mendhak/http-https-echo":   regexp.MustCompile(`^\d+$`), // the project's release numbers
+	}
+	gomod := string(read(t, filepath.Join("..", "go.mod")))
+	gcp := regexp.MustCompile(`(?m)^\s*github.com/envoyproxy/go-control-plane/envoy v(\d+)\.(\d+)\.\d+`).FindStringSubmatch(gomod)
+	if gcp == nil {
+		t.Fatal("go.mod: no github.com/envoyproxy/go-control-plane/envoy requirement")
+	}
+	seen := 0
+	for name, svc := range cf.Services {
+		if svc.Build != nil {
+			continue // built from this repository
+		}
+		repo, tag, ok := strings.Cut(svc.Image, ":")
+		re, known := exact[repo]
+		if !ok || !known {
+			t.Errorf("service %s: image %q is not one of the pinned images %v", name, svc.Image, exact)
+			continue
+		}
+		m := re.FindStringSubmatch(tag)
+		if m == nil {
+			t.Errorf("service %s: image %s: tag %q is not an exact version", name, repo, tag)
+			continue
+		}
+		seen++
+		if repo == "envoyproxy/envoy" && (m[1] != gcp[1] || m[2] != gcp[2]) {
+			t.Errorf("Envoy image %s, but go.mod's go-control-plane describes Envoy %s.%s: validate against the Envoy you run", tag, gcp[1], gcp[2])
+		}
+	}
+	if seen != len(exact) {
+		t.Errorf("%d pinned images found, want %d", seen, len(exact))
+	}
+}
+
 // TestComposeFile: services, mounted files and the build of flaat-extauthz fit together.
 // (`docker-compose config -q` runs in the e2e suite, where the tool is installed.)
 func TestComposeFile(t *testing.T) {
@@ -347,414 +384,14 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
-// TestKeycloakRealm: the realm JSON parses and has two users, the groups mapper and a client.
-func TestKeycloakRealm(t *testing.T) {
-	var realm struct {
-		Realm  string `json:"realm"`
-		Groups []struct {
-			Name string `json:"name"`
-		} `json:"groups"`
-		Users []struct {
-			Username string   `json:"username"`
-			Groups   []string `json:"groups"`
-		} `json:"users"`
-		Clients []struct {
-			ClientID                  string `json:"clientId"`
-			DirectAccessGrantsEnabled bool   `json:"directAccessGrantsEnabled"`
-			ProtocolMappers           []struct {
-				ProtocolMapper string            `json:"protocolMapper"`
-				Config         map[string]string `json:"config"`
-			} `json:"protocolMappers"`
-		} `json:"clients"`
-	}
-	data := read(t, filepath.Join("docker-compose", "keycloak", "demo-realm.json"))
-	if err := json.Unmarshal(data, &realm); err != nil {
-		t.Fatalf("realm JSON: %v", err)
-	}
-	if len(realm.Users) != 2 {
-		t.Errorf("%d users, want 2 (one admin, one user)", len(realm.Users))
-	}
-	if len(realm.Clients) != 1 {
-		t.Fatalf("%d clients, want 1", len(realm.Clients))
-	}
-	mappers := map[string]map[string]string{}
-	for _, m := range realm.Clients[0].ProtocolMappers {
-		mappers[m.ProtocolMapper] = m.Config
-	}
-	if g := mappers["oidc-group-membership-mapper"]; g["claim.name"] != "groups" || g["access.token.claim"] != "true" || g["full.path"] != "false" {
-		t.Errorf("groups mapper %v: want claim groups in the access token, short names", g)
-	}
-
-	// The demo config's audience and admin group must match the realm.
-	cfg := loadFlaatConfig(t, "flaat-extauthz.yaml", read(t, filepath.Join("docker-compose", "flaat-extauthz.yaml")))
-	aud := mappers["oidc-audience-mapper"]["included.custom.audience"]
-	if iss := cfg.Issuers[0]; len(iss.Audiences) > 0 && (len(iss.Audiences) != 1 || iss.Audiences[0] != aud) {
-		t.Errorf("config audiences %v, realm audience mapper adds %q", iss.Audiences, aud)
-	}
-	if !strings.HasSuffix(cfg.Issuers[0].Issuer, "/realms/"+realm.Realm) {
-		t.Errorf("config issuer %s is not the realm %s", cfg.Issuers[0].Issuer, realm.Realm)
-	}
-	admins := 0
-	for _, u := range realm.Users {
-		for _, g := range u.Groups {
-			if g == "/admins" {
-				admins++
-			}
-		}
-	}
-	if admins != 1 {
-		t.Errorf("%d users in /admins, want exactly 1 (so the README can show 200 and 403)", admins)
-	}
-}
-
-// --- Kubernetes and Istio ---
-
-// manifest is the part of a Kubernetes object the tests look at.
-type manifest struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name      string            `json:"name"`
-		Namespace string            `json:"namespace"`
-		Labels    map[string]string `json:"labels"`
-	} `json:"metadata"`
-	Data map[string]string `json:"data"`
-	Spec json.RawMessage   `json:"spec"`
-}
-
-var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
-
-// loadManifests parses every YAML document of every .yaml file in dir.
-func loadManifests(t *testing.T, dir string) []manifest {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in %s: %v", dir, err)
-	}
-	var out []manifest
-	for _, f := range files {
-		for i, doc := range docSeparator.Split(string(read(t, f)), -1) {
-			js, err := yaml.YAMLToJSON([]byte(doc))
-			if err != nil {
-				t.Fatalf("%s document %d: %v", f, i, err)
-			}
-			if s := strings.TrimSpace(string(js)); s == "null" || s == "" {
-				continue
-			}
-			var m manifest
-			if err := json.Unmarshal(js, &m); err != nil {
-				t.Fatalf("%s document %d: %v", f, i, err)
-			}
-			if m.APIVersion == "" || m.Kind == "" || m.Metadata.Name == "" {
-				t.Fatalf("%s document %d: apiVersion, kind and metadata.name are required", f, i)
-			}
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func find(t *testing.T, ms []manifest, kind string) manifest {
-	t.Helper()
-	for _, m := range ms {
-		if m.Kind == kind {
-			return m
-		}
-	}
-	t.Fatalf("no %s manifest", kind)
-	return manifest{}
-}
-
-type probe struct {
-	HTTPGet *struct {
-		Path string `json:"path"`
-		Port any    `json:"port"` // number or port name
-	} `json:"httpGet"`
-}
-
-type deploymentSpec struct {
-	Replicas *int `json:"replicas"`
-	Selector struct {
-		MatchLabels map[string]string `json:"matchLabels"`
-	} `json:"selector"`
-	Template struct {
-		Metadata struct {
-			Labels map[string]string `json:"labels"`
-		} `json:"metadata"`
-		Spec struct {
-			SecurityContext struct {
-				RunAsNonRoot *bool `json:"runAsNonRoot"`
-				RunAsUser    *int  `json:"runAsUser"`
-			} `json:"securityContext"`
-			Containers []struct {
-				Name  string   `json:"name"`
-				Args  []string `json:"args"`
-				Ports []struct {
-					Name          string `json:"name"`
-					ContainerPort int    `json:"containerPort"`
-				} `json:"ports"`
-				ReadinessProbe *probe `json:"readinessProbe"`
-				LivenessProbe  *probe `json:"livenessProbe"`
-				Resources      struct {
-					Requests map[string]string `json:"requests"`
-				} `json:"resources"`
-				SecurityContext struct {
-					RunAsNonRoot             *bool `json:"runAsNonRoot"`
-					ReadOnlyRootFilesystem   *bool `json:"readOnlyRootFilesystem"`
-					AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
-				} `json:"securityContext"`
-				VolumeMounts []struct {
-					MountPath string `json:"mountPath"`
-				} `json:"volumeMounts"`
-			} `json:"containers"`
-		} `json:"spec"`
-	} `json:"template"`
-}
-
-type serviceSpec struct {
-	Selector map[string]string `json:"selector"`
-	Ports    []struct {
-		Name       string `json:"name"`
-		Port       int    `json:"port"`
-		TargetPort any    `json:"targetPort"`
-	} `json:"ports"`
-}
-
-func unmarshalSpec(t *testing.T, m manifest, dst any) {
-	t.Helper()
-	if err := json.Unmarshal(m.Spec, dst); err != nil {
-		t.Fatalf("%s %s spec: %v", m.Kind, m.Metadata.Name, err)
-	}
-}
-
-func isTrue(b *bool) bool { return b != nil && *b }
-
-// TestKubernetesManifests: Deployment, Service, ConfigMap and PDB agree with each other
-// and with the server's defaults (ports 9001/9002/9090, /readyz, /healthz).
-func TestKubernetesManifests(t *testing.T) {
-	ms := loadManifests(t, "kubernetes")
-	cm, dep, svc, pdb := find(t, ms, "ConfigMap"), find(t, ms, "Deployment"), find(t, ms, "Service"), find(t, ms, "PodDisruptionBudget")
-
-	cfgYAML, ok := cm.Data["config.yaml"]
-	if !ok {
-		t.Fatal("ConfigMap has no config.yaml")
-	}
-	cfg := loadFlaatConfig(t, "ConfigMap config.yaml", []byte(cfgYAML))
-	want := map[string]int{
-		"grpc":  defaultPort(t, envoy.DefaultGRPCListen),
-		"http":  defaultPort(t, envoy.DefaultHTTPListen),
-		"admin": defaultPort(t, envoy.DefaultAdminListen),
-	}
-	for name, addr := range map[string]string{"grpc": cfg.Server.GRPCListen, "http": cfg.Server.HTTPListen, "admin": cfg.Server.AdminListen} {
-		if addr == "" {
-			continue // the default
-		}
-		if p := listenPort(t, name, addr); p != want[name] {
-			t.Errorf("ConfigMap %s listen port %d, server default %d", name, p, want[name])
-		}
-	}
-
-	var d deploymentSpec
-	unmarshalSpec(t, dep, &d)
-	if d.Replicas == nil || *d.Replicas != 2 {
-		t.Errorf("replicas %v, want 2", d.Replicas)
-	}
-	for k, v := range d.Selector.MatchLabels {
-		if d.Template.Metadata.Labels[k] != v {
-			t.Errorf("selector label %s=%s not on the pod template", k, v)
-		}
-	}
-	if len(d.Template.Spec.Containers) != 1 {
-		t.Fatalf("%d containers, want 1", len(d.Template.Spec.Containers))
-	}
-	c := d.Template.Spec.Containers[0]
-	ports := map[string]int{}
-	for _, p := range c.Ports {
-		ports[p.Name] = p.ContainerPort
-	}
-	for name, p := range want {
-		if ports[name] != p {
-			t.Errorf("container port %s = %d, want %d", name, ports[name], p)
-		}
-	}
-	probePort := func(p *probe) int {
-		switch v := p.HTTPGet.Port.(type) {
-		case float64:
-			return int(v)
-		case string:
-			return ports[v]
-		}
-		return 0
-	}
-	for _, pc := range []struct {
-		name string
-		p    *probe
-		path string
-	}{{"readinessProbe", c.ReadinessProbe, readyPath}, {"livenessProbe", c.LivenessProbe, healthPath}} {
-		if pc.p == nil || pc.p.HTTPGet == nil {
-			t.Errorf("%s: want an httpGet probe", pc.name)
-			continue
-		}
-		if pc.p.HTTPGet.Path != pc.path || probePort(pc.p) != want["admin"] {
-			t.Errorf("%s: GET %v%s, want port %d path %s", pc.name, pc.p.HTTPGet.Port, pc.p.HTTPGet.Path, want["admin"], pc.path)
-		}
-	}
-	if len(c.Resources.Requests) == 0 || c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" {
-		t.Errorf("resource requests %v: want cpu and memory", c.Resources.Requests)
-	}
-	if !isTrue(c.SecurityContext.ReadOnlyRootFilesystem) {
-		t.Error("readOnlyRootFilesystem must be true")
-	}
-	if !isTrue(c.SecurityContext.RunAsNonRoot) && !isTrue(d.Template.Spec.SecurityContext.RunAsNonRoot) {
-		t.Error("runAsNonRoot must be true")
-	}
-	if u := d.Template.Spec.SecurityContext.RunAsUser; u != nil && *u == 0 {
-		t.Error("runAsUser must not be 0")
-	}
-	if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
-		t.Error("allowPrivilegeEscalation must be false")
-	}
-	// The container reads the ConfigMap's file.
-	cfgArg := ""
-	for i, a := range c.Args {
-		if a == "--config" && i+1 < len(c.Args) {
-			cfgArg = c.Args[i+1]
-		}
-	}
-	mounted := false
-	for _, vm := range c.VolumeMounts {
-		if cfgArg == filepath.Join(vm.MountPath, "config.yaml") {
-			mounted = true
-		}
-	}
-	if !mounted {
-		t.Errorf("--config %q is not config.yaml in a mounted volume", cfgArg)
-	}
-
-	var s serviceSpec
-	unmarshalSpec(t, svc, &s)
-	for k, v := range s.Selector {
-		if d.Template.Metadata.Labels[k] != v {
-			t.Errorf("Service selector %s=%s does not select the pods", k, v)
-		}
-	}
-	svcPorts := map[string]int{}
-	for _, p := range s.Ports {
-		target := 0
-		switch v := p.TargetPort.(type) {
-		case float64:
-			target = int(v)
-		case string:
-			target = ports[v]
-		}
-		if target != p.Port {
-			t.Errorf("Service port %s: %d → %v (container %d): keep them equal", p.Name, p.Port, p.TargetPort, target)
-		}
-		svcPorts[p.Name] = p.Port
-	}
-	if svcPorts["grpc"] != want["grpc"] || svcPorts["http"] != want["http"] {
-		t.Errorf("Service ports %v, want grpc %d and http %d", svcPorts, want["grpc"], want["http"])
-	}
-	if _, ok := svcPorts["admin"]; ok {
-		t.Error("the Service must not expose the admin port to clients")
-	}
-
-	var p struct {
-		MinAvailable any `json:"minAvailable"`
-		Selector     struct {
-			MatchLabels map[string]string `json:"matchLabels"`
-		} `json:"selector"`
-	}
-	unmarshalSpec(t, pdb, &p)
-	if p.MinAvailable == nil {
-		t.Error("PDB needs minAvailable")
-	}
-	for k, v := range p.Selector.MatchLabels {
-		if d.Template.Metadata.Labels[k] != v {
-			t.Errorf("PDB selector %s=%s does not select the pods", k, v)
-		}
-	}
-	if len(p.Selector.MatchLabels) == 0 {
-		t.Error("PDB selector is empty")
-	}
-}
-
-// TestIstio: the extension provider points at the Kubernetes Service's gRPC port with a
-// timeout above flaat-extauthz's OP timeout and fails closed; the AuthorizationPolicy is
-// CUSTOM with that provider.
-func TestIstio(t *testing.T) {
-	k8s := loadManifests(t, "kubernetes")
-	svc := find(t, k8s, "Service")
-	var s serviceSpec
-	unmarshalSpec(t, svc, &s)
-	cfg := loadFlaatConfig(t, "ConfigMap config.yaml", []byte(find(t, k8s, "ConfigMap").Data["config.yaml"]))
-
-	ms := loadManifests(t, "istio")
-	var mesh struct {
-		MeshConfig struct {
-			ExtensionProviders []struct {
-				Name              string `json:"name"`
-				EnvoyExtAuthzGrpc *struct {
-					Service  string `json:"service"`
-					Port     int    `json:"port"`
-					Timeout  string `json:"timeout"`
-					FailOpen *bool  `json:"failOpen"`
-				} `json:"envoyExtAuthzGrpc"`
-			} `json:"extensionProviders"`
-		} `json:"meshConfig"`
-	}
-	unmarshalSpec(t, find(t, ms, "IstioOperator"), &mesh)
-	if len(mesh.MeshConfig.ExtensionProviders) != 1 || mesh.MeshConfig.ExtensionProviders[0].EnvoyExtAuthzGrpc == nil {
-		t.Fatalf("want one envoyExtAuthzGrpc extension provider, got %+v", mesh.MeshConfig.ExtensionProviders)
-	}
-	prov := mesh.MeshConfig.ExtensionProviders[0]
-	g := prov.EnvoyExtAuthzGrpc
-	if want := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Metadata.Name, svc.Metadata.Namespace); g.Service != want {
-		t.Errorf("provider service %q, want %q", g.Service, want)
-	}
-	grpcSvcPort := 0
-	for _, p := range s.Ports {
-		if p.Name == "grpc" {
-			grpcSvcPort = p.Port
-		}
-	}
-	if g.Port != grpcSvcPort || g.Port != defaultPort(t, envoy.DefaultGRPCListen) {
-		t.Errorf("provider port %d, Service grpc port %d, server default %s", g.Port, grpcSvcPort, envoy.DefaultGRPCListen)
-	}
-	timeout, err := time.ParseDuration(g.Timeout)
-	if err != nil {
-		t.Fatalf("provider timeout %q: %v", g.Timeout, err)
-	}
-	if ht := cfg.Verification.HTTPTimeout.D(); timeout <= ht || timeout > time.Minute {
-		t.Errorf("provider timeout %s: want above verification.http_timeout %s and far below Istio's 600s default", timeout, ht)
-	}
-	if g.FailOpen == nil || *g.FailOpen {
-		t.Error("failOpen must be stated and false")
-	}
-
-	var ap struct {
-		Action   string `json:"action"`
-		Provider struct {
-			Name string `json:"name"`
-		} `json:"provider"`
-		Selector struct {
-			MatchLabels map[string]string `json:"matchLabels"`
-		} `json:"selector"`
-	}
-	unmarshalSpec(t, find(t, ms, "AuthorizationPolicy"), &ap)
-	if ap.Action != "CUSTOM" || ap.Provider.Name != prov.Name {
-		t.Errorf("AuthorizationPolicy action %q provider %q, want CUSTOM %q", ap.Action, ap.Provider.Name, prov.Name)
-	}
-	if len(ap.Selector.MatchLabels) == 0 {
-		t.Error("AuthorizationPolicy must select a workload")
-	}
-}
-
 // TestDockerfile: multi-stage, static (CGO off), distroless or scratch, non-root, Go
-// version of the build stage matching go.mod.
+// version of the build stage matching go.mod; cross-compiled for BuildKit's
+// TARGETOS/TARGETARCH on the build platform; OCI labels; a HEALTHCHECK that runs the
+// binary's own healthcheck (exec form: distroless has no shell). The command line of
+// the HEALTHCHECK is run for real by cmd/flaat-extauthz's TestDockerHealthcheck.
 func TestDockerfile(t *testing.T) {
 	df := string(read(t, filepath.Join("..", "Dockerfile")))
-	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	froms := regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?(\S+)`).FindAllStringSubmatch(df, -1)
 	if len(froms) < 2 {
 		t.Fatalf("want a multi-stage build, got %d FROM lines", len(froms))
 	}
@@ -777,6 +414,22 @@ func TestDockerfile(t *testing.T) {
 	for _, port := range []string{envoy.DefaultGRPCListen, envoy.DefaultHTTPListen, envoy.DefaultAdminListen} {
 		if !regexp.MustCompile(`(?m)^EXPOSE .*\b` + strings.TrimPrefix(port, ":") + `\b`).MatchString(df) {
 			t.Errorf("Dockerfile does not EXPOSE %s", port)
+		}
+	}
+	for _, want := range []struct{ what, re string }{
+		{"build stage on the build platform", `(?m)^FROM --platform=\$BUILDPLATFORM golang:`},
+		{"TARGETOS/TARGETARCH declared", `(?m)^ARG TARGETOS\b[\s\S]*^ARG TARGETARCH\b`},
+		{"cross-compiled for them", `GOOS=\$\{TARGETOS\} GOARCH=\$\{TARGETARCH\}`},
+		{"HEALTHCHECK runs the binary (exec form)", `(?m)^HEALTHCHECK [^\n]*\\\n\s+CMD \["/usr/local/bin/flaat-extauthz", "healthcheck"`},
+	} {
+		if !regexp.MustCompile(want.re).MatchString(df) {
+			t.Errorf("Dockerfile: %s: no match for %s", want.what, want.re)
+		}
+	}
+	last := df[strings.LastIndex(df, "\nFROM "):]
+	for _, label := range []string{"title", "description", "source", "version", "revision", "created"} {
+		if !strings.Contains(last, "org.opencontainers.image."+label+"=") {
+			t.Errorf("final stage lacks the OCI label org.opencontainers.image.%s", label)
 		}
 	}
 }

@@ -248,6 +248,28 @@ func (e *Engine) Warnings() []string { return append([]string(nil), e.warnings..
 // AccessLevels returns the names of the configured access levels, sorted.
 func (e *Engine) AccessLevels() []string { return append([]string(nil), e.levelNames...) }
 
+// SelectionNames returns every name a Selection of e can carry, each once: the route
+// names (in table order, defaults "routes[<index>]" included), the access levels
+// (sorted) and "default". Metrics use it to show a series per route from the start.
+func (e *Engine) SelectionNames() []string {
+	names := make([]string, 0, len(e.routes)+len(e.levelNames)+1)
+	seen := make(map[string]bool, cap(names))
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for _, rt := range e.routes {
+		add(rt.name)
+	}
+	for _, n := range e.levelNames {
+		add(n)
+	}
+	add("default")
+	return names
+}
+
 // Level selects the named access level directly (as context_extensions would). The
 // error wraps ErrUnknownAccessLevel for unknown names.
 func (e *Engine) Level(name string) (Selection, error) {

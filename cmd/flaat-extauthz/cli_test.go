@@ -214,6 +214,11 @@ log: {level: loud}
 			want: []string{"--allow-insecure-dev-switches"}},
 		{name: "authorization switch with flag", env: map[string]string{"DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER": "YES"}, args: []string{"--config", good, "--allow-insecure-dev-switches"}, code: 0},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "nope.yaml")}, code: 1, want: []string{"no such file"}},
+		{name: "tracing on", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+			"OTEL_TRACES_SAMPLER_ARG": "0.1"}, args: []string{"--config", good}, code: 0},
+		{name: "bad OTEL values with a bad file", env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger", "OTEL_PROPAGATORS": "xray"},
+			args: []string{"--config", writeFile(t, dir, "typo2.yaml", "isuers: []\n")}, code: 1,
+			want: []string{`unknown section "isuers"`, `OTEL_TRACES_EXPORTER="jaeger"`, `"xray"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,12 +1,13 @@
 // Command flaat-extauthz is an Envoy external-authorization server that verifies OIDC
 // access tokens and evaluates flaat-style claim policies.
 //
-//	flaat-extauthz serve     run the ext_authz gRPC + HTTP server and the admin listener
-//	flaat-extauthz userinfo  show everything about a token (flaat-userinfo)
-//	flaat-extauthz check     explain the decision the server would make for one request
-//	flaat-extauthz validate  report every configuration problem at once
-//	flaat-extauthz demo      a local stack with a development OP, for a first look
-//	flaat-extauthz version   version, commit, Go version
+//	flaat-extauthz serve       run the ext_authz gRPC + HTTP server and the admin listener
+//	flaat-extauthz userinfo    show everything about a token (flaat-userinfo)
+//	flaat-extauthz check       explain the decision the server would make for one request
+//	flaat-extauthz validate    report every configuration problem at once
+//	flaat-extauthz demo        a local stack with a development OP, for a first look
+//	flaat-extauthz version     version, commit, Go version
+//	flaat-extauthz healthcheck probe a running server (/readyz or gRPC health): exit 0 or 1
 //
 // This package is flags and wiring only: configuration is loaded and validated by
 // internal/config, the server's lifecycle (listeners, reload, readiness, shutdown) is
@@ -107,6 +108,6 @@ Traefik, speaking Envoy's ext_authz gRPC API and the HTTP auth-request form.`,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(a.serveCmd(), a.validateCmd(), a.versionCmd(), a.userinfoCmd(), a.checkCmd(), a.demoCmd())
+	root.AddCommand(a.serveCmd(), a.validateCmd(), a.versionCmd(), a.userinfoCmd(), a.checkCmd(), a.demoCmd(), a.healthcheckCmd())
 	return root
 }

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/flaat-extauthz/flaat-extauthz/cmd/flaat-extauthz/internal/memlimit"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/server"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/tracing"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -37,6 +39,9 @@ client CA files (which are also picked up by themselves within 5 s of a change; 
 file keeps the last good certificate). Listener addresses, TLS file names, gRPC,
 shutdown and readiness settings need a restart. SIGTERM and
 SIGINT stop accepting, let checks in flight finish (server.shutdown_grace) and exit 0.
+
+Tracing (OpenTelemetry, off by default): OTEL_TRACES_EXPORTER=otlp and
+OTEL_EXPORTER_OTLP_ENDPOINT turn it on; see docs/tracing.md.
 
 No OP needs to be reachable to start: /healthz answers at once; /readyz and the gRPC
 health service report ready once every issuer's discovery and JWKS were fetched
@@ -84,8 +89,29 @@ func (a *app) serve(ctx context.Context, o server.Options, f *config.File) error
 		debug.SetMemoryLimit(limit)
 		o.Logger.Info("Go soft memory limit set below the container's", "limit_bytes", limit, "from", src)
 	}
+	ts, err := tracing.FromEnv(a.getenv)
+	if err != nil {
+		return exit(exitFail, err)
+	}
+	tp, err := tracing.Start(ctx, ts, o.Version)
+	if err != nil {
+		return exit(exitFail, err)
+	}
+	if tp != nil {
+		log := o.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: span export failed", "err", err.Error())
+		}))
+		o.Tracing = tp.Tracing(false) // record_subject comes from the file
+		o.OnShutdown = append(o.OnShutdown, tp.Shutdown)
+		log.Info("tracing on: exporting spans over OTLP", "protocol", ts.Protocol, "sampler", ts.SamplerName,
+			"record_subject", f.Tracing.RecordSubject)
+	}
 	srv, err := server.New(f, o)
 	if err != nil {
+		if tp != nil {
+			_ = tp.Shutdown(ctx)
+		}
 		return exit(exitFail, err)
 	}
 	if err := srv.Run(ctx); err != nil {

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/otlptest"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
 
@@ -111,6 +113,41 @@ func TestServeRefusesBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeTracingEnv: bad OTEL_* values are a start-up error (exit 1) naming each; with
+// OTEL_TRACES_EXPORTER=otlp the checks' spans reach an OTLP receiver, flushed at stop.
+func TestServeTracingEnv(t *testing.T) {
+	t.Run("bad values", func(t *testing.T) {
+		a, _, _ := testApp(map[string]string{"OTEL_TRACES_EXPORTER": "zipkin", "OTEL_TRACES_SAMPLER": "often"})
+		res := runCmd(t, a, append([]string{"serve"}, loopback...)...)
+		if res.code != exitFail || !strings.Contains(res.stderr, `"zipkin"`) || !strings.Contains(res.stderr, `"often"`) {
+			t.Errorf("exit %d, stderr %s; want 1 naming both values", res.code, res.stderr)
+		}
+	})
+	t.Run("otlp grpc", func(t *testing.T) {
+		rcv := otlptest.Start(t)
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.GRPCEndpoint()) // read by the exporter
+		a, _, _ := testApp(map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+		a.httpClient = offlineClient()
+		r := start(t, a, append([]string{"serve", "--issuer", "https://login.example.org"}, loopback...)...)
+		if code, _ := r.get("http", "/x", map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}); code != 401 {
+			t.Errorf("check without token = %d, want 401", code)
+		}
+		res := r.stop(syscall.SIGTERM)
+		if res.code != 0 || !strings.Contains(res.stderr, "tracing on") {
+			t.Errorf("exit %d; stderr lacks the tracing line:\n%s", res.code, res.stderr)
+		}
+		var found bool
+		for _, s := range rcv.Spans() { // Shutdown flushed before serve returned
+			if s.Name == envoy.SpanNameHTTP && s.ParentSpanID == "00f067aa0ba902b7" && s.Attributes["flaat.outcome"] == "no_token" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("receiver lacks the check span; got %+v", rcv.Spans())
+		}
+	})
 }
 
 // TestServeAssumeAuthorized: with DISABLE_AUTHORIZATION_AND_ASSUME_AUTHORIZED_USER (and

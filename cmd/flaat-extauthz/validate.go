@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/tracing"
 )
 
 func (a *app) validateCmd() *cobra.Command {
@@ -15,16 +16,22 @@ func (a *app) validateCmd() *cobra.Command {
 		Use:   "validate",
 		Short: "Check the configuration and report every problem at once",
 		Long: `validate loads the configuration exactly as serve would (file, environment, flags),
-checks every section and prints every problem at once. It contacts no OP.
+checks every section and prints every problem at once, including the development
+switches and the OTEL_* tracing variables of the environment. It contacts no OP.
 Exit status: 0 valid, 1 invalid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := cf.load(a.getenv)
-			if _, derr := devswitch.FromEnv(a.getenv, allowDev); derr != nil {
+			_, derr := devswitch.FromEnv(a.getenv, allowDev)
+			_, terr := tracing.FromEnv(a.getenv) // serve refuses bad OTEL_* values too
+			for _, e := range []error{derr, terr} {
+				if e == nil {
+					continue
+				}
 				if err == nil {
-					err = derr
+					err = e
 				} else {
-					err = fmt.Errorf("%w\n%w", err, derr)
+					err = fmt.Errorf("%w\n%w", err, e)
 				}
 			}
 			if err != nil {

@@ -1,7 +1,7 @@
 // Package config loads, overrides and validates the flaat-extauthz configuration file:
 // one YAML (or JSON) document with the sections `server:` (envoy.Config), `issuers:`
 // (authz.Config.Issuers), `verification:` (the rest of authz.Config), `policy:`
-// (policy.Config) and `log:`.
+// (policy.Config), `log:` and `tracing:`.
 //
 // Loading is strict: unknown keys anywhere are errors, so a typo never silently falls
 // back to a default. Validation is pure (no network, no files other than those named for
@@ -47,6 +47,21 @@ type File struct {
 	Policy policy.Config `json:"policy"`
 	// Log configures logging.
 	Log Log `json:"log"`
+	// Tracing adds to the OpenTelemetry tracing that the OTEL_* environment variables
+	// turn on (docs/tracing.md).
+	Tracing Tracing `json:"tracing"`
+}
+
+// Tracing is the `tracing:` section. Tracing itself is turned on and pointed at a
+// collector by the standard OTEL_* environment variables (OTEL_TRACES_EXPORTER=otlp,
+// OTEL_EXPORTER_OTLP_ENDPOINT, …); this section only says what the spans may hold.
+// It is read at start-up: a reload does not change it.
+type Tracing struct {
+	// RecordSubject adds the verified token's subject (sub) to each check span as
+	// enduser.id. Default false. A trace backend is often readable by more people, and
+	// kept longer, than the logs: turn it on only where user identifiers may be stored
+	// there. No other claim and never the token is recorded, whatever this says.
+	RecordSubject bool `json:"record_subject,omitempty"`
 }
 
 // Log is the `log:` section.
@@ -61,7 +76,7 @@ type Log struct {
 }
 
 // sections are the known top-level keys, in file order.
-var sections = []string{"server", "issuers", "verification", "policy", "log"}
+var sections = []string{"server", "issuers", "verification", "policy", "log", "tracing"}
 
 //go:embed default.yaml
 var defaultYAML []byte
@@ -99,7 +114,49 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if err := f.readSecretFiles(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
 	return f, nil
+}
+
+// maxSecretFileSize bounds a client_secret_file.
+const maxSecretFileSize = 64 << 10
+
+// readSecretFiles reads every issuer's client_secret_file into its ClientSecret
+// (trimmed). Setting both, an unreadable, oversized or empty file are errors; every
+// problem is reported. Load calls it, so a SIGHUP reload picks up a rotated secret.
+func (f *File) readSecretFiles() error {
+	var errs []error
+	for i := range f.Issuers {
+		is := &f.Issuers[i]
+		if is.ClientSecretFile == "" {
+			continue
+		}
+		loc := fmt.Sprintf("issuers[%d].client_secret_file", i)
+		if is.ClientSecret != "" {
+			errs = append(errs, fmt.Errorf("%s: set client_secret or client_secret_file, not both", loc))
+			continue
+		}
+		fh, err := os.Open(is.ClientSecretFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", loc, err))
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(fh, maxSecretFileSize+1))
+		fh.Close()
+		switch s := strings.TrimSpace(string(b)); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: read %s: %w", loc, is.ClientSecretFile, err))
+		case len(b) > maxSecretFileSize:
+			errs = append(errs, fmt.Errorf("%s: %s is larger than %d bytes", loc, is.ClientSecretFile, maxSecretFileSize))
+		case s == "":
+			errs = append(errs, fmt.Errorf("%s: %s is empty", loc, is.ClientSecretFile))
+		default:
+			is.ClientSecret = s
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Parse decodes a YAML or JSON configuration document strictly: unknown keys at any
@@ -142,6 +199,8 @@ func Parse(data []byte) (*File, error) {
 			dst = &f.Policy
 		case "log":
 			dst = &f.Log
+		case "tracing":
+			dst = &f.Tracing
 		default:
 			errs = append(errs, fmt.Errorf("config: unknown section %q (known: %s)", k, strings.Join(sections, ", ")))
 			continue

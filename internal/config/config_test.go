@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,17 @@ log: {level: debug, format: text}
 			}
 		}},
 		{name: "unknown section", yaml: "serevr: {}\n", wantErr: []string{`unknown section "serevr"`}},
+		{name: "tracing section", yaml: "tracing: {record_subject: true}\n", check: func(t *testing.T, f *File) {
+			if !f.Tracing.RecordSubject {
+				t.Error("tracing.record_subject not read")
+			}
+		}},
+		{name: "tracing is off without the section", yaml: "log: {}\n", check: func(t *testing.T, f *File) {
+			if f.Tracing.RecordSubject {
+				t.Error("record_subject on by default")
+			}
+		}},
+		{name: "typo in tracing", yaml: "tracing: {record_sub: true}\n", wantErr: []string{`tracing: json: unknown field "record_sub"`}},
 		{name: "typo in every section at once", yaml: `
 server: {grpc_lisen: x}
 issuers: [{isuer: x}]
@@ -239,6 +251,74 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = cf.Validate() // must not panic either
 	})
+}
+
+// TestClientSecretFile: Load reads client_secret_file into ClientSecret (trimmed) and
+// refuses both-set, missing, empty and oversized files; Validate accepts a file in place
+// of client_secret for introspection.
+func TestClientSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret := write("secret", "  s3cret\n")
+	empty := write("empty", "\n \n")
+	big := write("big", strings.Repeat("x", maxSecretFileSize+1))
+	tests := []struct {
+		name       string
+		issuer     string // the issuer's YAML flow mapping, %s is replaced by the path
+		path       string
+		wantSecret string
+		wantErr    string
+	}{
+		{"read and trimmed", `{issuer: https://op, client_id: c, introspect: opaque, client_secret_file: %q}`, secret, "s3cret", ""},
+		{"both set", `{issuer: https://op, client_id: c, client_secret: x, client_secret_file: %q}`, secret, "", "not both"},
+		{"missing file", `{issuer: https://op, client_id: c, client_secret_file: %q}`, filepath.Join(dir, "nope"), "", "no such file"},
+		{"empty file", `{issuer: https://op, client_id: c, client_secret_file: %q}`, empty, "", "is empty"},
+		{"oversized file", `{issuer: https://op, client_id: c, client_secret_file: %q}`, big, "", "larger than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := write("config.yaml", "issuers: ["+fmt.Sprintf(tc.issuer, tc.path)+"]\n")
+			f, err := Load(cfg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Load = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.Issuers[0].ClientSecret; got != tc.wantSecret {
+				t.Errorf("ClientSecret = %q, want %q", got, tc.wantSecret)
+			}
+			if err := f.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+	// Parse alone (validate without the file at hand) accepts the file in place of
+	// client_secret, and still wants client_id.
+	for _, tc := range []struct{ name, doc, wantErr string }{
+		{"file instead of secret", "issuers: [{issuer: https://op, client_id: c, introspect: always, client_secret_file: /x}]", ""},
+		{"file without client_id", "issuers: [{issuer: https://op, client_secret_file: /x}]", "without client_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = f.Validate()
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("Validate = %v, want error %q", err, tc.wantErr)
+			}
+		})
+	}
 }
 
 // TestNonLoopbackHTTPIssuerWarns: an http:// issuer (or discovery URL) on a host that is

@@ -66,7 +66,21 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.opRequests, m.opLatency, m.jwksRefresh, m.reloads, m.reloadTime,
 		m.devSwitch, m.devWarnings, m.cacheMetrics)
+	// Every result from the first scrape (0 until it happens), so that rate() and
+	// alerts on "failed" work before the first reload.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
 	return m
+}
+
+// Issuers shows the per-issuer counters whose labels are known from the configuration
+// (JWKS refreshes by result) at 0 for each issuer, before anything happened. Call it
+// for every configuration applied; series of issuers removed by a reload stay.
+func (m *Metrics) Issuers(issuers ...string) {
+	for _, is := range issuers {
+		m.jwksRefresh.WithLabelValues(is, "ok")
+		m.jwksRefresh.WithLabelValues(is, "error")
+	}
 }
 
 // OPRequest records one request to an OP. status is the HTTP status code, or 0 when

@@ -122,3 +122,31 @@ func TestCacheCountersSurviveReload(t *testing.T) {
 		}
 	}
 }
+
+// TestPreinitialised: labelled counters whose labels are known up front show 0 from the
+// first scrape, before anything happened.
+func TestPreinitialised(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.Issuers("https://a", "https://b")
+	for _, tc := range []struct {
+		name   string
+		metric string
+		labels []string
+	}{
+		{"reload ok", "flaat_extauthz_config_reloads_total", []string{"result=ok"}},
+		{"reload failed", "flaat_extauthz_config_reloads_total", []string{"result=failed"}},
+		{"jwks ok a", "flaat_extauthz_jwks_refreshes_total", []string{"issuer=https://a", "result=ok"}},
+		{"jwks error b", "flaat_extauthz_jwks_refreshes_total", []string{"issuer=https://b", "result=error"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := value(t, reg, tc.metric, tc.labels...)
+			if !ok || got != 0 {
+				t.Errorf("%s%v = %v (exists %v), want 0", tc.metric, tc.labels, got, ok)
+			}
+		})
+	}
+	if _, ok := value(t, reg, "flaat_extauthz_jwks_refreshes_total", "issuer=https://c", "result=ok"); ok {
+		t.Error("series for an issuer never named")
+	}
+}

@@ -105,6 +105,12 @@ type Options struct {
 	// OnShutdown functions run after the listeners stopped, in order, within the
 	// shutdown grace (e.g. flushing a tracer provider). Their errors are logged.
 	OnShutdown []func(context.Context) error
+	// Tracing, when its Provider is set, makes a span per check (continuing the trace
+	// context the proxy sends) and a child span per OP request (internal/tracing builds
+	// it from the OTEL_* variables; the caller flushes it with OnShutdown). Its
+	// RecordSubject is taken from the configuration's tracing section at start.
+	// Zero: tracing off.
+	Tracing envoy.Tracing
 }
 
 // Listener is an extra HTTP listener (e.g. for OIDC back-channel logout). Its handler
@@ -125,6 +131,7 @@ type Server struct {
 	format  string
 	reg     *prometheus.Registry
 	m       *metrics.Metrics
+	em      *envoy.Metrics
 	srv     *envoy.Server
 	health  *health.Server
 	grpc    *grpc.Server
@@ -168,6 +175,7 @@ func New(f *config.File, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.em = em
 	gen, err := s.build(f)
 	if err != nil {
 		return nil, err
@@ -185,7 +193,10 @@ func New(f *config.File, o Options) (*Server, error) {
 
 	scfg := f.ServerConfig()
 	s.srvJSON = restartOnly(scfg)
-	if s.srv, err = envoy.NewServer(gen, scfg, envoy.WithLogger(s.log), envoy.WithMetrics(em), envoy.WithClock(o.Now)); err != nil {
+	tr := o.Tracing
+	tr.RecordSubject = f.Tracing.RecordSubject
+	if s.srv, err = envoy.NewServer(gen, scfg, envoy.WithLogger(s.log), envoy.WithMetrics(em), envoy.WithClock(o.Now),
+		envoy.WithTracing(tr)); err != nil {
 		return nil, err
 	}
 	eff := s.srv.Config()
@@ -437,6 +448,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.em.Routes(pol.SelectionNames()...) // a series per route and outcome, at 0 until used
 	current := func() *generation { return s.cur.Load() }
 	if s.o.DevSwitches.MakesUpIdentity() {
 		d := devswitch.New(s.o.DevSwitches, pol, s.o.Now, s.m.DevSwitchDecision)
@@ -449,10 +461,14 @@ func (s *Server) build(f *config.File) (*generation, error) {
 	if s.start.ServerConfig().BackchannelListen != "" { // the listener exists from start to stop
 		opts = append(opts, authz.WithLogoutIndex())
 	}
+	if tp := s.o.Tracing.Provider; tp != nil {
+		opts = append(opts, authz.WithTracing(tp, s.o.Tracing.Propagator))
+	}
 	az, err := authz.New(f.AuthzConfig(), pol, opts...)
 	if err != nil {
 		return nil, err
 	}
+	s.m.Issuers(az.Issuers()...)
 	if s.o.DevSwitches.AssumeAuthorized {
 		off := devswitch.NewAssumeAuthorized(az, s.m.DevSwitchDecision)
 		return newGeneration(assumeAuthorizedEngine{authzEngine{az}, off}, f, current), nil
@@ -509,6 +525,9 @@ func (s *Server) apply() bool {
 	}
 	if strings.ToLower(f.Log.Format) != s.format {
 		s.log.Warn("configuration reload: log.format takes effect only after a restart")
+	}
+	if f.Tracing != s.start.Tracing {
+		s.log.Warn("configuration reload: the tracing section takes effect only after a restart")
 	}
 	if s.o.Level != nil {
 		s.o.Level.Set(LogLevel(f.Log.Level))

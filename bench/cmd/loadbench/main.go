@@ -12,8 +12,9 @@
 // histogram, and a memory run that caches 100 000 identities. Rows cover the warm and
 // cold paths (RS256 and ES256 against jwx), opaque tokens, churn, denials, HTTP mode
 // (against a plain no-op and one answering with the same headers) and identity size
-// (200 entitlements, 1 000 groups, a 17 KB token, 1 000 routes); every target is printed
-// met or NOT met.
+// (200 entitlements, 1 000 groups, a 17 KB token, 1 000 routes), and the warm path with
+// OpenTelemetry tracing on (every call sampled, spans exported over OTLP/gRPC to a sink
+// in this process); every target is printed met or NOT met.
 //
 // It needs Linux, taskset, h2load (Debian nghttp2-client; installed with apt-get when
 // missing and root) and ghz (installed into ./bin with go install when missing). Run it

@@ -169,6 +169,10 @@ func (b *bench) report(w io.Writer) string {
 	if b.lat != nil {
 		md.WriteString("\n" + b.lat.line() + "\n")
 	}
+	if b.otlp != nil {
+		fmt.Fprintf(&md, "\nTracing: the traced server exported %d spans over OTLP/gRPC to loadbench's sink during the run "+
+			"(every call carries a sampled traceparent; its ratio is against the warm JWT row).\n", b.otlp.spans.Load())
+	}
 	md.WriteString("\nTargets:\n\n")
 	for _, t := range b.targets() {
 		fmt.Fprintf(&md, "- %s\n", t)

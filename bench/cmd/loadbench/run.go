@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flaat-extauthz/flaat-extauthz/bench/internal/load"
@@ -36,7 +38,12 @@ type row struct {
 	want       int      // expected CheckResponse code (HTTP status for toolH1)
 	baseline   string   // key of the row the ratio is taken against
 	opCalls    bool     // report OP calls during the runs
+	metadata   []string // "key: value" gRPC metadata sent with every call (h2load and ghz)
 }
+
+// traceparent is the W3C trace context of the traced row: sampled, so every check
+// makes and exports a span (the most a proxy that samples everything would cost).
+const traceparent = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 // sample is one round's measurement of a row.
 type sample struct {
@@ -97,6 +104,8 @@ func (b *bench) defineRows() error {
 		{key: "groups", label: fmt.Sprintf("warm, 1 000 groups (%d KB token), group requirement", len(b.groups1k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.groups1k}, baseline: "noop", opCalls: true},
 		{key: "token16k", label: fmt.Sprintf("warm, %d KB token", len(b.token16k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.token16k}, baseline: "noop", opCalls: true},
 		{key: "routes", label: "warm JWT behind 1 000 prefix routes", srv: b.routesSrv, tool: toolH2load, tokens: b.warm[:1], baseline: "noop", opCalls: true},
+		{key: "traced", label: "warm JWT, tracing on (sampled)", srv: b.tracedSrv, tool: toolH2load, tokens: b.warm[:1], ghzFile: warmGhz,
+			baseline: "warm", opCalls: true, metadata: []string{traceparent}},
 	}
 	b.results = map[string]*result{}
 	for _, r := range b.rows {
@@ -134,7 +143,8 @@ func (b *bench) warmUp() error {
 	for _, w := range []struct {
 		p      *proc
 		tokens []string
-	}{{b.warmSrv, append(append([]string{}, b.warm...), b.opaque)}, {b.churnSrv, b.churn[:min(len(b.churn), 2*b.o.churnCache)]}} {
+	}{{b.warmSrv, append(append([]string{}, b.warm...), b.opaque)}, {b.tracedSrv, b.warm},
+		{b.churnSrv, b.churn[:min(len(b.churn), 2*b.o.churnCache)]}} {
 		if _, err := load.Generate(context.Background(), load.GenConfig{Addr: w.p.grpc, Bodies: bodiesFor(w.tokens...), Total: len(w.tokens)}); err != nil {
 			return fmt.Errorf("warm-up %s: %w", w.p.name, err)
 		}
@@ -252,8 +262,11 @@ func (b *bench) runH2load(r *row) (load.H2loadResult, error) {
 			return load.H2loadResult{}, err
 		}
 		args = append(args, "-c", "4", "-m", "16", "-d", body,
-			"-H", "content-type: application/grpc", "-H", "te: trailers",
-			"http://"+r.srv.grpc+load.CheckPath)
+			"-H", "content-type: application/grpc", "-H", "te: trailers")
+		for _, m := range r.metadata {
+			args = append(args, "-H", m)
+		}
+		args = append(args, "http://"+r.srv.grpc+load.CheckPath)
 	}
 	out, err := exec.Command("taskset", args...).CombinedOutput()
 	if err != nil {
@@ -270,11 +283,24 @@ func (b *bench) runH2load(r *row) (load.H2loadResult, error) {
 }
 
 func (b *bench) runGhz(r *row) (load.GhzResult, error) {
-	cmd := exec.Command("taskset", "-c", strconv.Itoa(b.o.loadCPU), b.ghz,
+	args := []string{"-c", strconv.Itoa(b.o.loadCPU), b.ghz,
 		"--insecure", "--protoset", b.protoset, "--call", "envoy.service.auth.v3.Authorization.Check",
 		"--binary-file", r.ghzFile, "--disable-template-functions", "--disable-template-data",
 		"--rps", strconv.Itoa(b.o.rate), "-c", "16", "--connections", "2",
-		"-z", b.o.latency.String(), "--duration-stop", "ignore", "-O", "json", r.srv.grpc)
+		"-z", b.o.latency.String(), "--duration-stop", "ignore", "-O", "json"}
+	if len(r.metadata) > 0 {
+		md := map[string]string{}
+		for _, m := range r.metadata {
+			k, v, _ := strings.Cut(m, ": ")
+			md[k] = v
+		}
+		js, err := json.Marshal(md)
+		if err != nil {
+			return load.GhzResult{}, err
+		}
+		args = append(args, "-m", string(js))
+	}
+	cmd := exec.Command("taskset", append(args, r.srv.grpc)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

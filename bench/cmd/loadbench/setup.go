@@ -47,6 +47,8 @@ type bench struct {
 	noop, jwx, warmSrv, coldSrv, churnSrv *proc
 	noopHdr                               *proc // no-op answering HTTP with flaat's allow headers
 	entsSrv, routesSrv                    *proc // entitlement requirement; 1 000 routes
+	tracedSrv                             *proc // warm configuration, tracing on, exporting to otlp
+	otlp                                  *otlpSink
 
 	rows    []*row
 	results map[string]*result
@@ -56,9 +58,10 @@ type bench struct {
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.noop, b.noopHdr, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv} {
+	for _, p := range []*proc{b.noop, b.noopHdr, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv, b.tracedSrv} {
 		p.stop()
 	}
+	b.otlp.close()
 	if b.opJWT != nil {
 		b.opJWT.Close()
 	}
@@ -92,6 +95,9 @@ func (b *bench) setup(root string) error {
 		return err
 	}
 
+	if b.otlp, err = startOTLPSink(); err != nil {
+		return err
+	}
 	if b.opJWT, err = devop.Start(); err != nil {
 		return err
 	}
@@ -159,6 +165,11 @@ func (b *bench) mint() error {
 
 // startFlaat starts flaat-extauthz with load.FlaatConfig, edited by the edits.
 func (b *bench) startFlaat(name string, cache map[string]any, edits ...func(map[string]any)) (*proc, error) {
+	return b.startFlaatEnv(name, cache, nil, edits...)
+}
+
+// startFlaatEnv is startFlaat with env added to the server's environment.
+func (b *bench) startFlaatEnv(name string, cache map[string]any, env []string, edits ...func(map[string]any)) (*proc, error) {
 	var addrs [3]string
 	for i := range addrs {
 		a, err := freeAddr()
@@ -179,7 +190,7 @@ func (b *bench) startFlaat(name string, cache map[string]any, edits ...func(map[
 	if err := os.WriteFile(cfg, doc, 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc(name, b.dir, b.o.serverCPU, filepath.Join(b.bins, "flaat-extauthz"), "serve", "--config", cfg)
+	p, err := startProcEnv(name, b.dir, b.o.serverCPU, env, filepath.Join(b.bins, "flaat-extauthz"), "serve", "--config", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +238,13 @@ func (b *bench) startServers() error {
 	if b.coldSrv, err = b.startFlaat("flaat-cold", map[string]any{"disabled": true}); err != nil {
 		return err
 	}
-	b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache})
+	if b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache}); err != nil {
+		return err
+	}
+	// Tracing on, every check sampled (the calls carry a sampled traceparent), spans
+	// batched and exported over OTLP/gRPC to the sink in this process.
+	b.tracedSrv, err = b.startFlaatEnv("flaat-traced", map[string]any{},
+		[]string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + b.otlp.addr})
 	return err
 }
 
