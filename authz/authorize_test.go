@@ -174,13 +174,13 @@ func TestAuthorizeCancelled(t *testing.T) {
 			ctx: func(t *testing.T) (context.Context, authz.Option) {
 				ctx, cancel := context.WithCancel(context.Background())
 				t.Cleanup(cancel)
-				return ctx, authz.WithHTTPClient(&http.Client{Transport: cancelOnRequest{cancel}})
+				return ctx, authz.WithTransport(cancelOnRequest{cancel})
 			}},
 		{name: "caller cancels during the OP call, cache off", want: authz.OutcomeCancelled, wantErr: context.Canceled,
 			ctx: func(t *testing.T) (context.Context, authz.Option) {
 				ctx, cancel := context.WithCancel(context.Background())
 				t.Cleanup(cancel)
-				return ctx, authz.WithHTTPClient(&http.Client{Transport: cancelOnRequest{cancel}})
+				return ctx, authz.WithTransport(cancelOnRequest{cancel})
 			}},
 		{name: "our http_timeout expires, caller waiting, cache on", cache: true, hang: true, want: authz.OutcomeUnavailable, wantErr: authz.ErrUnavailable, warn: true,
 			ctx: func(*testing.T) (context.Context, authz.Option) { return context.Background(), nil }},

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flaat-extauthz/flaat-extauthz/cache"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -42,29 +43,36 @@ func (nopObserver) JWKSRefresh(string, error)                    {}
 type Option func(*options)
 
 type options struct {
-	prev    *Authorizer
-	index   bool
-	client  *http.Client
-	now     func() time.Time
-	log     *slog.Logger
-	obs     Observer
-	project bool
-	keep    []string
-	tp      trace.TracerProvider // WithTracing; nil: off
-	prop    propagation.TextMapPropagator
+	prev      *Authorizer
+	index     bool
+	transport http.RoundTripper
+	wrap      func(http.RoundTripper) http.RoundTripper
+	now       func() time.Time
+	log       *slog.Logger
+	obs       Observer
+	project   bool
+	keep      []string
+	tp        trace.TracerProvider // WithTracing; nil: off
+	prop      propagation.TextMapPropagator
 }
 
-// WithHTTPClient sets the HTTP client for every OP request. Default: an own client whose
-// TLS settings come from Config (CAFile, InsecureSkipTLSVerify). Whatever the client, the
-// Authorizer uses a copy whose redirect policy never follows a redirect to another host
-// or from https to http (the redirect is then answered as a broken OP). Per-call timeouts
-// come from Config.HTTPTimeout via contexts, not from the client.
-func WithHTTPClient(c *http.Client) Option {
-	return func(o *options) {
-		if c != nil {
-			o.client = c
-		}
-	}
+// WithTransport sets the innermost RoundTripper of the OP client (tests count, fake or
+// fail requests there). Default: a clone of http.DefaultTransport whose TLS settings
+// come from Config (CAFile, InsecureSkipTLSVerify); with WithTransport they do not
+// apply. Whatever the transport, the Authorizer's client is built the one way
+// (resilience.NewClient): the circuit breaker and concurrency limit of Config.Breaker,
+// the response-size limit, and a redirect policy that never follows a redirect to
+// another host or from https to http (the redirect is then answered as a broken OP).
+// Per-call timeouts come from Config.HTTPTimeout via contexts.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *options) { o.transport = rt }
+}
+
+// WithTransportWrap wraps the innermost RoundTripper of the OP client (the default one,
+// with Config's TLS settings, or WithTransport's), inside the circuit breaker: the
+// wrapper sees every request that is really sent to an OP, e.g. to trace it.
+func WithTransportWrap(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) { o.wrap = wrap }
 }
 
 // WithReplayState makes the new Authorizer share the DPoP and logout jti replay caches
@@ -187,7 +195,7 @@ type Authorizer struct {
 	cfg        Config // with defaults
 	pol        *policy.Engine
 	client     *http.Client
-	ownClient  bool
+	breaker    *resilience.Transport
 	now        func() time.Time
 	log        *slog.Logger
 	obs        Observer
@@ -241,21 +249,22 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 		a.keep, a.interned = projection(o.keep), newInterner()
 	}
 	a.indexed = o.index
-	if o.client != nil {
-		c := *o.client
-		c.CheckRedirect = sameHostRedirects(o.client.CheckRedirect)
-		a.client = &c
-	} else {
-		c, err := newHTTPClient(cfg, o.now, o.log)
-		if err != nil {
-			return nil, err
+	wrap := o.wrap
+	if o.tp != nil { // the one place the OP client gets its spans: inside the breaker
+		inner := wrap
+		wrap = func(rt http.RoundTripper) http.RoundTripper {
+			if inner != nil {
+				rt = inner(rt)
+			}
+			return traceTransport(rt, o.tp, o.prop)
 		}
-		a.client, a.ownClient = c, true
-	}
-	if o.tp != nil { // the one place the OP client gets its spans, whoever built it
-		a.client.Transport = traceTransport(a.client.Transport, o.tp, o.prop)
 		a.traced = true
 	}
+	c, tr, err := newHTTPClient(cfg, o.transport, wrap, o.now, o.log)
+	if err != nil {
+		return nil, err
+	}
+	a.client, a.breaker = c, tr
 	var hint *regexp.Regexp
 	if cfg.OPHint != "" {
 		hint = regexp.MustCompile(cfg.OPHint) // validated above
@@ -315,12 +324,12 @@ func New(cfg Config, pol *policy.Engine, opts ...Option) (*Authorizer, error) {
 func (a *Authorizer) Close() error {
 	a.closeOnce.Do(func() {
 		a.cancel()
-		if a.ownClient {
-			a.client.CloseIdleConnections()
-		}
+		a.breaker.CloseIdleConnections()
 	})
 	return nil
 }
+
+func (a *Authorizer) OPStats() map[string]resilience.Stats { return a.breaker.Stats() }
 
 // Issuers returns the configured issuers as Identity.Issuer, metrics and logs name
 // them (normalised: no trailing slash), in configuration order.

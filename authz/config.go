@@ -35,11 +35,34 @@ type Config struct {
 	InsecureSkipTLSVerify bool `json:"insecure_skip_tls_verify,omitempty"`
 	// Cache configures the verified-identity cache.
 	Cache CacheConfig `json:"cache"`
+	// Breaker configures the per-OP-host circuit breaker and concurrency limit of the
+	// OP client.
+	Breaker BreakerConfig `json:"breaker"`
 	// DPoP configures the checks of DPoP proofs (RFC 9449); whether an issuer's tokens
 	// may or must be DPoP-bound is IssuerConfig.DPoP.
 	DPoP DPoPConfig `json:"dpop"`
 	// Logout configures the checks of OIDC back-channel logout tokens.
 	Logout LogoutConfig `json:"logout"`
+}
+
+// BreakerConfig configures the circuit breaker and the concurrency limit that the OP
+// client keeps per OP host (host[:port]). While a host's breaker is open, every request
+// to it fails fast and checks that need it are answered 503 (never allowed); after the
+// open period one probe request is let through (half-open) and its outcome closes or
+// re-opens the breaker. The state is exported as flaat_extauthz_op_breaker_state{host}.
+type BreakerConfig struct {
+	// FailureThreshold is how many consecutive failures (transport errors, timeouts,
+	// 5xx, 429, replies over 1 MiB, a 200 that is not JSON) open the breaker. Default 5.
+	// Lower: fail fast sooner, but a short blip turns checks into 503s.
+	FailureThreshold int `json:"failure_threshold,omitempty"`
+	// OpenDuration is how long an open breaker fails fast before a probe. Default 10s.
+	OpenDuration Duration `json:"open_duration,omitempty"`
+	// MaxConcurrent bounds the requests in flight per OP host; excess requests wait
+	// until their deadline (http_timeout), then fail. Default 16.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
+	// MaxRetryAfter caps how long an OP's 429 Retry-After keeps the breaker open.
+	// Default 5m.
+	MaxRetryAfter Duration `json:"max_retry_after,omitempty"`
 }
 
 // DPoPConfig configures DPoP proof verification (RFC 9449). Every proof is verified on

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/devop"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
@@ -26,7 +25,7 @@ func ExampleParseBearer() {
 
 // Verify and Authorize against a fake OP, as the server does for each request.
 func ExampleAuthorizer_Authorize() {
-	op, err := devop.Start()
+	op, err := oidctest.Start()
 	if err != nil {
 		panic(err)
 	}
@@ -43,7 +42,7 @@ func ExampleAuthorizer_Authorize() {
 	}
 	defer a.Close()
 
-	token := op.MintJWT(map[string]any{"sub": "alice"}, devop.WithAlg("ES256"))
+	token := op.MintJWT(map[string]any{"sub": "alice"}, oidctest.WithAlg("ES256"))
 	d := a.Authorize(context.Background(), authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + token})
 	fmt.Println(d.Outcome, d.Identity.Subject, d.Identity.Sources == authz.SourceJWT)
 

@@ -17,7 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +25,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 )
@@ -51,15 +52,22 @@ type issuer struct {
 	introspect   string // effective mode
 	ready        atomic.Bool
 
-	mu        sync.Mutex
-	disc      *discovery
-	discCall  *call[*discovery]
-	discErr   error
-	discErrAt time.Time
+	// flights shares one discovery fetch and one JWKS fetch between concurrent
+	// callers; each fetch runs on the Authorizer's context, and each waiter selects on
+	// its own (await). Every flight gets a key of its own (flightKey), so that a caller
+	// never joins a flight that has already recorded its outcome.
+	flights   singleflight.Group
+	flightSeq atomic.Uint64
+
+	mu         sync.Mutex
+	disc       *discovery
+	discFlight string // key of the discovery flight running; "" none
+	discErr    error
+	discErrAt  time.Time
 
 	keys        atomic.Pointer[keyIndex]
 	kmu         sync.Mutex
-	keyCall     *call[*keyIndex]
+	keyFlight   string    // key of the JWKS flight running; "" none
 	forcedAt    time.Time // last refresh triggered by an unknown kid
 	forcedErr   error
 	forcedErrAt time.Time
@@ -73,13 +81,6 @@ type issuer struct {
 
 // maxMissed bounds issuer.missed; kids beyond it are answered 503 (never allowed).
 const maxMissed = 256
-
-// call is one shared fetch; waiters select on done and their own context.
-type call[T any] struct {
-	done chan struct{}
-	v    T
-	err  error
-}
 
 // discovery is what we use from the OP's discovery document.
 type discovery struct {
@@ -119,11 +120,17 @@ func (is *issuer) unavailable(endpoint string, err error) error {
 	return &UnavailableError{Issuer: is.id, Endpoint: endpoint, Err: err}
 }
 
-// wait waits for c or ctx.
-func wait[T any](ctx context.Context, c *call[T], onCancel func(error) error) (T, error) {
+// flightKey returns a new singleflight key for a fetch of what.
+func (is *issuer) flightKey(what string) string {
+	return what + "#" + strconv.FormatUint(is.flightSeq.Add(1), 10)
+}
+
+// await waits for a flight's result or for ctx (the flight carries on for the others).
+func await[T any](ctx context.Context, ch <-chan singleflight.Result, onCancel func(error) error) (T, error) {
 	select {
-	case <-c.done:
-		return c.v, c.err
+	case r := <-ch:
+		v, _ := r.Val.(T)
+		return v, r.Err
 	case <-ctx.Done():
 		var zero T
 		return zero, onCancel(ctx.Err())
@@ -138,32 +145,29 @@ func (is *issuer) discover(ctx context.Context) (*discovery, error) {
 		is.mu.Unlock()
 		return d, nil
 	}
-	c := is.discCall
-	if c == nil {
+	if is.discFlight == "" {
 		if is.discErr != nil && is.a.now().Sub(is.discErrAt) < failBackoff {
 			err := is.discErr
 			is.mu.Unlock()
 			return nil, err
 		}
-		c = &call[*discovery]{done: make(chan struct{})}
-		is.discCall = c
-		parent := trace.SpanContextFromContext(ctx)
-		go func() {
-			d, err := is.fetchDiscovery(parent)
-			is.mu.Lock()
-			if err == nil {
-				is.disc = d
-			} else {
-				is.discErr, is.discErrAt = err, is.a.now()
-			}
-			is.discCall = nil
-			is.mu.Unlock()
-			c.v, c.err = d, err
-			close(c.done)
-		}()
+		is.discFlight = is.flightKey("discovery")
 	}
+	parent := trace.SpanContextFromContext(ctx) // used only if this call starts the flight
+	ch := is.flights.DoChan(is.discFlight, func() (any, error) {
+		d, err := is.fetchDiscovery(parent)
+		is.mu.Lock()
+		if err == nil {
+			is.disc = d
+		} else {
+			is.discErr, is.discErrAt = err, is.a.now()
+		}
+		is.discFlight = ""
+		is.mu.Unlock()
+		return d, err
+	})
 	is.mu.Unlock()
-	return wait(ctx, c, func(err error) error { return is.unavailable("discovery", err) })
+	return await[*discovery](ctx, ch, func(err error) error { return is.unavailable("discovery", err) })
 }
 
 // fetchDiscovery fetches the discovery document on a detached context; parent is the
@@ -410,8 +414,7 @@ func (is *issuer) wasMissed(kid string) bool {
 func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx *keyIndex, refreshed bool, err error) {
 	a := is.a
 	is.kmu.Lock()
-	c := is.keyCall
-	if c == nil {
+	if is.keyFlight == "" {
 		now := a.now()
 		if forced {
 			// After a failed refresh the next one is allowed after failBackoff (the OP
@@ -441,29 +444,29 @@ func (is *issuer) fetchKeys(ctx context.Context, d *discovery, forced bool) (idx
 				return nil, false, err
 			}
 		}
-		c = &call[*keyIndex]{done: make(chan struct{})}
-		is.keyCall = c
-		parent := trace.SpanContextFromContext(ctx)
-		go func() {
-			err := is.refreshJWKS(d.jwksURI, parent)
-			idx := is.keys.Load()
-			if err == nil && idx == nil {
-				err = is.unavailable("jwks", errors.New("no usable keys"))
-			}
-			is.kmu.Lock()
-			is.keyCall = nil
-			if forced {
-				is.forcedErr, is.forcedErrAt = err, a.now()
-			} else if err != nil {
-				is.initErr, is.initErrAt = err, a.now()
-			}
-			is.kmu.Unlock()
-			c.v, c.err = idx, err
-			close(c.done)
-		}()
+		is.keyFlight = is.flightKey("jwks")
 	}
+	// Only the caller that set keyFlight starts the flight (its forced decides what is
+	// recorded); the others join it.
+	parent := trace.SpanContextFromContext(ctx) // used only if this call starts the flight
+	ch := is.flights.DoChan(is.keyFlight, func() (any, error) {
+		err := is.refreshJWKS(d.jwksURI, parent)
+		idx := is.keys.Load()
+		if err == nil && idx == nil {
+			err = is.unavailable("jwks", errors.New("no usable keys"))
+		}
+		is.kmu.Lock()
+		is.keyFlight = ""
+		if forced {
+			is.forcedErr, is.forcedErrAt = err, a.now()
+		} else if err != nil {
+			is.initErr, is.initErrAt = err, a.now()
+		}
+		is.kmu.Unlock()
+		return idx, err
+	})
 	is.kmu.Unlock()
-	idx, err = wait(ctx, c, func(err error) error { return is.unavailable("jwks", err) })
+	idx, err = await[*keyIndex](ctx, ch, func(err error) error { return is.unavailable("jwks", err) })
 	return idx, true, err
 }
 
@@ -595,60 +598,44 @@ func (a *Authorizer) send(req *http.Request, issuer, endpoint string) (int, []by
 	return res.StatusCode, body, res.Header, nil
 }
 
-// newHTTPClient builds the default client: TLS 1.2+, the system roots plus CAFile, and
-// InsecureSkipTLSVerify if (dangerously) configured.
+// newHTTPClient builds the Authorizer's OP client with resilience.NewClient, the one
+// constructor of an OP client: TLS 1.2+, the system roots plus CAFile, and
+// InsecureSkipTLSVerify if (dangerously) configured, over base (nil: a clone of
+// http.DefaultTransport; WithTransport sets it), wrapped by wrap if set
+// (WithTransportWrap).
 //
-// Its transport is wrapped by internal/resilience: per OP host at most
-// resilience.DefaultMaxConcurrent requests in flight, and a circuit breaker that fails
-// fast (→ 503) after resilience.DefaultFailureThreshold consecutive failures (transport
-// errors, 5xx, 429, and broken replies: over MaxResponseSize, or a 200 that is not JSON
-// although JSON was asked for) and lets one probe through after
-// resilience.DefaultOpenDuration.
-func newHTTPClient(cfg Config, now func() time.Time, log *slog.Logger) (*http.Client, error) {
+// Per OP host at most Breaker.MaxConcurrent requests are in flight, and a circuit
+// breaker fails fast (→ 503) after Breaker.FailureThreshold consecutive failures
+// (transport errors, 5xx, 429, and broken replies: over MaxResponseSize, or a 200 that
+// is not JSON although JSON was asked for) and lets one probe through after
+// Breaker.OpenDuration. Redirects to another host are never followed.
+func newHTTPClient(cfg Config, base http.RoundTripper, wrap func(http.RoundTripper) http.RoundTripper, now func() time.Time, log *slog.Logger) (*http.Client, *resilience.Transport, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("authz: ca_file: %w", err)
+			return nil, nil, fmt.Errorf("authz: ca_file: %w", err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("authz: ca_file %s holds no PEM certificate", cfg.CAFile)
+			return nil, nil, fmt.Errorf("authz: ca_file %s holds no PEM certificate", cfg.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if cfg.InsecureSkipTLSVerify {
 		tc.InsecureSkipVerify = true //nolint:gosec // documented: MUST NOT be used in production
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	tr.MaxIdleConnsPerHost = 64
-	rt := resilience.New(tr, resilience.WithClock(now), resilience.WithMaxBodyBytes(MaxResponseSize),
+	b := cfg.Breaker
+	c, tr := resilience.NewClient(resilience.ClientConfig{TLS: tc, Base: base, Wrap: wrap},
+		resilience.WithClock(now), resilience.WithMaxBodyBytes(MaxResponseSize),
+		resilience.WithFailureThreshold(b.FailureThreshold), resilience.WithOpenDuration(b.OpenDuration.D()),
+		resilience.WithMaxConcurrent(b.MaxConcurrent), resilience.WithMaxRetryAfter(b.MaxRetryAfter.D()),
 		resilience.WithStateChange(func(host string, from, to resilience.State) {
 			log.Warn("authz: OP circuit breaker changed state", slog.String("host", host),
 				slog.String("from", from.String()), slog.String("to", to.String()))
 		}))
-	return &http.Client{Transport: rt, CheckRedirect: sameHostRedirects(nil)}, nil
-}
-
-// sameHostRedirects wraps a redirect policy: a redirect to another host, or from https to
-// http, is not followed (the 3xx is returned and treated as a broken OP); at most 5
-// redirects are followed.
-func sameHostRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		orig := via[0].URL
-		if !strings.EqualFold(req.URL.Host, orig.Host) || (orig.Scheme == "https" && req.URL.Scheme != "https") {
-			return http.ErrUseLastResponse
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		return nil
-	}
+	return c, tr, nil
 }

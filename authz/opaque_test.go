@@ -313,14 +313,14 @@ func TestRedirectToAnotherHostNotFollowed(t *testing.T) {
 	defer redirector.Close()
 	ic := never(op.IssuerConfig())
 	ic.DiscoveryURL = redirector.URL + "/.well-known/openid-configuration"
-	for _, withClient := range []bool{false, true} {
+	for _, withTransport := range []bool{false, true} {
 		var opts []authz.Option
-		if withClient {
-			opts = append(opts, authz.WithHTTPClient(&http.Client{}))
+		if withTransport {
+			opts = append(opts, authz.WithTransport(&http.Transport{}))
 		}
 		a := newAuthz(t, clk, noCache(ic), nil, opts...)
 		if _, err := a.Verify(context.Background(), op.MintJWT(nil)); errKind(err) != "unavailable" {
-			t.Fatalf("client %v: %v", withClient, err)
+			t.Fatalf("transport %v: %v", withTransport, err)
 		}
 		if evil.Total() != 0 {
 			t.Fatalf("redirect to another host followed: %s", evil.SortedCounts())
@@ -410,7 +410,7 @@ func TestDefaultClientCircuitBreaker(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
 			op := newOP(t, clk)
-			a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil) // no WithHTTPClient: the default client
+			a := newAuthz(t, clk, noCache(op.IssuerConfig()), nil) // no WithTransport: the default transport
 			if err := a.Ready(ctx); err != nil {
 				t.Fatal(err)
 			}

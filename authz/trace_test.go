@@ -61,7 +61,7 @@ func TestTraceOPCalls(t *testing.T) {
 			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 			hr := &headerRecorder{seen: map[string]string{}, next: http.DefaultTransport}
 			a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}, nil,
-				authz.WithHTTPClient(&http.Client{Transport: hr}), authz.WithTracing(tp, propagation.TraceContext{}))
+				authz.WithTransport(hr), authz.WithTracing(tp, propagation.TraceContext{}))
 			token := op.MintJWT(nil)
 			if c.opaque {
 				token = op.MintOpaque(nil)
@@ -130,7 +130,7 @@ func TestTraceOff(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	hr := &headerRecorder{seen: map[string]string{}, next: http.DefaultTransport}
 	a := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{op.IssuerConfig()}}, nil,
-		authz.WithHTTPClient(&http.Client{Transport: hr}))
+		authz.WithTransport(hr))
 	ctx, check := tp.Tracer("test").Start(context.Background(), "check")
 	if _, err := a.Verify(ctx, op.MintJWT(nil)); err != nil {
 		t.Fatal(err)

@@ -177,6 +177,18 @@ func (c Config) Validate() error {
 	if c.JWKSRefreshInterval < 0 {
 		bad("verification.jwks_refresh_interval", "must not be negative (got %s)", c.JWKSRefreshInterval.D())
 	}
+	if b := c.Breaker; b.FailureThreshold < 0 || b.FailureThreshold > 1000 {
+		bad("verification.breaker.failure_threshold", "must be between 0 and 1000 (got %d)", b.FailureThreshold)
+	}
+	if b := c.Breaker; b.OpenDuration < 0 || b.OpenDuration.D() > time.Hour {
+		bad("verification.breaker.open_duration", "must be between 0 and 1h (got %s)", b.OpenDuration.D())
+	}
+	if b := c.Breaker; b.MaxConcurrent < 0 || b.MaxConcurrent > 10000 {
+		bad("verification.breaker.max_concurrent", "must be between 0 and 10000 (got %d)", b.MaxConcurrent)
+	}
+	if b := c.Breaker; b.MaxRetryAfter < 0 || b.MaxRetryAfter.D() > 24*time.Hour {
+		bad("verification.breaker.max_retry_after", "must be between 0 and 24h (got %s)", b.MaxRetryAfter.D())
+	}
 	if c.MaxTokenSize < 0 || c.MaxTokenSize > 1<<20 {
 		bad("verification.max_token_size", "must be between 0 and 1048576 (got %d)", c.MaxTokenSize)
 	}

@@ -61,6 +61,13 @@ func TestValidate(t *testing.T) {
 			"verification.cache.stale_if_error: must not be negative",
 		}},
 		{"ca file missing", Config{CAFile: filepath.Join(dir, "missing.pem")}, []string{"verification.ca_file: open"}},
+		{"breaker good", Config{Breaker: BreakerConfig{FailureThreshold: 3, OpenDuration: Duration(time.Minute), MaxConcurrent: 8, MaxRetryAfter: Duration(time.Hour)}}, nil},
+		{"breaker negative", Config{Breaker: BreakerConfig{FailureThreshold: -1, OpenDuration: -1, MaxConcurrent: -1, MaxRetryAfter: -1}}, []string{
+			"verification.breaker.failure_threshold: must be between 0 and 1000",
+			"verification.breaker.open_duration: must be between 0 and 1h",
+			"verification.breaker.max_concurrent: must be between 0 and 10000",
+			"verification.breaker.max_retry_after: must be between 0 and 24h",
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -122,11 +129,11 @@ func TestConfigJSONAndDefaults(t *testing.T) {
 
 func TestNewHTTPClient(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := newHTTPClient(Config{CAFile: filepath.Join(dir, "nope")}, time.Now, slog.Default()); err == nil {
+	if _, _, err := newHTTPClient(Config{CAFile: filepath.Join(dir, "nope")}, nil, nil, time.Now, slog.Default()); err == nil {
 		t.Fatal("missing CA file accepted")
 	}
-	c, err := newHTTPClient(Config{InsecureSkipTLSVerify: true}, time.Now, slog.Default())
-	if err != nil || c.CheckRedirect == nil {
+	c, tr, err := newHTTPClient(Config{InsecureSkipTLSVerify: true, Breaker: BreakerConfig{FailureThreshold: 1}}, nil, nil, time.Now, slog.Default())
+	if err != nil || c.CheckRedirect == nil || c.Transport != tr {
 		t.Fatalf("%v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -148,7 +149,15 @@ func writeQuoted(b *strings.Builder, s string, max int, scopeToken bool) {
 	}
 }
 
-// jsonBody returns {"error":…,"error_description":…} with both values JSON-escaped.
+// denyBody is the JSON body of a denial, as flaat 1.x sends it.
+type denyBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// jsonBody returns {"error":…,"error_description":…}, encoded by encoding/json: invalid
+// UTF-8 becomes U+FFFD, and <, >, & and U+2028/2029 are escaped, so the body is safe in
+// any context. The description is cut to maxDescription bytes on a rune boundary.
 func jsonBody(code, description string) string {
 	if len(description) > maxDescription {
 		n := maxDescription
@@ -157,59 +166,11 @@ func jsonBody(code, description string) string {
 		}
 		description = description[:n]
 	}
-	var b strings.Builder
-	b.Grow(len(`{"error":"","error_description":""}`) + len(code) + len(description) + 8)
-	b.WriteString(`{"error":`)
-	writeJSONString(&b, code)
-	b.WriteString(`,"error_description":`)
-	writeJSONString(&b, description)
-	b.WriteByte('}')
-	return b.String()
-}
-
-const hexDigits = "0123456789abcdef"
-
-// writeJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD, and <, >, &
-// and U+2028/2029 are escaped so the body is safe in any context.
-func writeJSONString(b *strings.Builder, s string) {
-	b.WriteByte('"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
-			case c == '\n':
-				b.WriteString(`\n`)
-			case c == '\r':
-				b.WriteString(`\r`)
-			case c == '\t':
-				b.WriteString(`\t`)
-			case c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f:
-				b.WriteString(`\u00`)
-				b.WriteByte(hexDigits[c>>4])
-				b.WriteByte(hexDigits[c&0xf])
-			default:
-				b.WriteByte(c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b.WriteString(`\ufffd`)
-		case r == '\u2028':
-			b.WriteString(`\u2028`)
-		case r == '\u2029':
-			b.WriteString(`\u2029`)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
+	b, err := json.Marshal(denyBody{Error: code, Description: description})
+	if err != nil { // two strings always encode
+		return `{"error":"server_error"}`
 	}
-	b.WriteByte('"')
+	return string(b)
 }
 
 // description is the client-facing reason of a denial: Decision.Reason, or the

@@ -27,65 +27,44 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devop"
 )
 
-// OP is a running fake OP. All methods are safe for concurrent use.
-type OP = devop.OP
-
-// Option configures an OP (WithClock, WithClient, WithIssuerPath, WithSigningAlgs).
-type Option = devop.Option
-
-// Endpoint names one endpoint of the fake OP, for fault switches and counters.
-type Endpoint = devop.Endpoint
-
-// Fault changes how one endpoint answers; the zero Fault answers normally.
-type Fault = devop.Fault
-
-// MintOption changes how OP.MintJWT and OP.MintOpaque mint a token.
-type MintOption = devop.MintOption
-
-// RotateOption configures OP.Rotate.
-type RotateOption = devop.RotateOption
-
-// The endpoints of the fake OP; Other is every request to an unknown path.
-const (
-	Discovery     = devop.Discovery
-	JWKS          = devop.JWKS
-	Userinfo      = devop.Userinfo
-	Introspection = devop.Introspection
-	Other         = devop.Other
+// The types of the fake OP (documented in internal/devop).
+type (
+	// OP is a running fake OP. All methods are safe for concurrent use.
+	OP = devop.OP
+	// Option configures an OP (WithClock, WithClient, WithIssuerPath, WithSigningAlgs).
+	Option = devop.Option
+	// Endpoint names one endpoint of the fake OP, for fault switches and counters.
+	Endpoint = devop.Endpoint
+	// Fault changes how one endpoint answers; the zero Fault answers normally.
+	Fault = devop.Fault
+	// MintOption changes how OP.MintJWT and OP.MintOpaque mint a token.
+	MintOption = devop.MintOption
+	// RotateOption configures OP.Rotate.
+	RotateOption = devop.RotateOption
 )
 
-// Paths of the endpoints below the issuer URL.
+// The endpoints (Other is every request to an unknown path), their paths below the
+// issuer URL, and the sub of minted tokens whose claims do not set one.
 const (
-	DiscoveryPath     = devop.DiscoveryPath
-	JWKSPath          = devop.JWKSPath
-	UserinfoPath      = devop.UserinfoPath
-	IntrospectionPath = devop.IntrospectionPath
-)
+	Discovery, JWKS, Userinfo, Introspection, Other = devop.Discovery, devop.JWKS, devop.Userinfo, devop.Introspection, devop.Other
 
-// DefaultSubject is the sub of minted tokens whose claims do not set one.
-const DefaultSubject = devop.DefaultSubject
+	DiscoveryPath, JWKSPath, UserinfoPath, IntrospectionPath = devop.DiscoveryPath, devop.JWKSPath, devop.UserinfoPath, devop.IntrospectionPath
+
+	DefaultSubject = devop.DefaultSubject
+)
 
 // Endpoints lists the endpoints that have fault switches, in a fixed order.
 var Endpoints = devop.Endpoints
 
-// Options and mint options; see internal/devop for each one's documentation.
+// The options of New, OP.Rotate and the mint methods (documented in internal/devop).
 var (
-	WithClock            = devop.WithClock
-	WithClient           = devop.WithClient
-	WithIssuerPath       = devop.WithIssuerPath
-	WithSigningAlgs      = devop.WithSigningAlgs
-	KeepOld              = devop.KeepOld
-	WithAlg              = devop.WithAlg
-	WithKid              = devop.WithKid
-	WithoutKid           = devop.WithoutKid
-	WithHeader           = devop.WithHeader
-	WithHMACSecret       = devop.WithHMACSecret
-	WithSigner           = devop.WithSigner
-	ExpiresIn            = devop.ExpiresIn
-	NotBefore            = devop.NotBefore
-	WithUserinfo         = devop.WithUserinfo
-	WithIntrospection    = devop.WithIntrospection
-	WithIntrospectionExt = devop.WithIntrospectionExt
+	WithClock, WithClient, WithIssuerPath, WithSigningAlgs = devop.WithClock, devop.WithClient, devop.WithIssuerPath, devop.WithSigningAlgs
+
+	KeepOld = devop.KeepOld
+
+	WithAlg, WithKid, WithoutKid, WithHeader, WithHMACSecret, WithSigner = devop.WithAlg, devop.WithKid, devop.WithoutKid, devop.WithHeader, devop.WithHMACSecret, devop.WithSigner
+
+	ExpiresIn, NotBefore, WithUserinfo, WithIntrospection, WithIntrospectionExt = devop.ExpiresIn, devop.NotBefore, devop.WithUserinfo, devop.WithIntrospection, devop.WithIntrospectionExt
 )
 
 // New starts an OP on a random loopback port for the test t and closes it when the test
@@ -99,3 +78,7 @@ func New(t testing.TB, opts ...Option) *OP {
 	t.Cleanup(op.Close)
 	return op
 }
+
+// Start starts an OP outside a test (a runnable example, a local tool); call Close when
+// done. Tests use New.
+func Start(opts ...Option) (*OP, error) { return devop.Start(opts...) }

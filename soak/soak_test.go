@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
-	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/securitytest"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
@@ -125,11 +125,7 @@ func TestSoak(t *testing.T) {
 		JWKSRefreshInterval: time.Second,
 		CacheSize:           20000,
 		CacheMaxTTL:         2 * dur, // warm tokens stay cached through the run
-		Resilience: []resilience.Option{
-			resilience.WithFailureThreshold(5),
-			resilience.WithOpenDuration(openFor),
-			resilience.WithMaxConcurrent(32),
-		},
+		Breaker:             authz.BreakerConfig{FailureThreshold: 5, OpenDuration: authz.Duration(openFor), MaxConcurrent: 32},
 	})
 	op := s.OP
 
@@ -337,7 +333,7 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak: requests %d (%.0f/s), dropped ticks %d, gRPC errors %d, wrong decisions %d", total, float64(total)/elapsed.Seconds(), dropped, grpcErrors.Load(), wrong)
 	t.Logf("soak: by kind and status: %s", strings.Join(lines, " "))
 	outagePS := float64(opAtOutageEnd-opAtOutageStart) / outage.Seconds()
-	t.Logf("soak: OP requests %d (%.1f/s overall, %.1f/s during the outage); breaker %+v", opTotal, float64(opTotal)/elapsed.Seconds(), outagePS, s.Breaker.Totals())
+	t.Logf("soak: OP requests %d (%.1f/s overall, %.1f/s during the outage); breaker %+v", opTotal, float64(opTotal)/elapsed.Seconds(), outagePS, s.BreakerTotals())
 	cs := s.Authorizer.CacheStats()
 	t.Logf("soak: cache size %d (bound 20000), hits %d, misses %d, negative hits %d, evictions %d", cs.Size, cs.Hits, cs.Misses, cs.NegativeHits, cs.Evictions)
 	for i, name := range []string{"start", "middle", "end"} {

@@ -160,7 +160,7 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 		}
 		ac := f.AuthzConfig()
 		ac.Cache.Disabled = true
-		real, err := authz.New(ac, pol, authz.WithHTTPClient(a.httpClient), authz.WithClock(a.now),
+		real, err := authz.New(ac, pol, authz.WithTransport(a.transport), authz.WithClock(a.now),
 			authz.WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			return nil, checkError, err

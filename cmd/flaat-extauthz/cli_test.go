@@ -56,6 +56,7 @@ func TestUserinfo(t *testing.T) {
 	downTok := down.MintJWT(map[string]any{"sub": "alice", "jti": "jti-down"})
 	down.Close()
 	opaque := op.MintOpaque(map[string]any{"sub": "carol", "groups": []string{"users"}})
+	// An opaque token is random base64url and may begin with '-': pass it after "--".
 
 	tests := []struct {
 		name     string
@@ -79,11 +80,11 @@ func TestUserinfo(t *testing.T) {
 			contains: []string{"Claims (NOT verified)", `"sub": "mallory"`, "Result: INVALID", "untrusted"}},
 		{name: "trust-any trusts the token's own issuer", args: []string{"--trust-any", foreign}, code: 0,
 			contains: []string{"Claims (verified)", "--trust-any (DEBUGGING ONLY", "Result: valid"}, stderr: []string{"WARNING: --trust-any", "DEBUGGING ONLY"}},
-		{name: "trust-any with opaque token", args: []string{"--trust-any", opaque}, code: 3, stderr: []string{"needs a JWT"}},
+		{name: "trust-any with opaque token", args: []string{"--trust-any", "--", opaque}, code: 3, stderr: []string{"needs a JWT"}},
 		{name: "OP down", args: []string{"--issuer", down.Issuer(), downTok}, code: 3, contains: []string{"Result: ERROR", "unavailable"}},
-		{name: "opaque with introspection credentials", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), opaque}, code: 0,
+		{name: "opaque with introspection credentials", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), "--", opaque}, code: 0,
 			contains: []string{"Access token: opaque (verified)", `"active": true`, `"sub": "carol"`, "Verified by: userinfo, introspection"}},
-		{name: "opaque only introspection", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), "--only", "introspection", opaque}, code: 0,
+		{name: "opaque only introspection", args: []string{"--issuer", op.Issuer(), "--client-id", op.ClientID(), "--client-secret", op.ClientSecret(), "--only", "introspection", "--", opaque}, code: 0,
 			contains: []string{`"active": true`}},
 		{name: "no issuer configured", args: []string{alice}, code: 3, stderr: []string{"no trusted issuer"}},
 		{name: "bad output", args: []string{"-o", "yaml", alice}, code: 3, stderr: []string{"--output"}},
@@ -329,7 +330,7 @@ func TestDemo(t *testing.T) {
 	if toks["ADMIN"] == "" || toks["USER"] == "" {
 		t.Fatalf("tokens not printed:\n%s", banner)
 	}
-	for _, want := range []string{"DEVELOPMENT OP", "curl -i", "grpcurl -plaintext", r.addrs["http"], r.addrs["grpc"], "envoy.service.auth.v3.Authorization/Check"} {
+	for _, want := range []string{"DEVELOPMENT OP", "curl -i", "grpcurl -plaintext", r.Addrs["http"], r.Addrs["grpc"], "envoy.service.auth.v3.Authorization/Check"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q", want)
 		}
@@ -347,11 +348,11 @@ func TestDemo(t *testing.T) {
 		{"no token", "/hello", nil, 401},
 	}
 	for _, tc := range httpCases {
-		if code, body := r.get("http", tc.path, tc.hdr); code != tc.want {
+		if code, body := r.Get("http", tc.path, tc.hdr); code != tc.want {
 			t.Errorf("%s: HTTP %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +373,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("gRPC %q: %v %v, want %v", tc.tok, codes.Code(resp.GetStatus().GetCode()), err, tc.want)
 		}
 	}
-	if res := r.stop(syscall.SIGINT); res.code != 0 {
+	if res := r.Stop(syscall.SIGINT); res.code != 0 {
 		t.Errorf("exit %d after Ctrl-C:\n%s", res.code, res.stderr)
 	}
 }

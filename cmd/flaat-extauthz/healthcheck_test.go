@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil"
 	"math/big"
 	"net"
 	"os"
@@ -67,14 +68,14 @@ func newPKI(t *testing.T) pki {
 }
 
 // serveWith runs serve with the configuration yaml on loopback ports, no OP reachable.
-func serveWith(t *testing.T, yaml string) *running {
+func serveWith(t *testing.T, yaml string) *testutil.Running[result] {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a, _, _ := testApp(nil)
-	a.httpClient = offlineClient()
+	a.transport = offline()
 	return start(t, a, append([]string{"serve", "--config", path}, loopback...)...)
 }
 
@@ -95,7 +96,7 @@ func TestHealthcheck(t *testing.T) {
 	l.Close()
 
 	tls := func(extra ...string) []string {
-		return append([]string{"--grpc", mtls.addrs["grpc"], "--tls"}, extra...)
+		return append([]string{"--grpc", mtls.Addrs["grpc"], "--tls"}, extra...)
 	}
 	for _, c := range []struct {
 		name string
@@ -103,14 +104,14 @@ func TestHealthcheck(t *testing.T) {
 		code int
 		out  string // in stdout (code 0) or stderr
 	}{
-		{"readyz ready", []string{"--addr", ready.addrs["admin"]}, 0, "healthy: http://"},
-		{"readyz not ready", []string{"--addr", notReady.addrs["admin"]}, 1, "503"},
-		{"healthz of a server not ready", []string{"--addr", notReady.addrs["admin"], "--path", "/healthz"}, 0, "/healthz"},
+		{"readyz ready", []string{"--addr", ready.Addrs["admin"]}, 0, "healthy: http://"},
+		{"readyz not ready", []string{"--addr", notReady.Addrs["admin"]}, 1, "503"},
+		{"healthz of a server not ready", []string{"--addr", notReady.Addrs["admin"], "--path", "/healthz"}, 0, "/healthz"},
 		{"nothing listening", []string{"--addr", closed, "--timeout", "2s"}, 1, "healthcheck:"},
-		{"grpc serving", []string{"--grpc", ready.addrs["grpc"]}, 0, "healthy: grpc health"},
-		{"grpc service serving", []string{"--grpc", ready.addrs["grpc"], "--service", "envoy.service.auth.v3.Authorization"}, 0, "service envoy"},
-		{"grpc not serving", []string{"--grpc", notReady.addrs["grpc"]}, 1, "NOT_SERVING"},
-		{"grpc unknown service", []string{"--grpc", ready.addrs["grpc"], "--service", "nope"}, 1, "NotFound"},
+		{"grpc serving", []string{"--grpc", ready.Addrs["grpc"]}, 0, "healthy: grpc health"},
+		{"grpc service serving", []string{"--grpc", ready.Addrs["grpc"], "--service", "envoy.service.auth.v3.Authorization"}, 0, "service envoy"},
+		{"grpc not serving", []string{"--grpc", notReady.Addrs["grpc"]}, 1, "NOT_SERVING"},
+		{"grpc unknown service", []string{"--grpc", ready.Addrs["grpc"], "--service", "nope"}, 1, "NotFound"},
 		{"grpc nothing listening", []string{"--grpc", closed, "--timeout", "2s"}, 1, "healthcheck:"},
 		{"mtls with client cert", tls("--ca-file", certs.caFile, "--cert-file", certs.clientCert, "--key-file", certs.clientKey), 0, "healthy"},
 		{"mtls by name", tls("--ca-file", certs.caFile, "--cert-file", certs.clientCert, "--key-file", certs.clientKey,
@@ -119,7 +120,7 @@ func TestHealthcheck(t *testing.T) {
 		{"tls with the wrong CA", tls("--ca-file", certs.otherCA, "--cert-file", certs.clientCert, "--key-file", certs.clientKey, "--timeout", "2s"), 1, "certificate"},
 		{"tls with the wrong name", tls("--ca-file", certs.caFile, "--cert-file", certs.clientCert, "--key-file", certs.clientKey,
 			"--server-name", "other", "--timeout", "2s"), 1, "certificate"},
-		{"plaintext to a tls listener", []string{"--grpc", mtls.addrs["grpc"], "--timeout", "2s"}, 1, "healthcheck:"},
+		{"plaintext to a tls listener", []string{"--grpc", mtls.Addrs["grpc"], "--timeout", "2s"}, 1, "healthcheck:"},
 		{"bad path", []string{"--path", "/metrics"}, 2, "--path"},
 		{"tls flags without grpc", []string{"--tls"}, 2, "--grpc"},
 		{"cert without key", tls("--cert-file", certs.clientCert), 2, "--key-file"},
@@ -170,7 +171,7 @@ func TestDockerHealthcheck(t *testing.T) {
 	for _, c := range []struct {
 		addr string
 		code int
-	}{{ready.addrs["admin"], 0}, {closed, 1}} {
+	}{{ready.Addrs["admin"], 0}, {closed, 1}} {
 		a, _, _ := testApp(nil)
 		if res := runCmd(t, a, append(argv[1:], "--addr", c.addr)...); res.code != c.code {
 			t.Errorf("%v --addr %s: exit %d, want %d\n%s", argv, c.addr, res.code, c.code, res.stderr)

@@ -1,39 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running server.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // result is one in-process run of the binary.
 type result struct {
@@ -44,8 +25,8 @@ type result struct {
 // testApp returns an app with captured output, the environment env (nothing else of
 // the real environment), a fixed clock unless now is set later, and no network beyond
 // what client allows.
-func testApp(env map[string]string) (*app, *syncBuffer, *syncBuffer) {
-	out, errb := &syncBuffer{}, &syncBuffer{}
+func testApp(env map[string]string) (*app, *testutil.Buffer, *testutil.Buffer) {
+	out, errb := &testutil.Buffer{}, &testutil.Buffer{}
 	a := &app{
 		stdin:  strings.NewReader(""),
 		stdout: out,
@@ -59,16 +40,16 @@ func testApp(env map[string]string) (*app, *syncBuffer, *syncBuffer) {
 // runCmd runs args to completion.
 func runCmd(t *testing.T, a *app, args ...string) result {
 	t.Helper()
-	out, errb := a.stdout.(*syncBuffer), a.stderr.(*syncBuffer)
+	out, errb := a.stdout.(*testutil.Buffer), a.stderr.(*testutil.Buffer)
 	code := a.run(context.Background(), args)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// offlineClient refuses every request: "no OP is reachable".
-func offlineClient() *http.Client {
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+// offline refuses every request: "no OP is reachable".
+func offline() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return nil, errors.New("test: network disabled")
-	})}
+	})
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -94,82 +75,12 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// running is a serve/demo run in the background.
-type running struct {
-	t     *testing.T
-	sigs  chan os.Signal
-	addrs map[string]string
-	done  chan result
-}
-
 // start runs args in the background and waits until its listeners are up (or it exits).
-func start(t *testing.T, a *app, args ...string) *running {
+func start(t *testing.T, a *app, args ...string) *testutil.Running[result] {
 	t.Helper()
-	r := &running{t: t, sigs: make(chan os.Signal, 4), done: make(chan result, 1)}
-	up := make(chan map[string]string, 1)
-	a.signals = r.sigs
-	a.listening = func(addrs map[string]string) { up <- addrs }
-	go func() {
+	return testutil.Start(t, func(sigs <-chan os.Signal, listening func(map[string]string)) result {
+		a.signals, a.listening = sigs, listening
 		code := a.run(context.Background(), args)
-		r.done <- result{code: code, stdout: a.stdout.(*syncBuffer).String(), stderr: a.stderr.(*syncBuffer).String()}
-	}()
-	select {
-	case r.addrs = <-up:
-	case res := <-r.done:
-		t.Fatalf("exited %d before listening:\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not listening after 20s")
-	}
-	t.Cleanup(func() {
-		select {
-		case r.sigs <- os.Interrupt:
-		default:
-		}
-		select {
-		case <-r.done:
-		case <-time.After(20 * time.Second):
-			t.Error("did not stop after 20s")
-		}
+		return result{code: code, stdout: a.stdout.(*testutil.Buffer).String(), stderr: a.stderr.(*testutil.Buffer).String()}
 	})
-	return r
-}
-
-// stop sends sig and returns the result.
-func (r *running) stop(sig os.Signal) result {
-	r.t.Helper()
-	r.sigs <- sig
-	select {
-	case res := <-r.done:
-		r.done <- res // for Cleanup
-		return res
-	case <-time.After(20 * time.Second):
-		r.t.Fatal("did not stop after 20s")
-		return result{}
-	}
-}
-
-// get performs an HTTP GET against one of the listeners.
-func (r *running) get(listener, path string, hdr map[string]string) (int, string) {
-	r.t.Helper()
-	code, body, _ := r.getH(listener, path, hdr)
-	return code, body
-}
-
-// getH is get that also returns the response headers.
-func (r *running) getH(listener, path string, hdr map[string]string) (int, string, http.Header) {
-	r.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+r.addrs[listener]+path, nil)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
 }

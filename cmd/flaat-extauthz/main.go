@@ -61,7 +61,7 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
-	httpClient     *http.Client // nil: authz's default
+	transport      http.RoundTripper // innermost OP transport; nil: authz's default
 	// signals delivers SIGHUP/SIGTERM/SIGINT to serve and demo. nil: the process's.
 	signals <-chan os.Signal
 	// listening, when set, is called by serve/demo with the bound addresses once every

@@ -70,7 +70,7 @@ health service report ready once every issuer's discovery and JWKS were fetched
 func (a *app) serverOptions(source string, load func() (*config.File, error)) server.Options {
 	return server.Options{
 		Load: load, Source: source, Version: currentBuild(readBuildInfo).Version,
-		Now: a.now, HTTPClient: a.httpClient, Signals: a.signals, OnListening: a.listening,
+		Now: a.now, Transport: a.transport, Signals: a.signals, OnListening: a.listening,
 	}
 }
 

@@ -25,23 +25,23 @@ var loopback = []string{"--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.
 // /readyz says why it is not ready; checks fail closed; SIGTERM exits 0.
 func TestServeEmbeddedDefault(t *testing.T) {
 	a, _, _ := testApp(nil)
-	a.httpClient = offlineClient()
+	a.transport = offline()
 	r := start(t, a, append([]string{"serve", "--issuer", "https://login.example.org"}, loopback...)...)
 
-	if code, body := r.get("admin", "/healthz", nil); code != 200 || body != "ok\n" {
+	if code, body := r.Get("admin", "/healthz", nil); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, body := r.get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
+	if code, body := r.Get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
 		t.Errorf("/readyz = %d %q, want 503 naming the issuers", code, body)
 	}
-	if code, _ := r.get("http", "/anything", nil); code != 401 {
+	if code, _ := r.Get("http", "/anything", nil); code != 401 {
 		t.Errorf("check without token = %d, want 401", code)
 	}
-	if code, _ := r.get("http", "/anything", map[string]string{"Authorization": "Bearer not-a-jwt"}); code != 503 {
+	if code, _ := r.Get("http", "/anything", map[string]string{"Authorization": "Bearer not-a-jwt"}); code != 503 {
 		// An opaque token can only be checked at the (unreachable) OP: fail closed.
 		t.Errorf("check with opaque token, OP unreachable = %d, want 503", code)
 	}
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("grpc health = %v %v, want NOT_SERVING until discovery works", hr.GetStatus(), err)
 	}
-	res := r.stop(syscall.SIGTERM)
+	res := r.Stop(syscall.SIGTERM)
 	if res.code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", res.code, res.stderr)
 	}
@@ -65,18 +65,18 @@ func TestServeEmbeddedDefault(t *testing.T) {
 // answers health, warns that no issuer is trusted, and denies every token (fail closed).
 func TestServeNoArguments(t *testing.T) {
 	a, _, _ := testApp(nil)
-	a.httpClient = offlineClient()
+	a.transport = offline()
 	r := start(t, a, append([]string{"serve"}, loopback...)...)
-	if code, body := r.get("admin", "/healthz", nil); code != 200 {
+	if code, body := r.Get("admin", "/healthz", nil); code != 200 {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, _ := r.get("http", "/x", nil); code != 401 {
+	if code, _ := r.Get("http", "/x", nil); code != 401 {
 		t.Errorf("no token = %d, want 401", code)
 	}
-	if code, _ := r.get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 401 {
+	if code, _ := r.Get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 401 {
 		t.Errorf("opaque token with no trusted issuer = %d, want 401", code)
 	}
-	res := r.stop(syscall.SIGTERM)
+	res := r.Stop(syscall.SIGTERM)
 	if res.code != 0 || !strings.Contains(res.stderr, "no trusted issuer is configured") {
 		t.Errorf("exit %d; stderr lacks the no-issuer warning:\n%s", res.code, res.stderr)
 	}
@@ -101,7 +101,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _, _ := testApp(tc.env)
-			a.httpClient = offlineClient()
+			a.transport = offline()
 			res := runCmd(t, a, append(tc.args, loopback...)...)
 			if res.code == 0 {
 				t.Fatalf("exit 0, want failure")
@@ -129,12 +129,12 @@ func TestServeTracingEnv(t *testing.T) {
 		rcv := otlptest.Start(t)
 		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.GRPCEndpoint()) // read by the exporter
 		a, _, _ := testApp(map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
-		a.httpClient = offlineClient()
+		a.transport = offline()
 		r := start(t, a, append([]string{"serve", "--issuer", "https://login.example.org"}, loopback...)...)
-		if code, _ := r.get("http", "/x", map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}); code != 401 {
+		if code, _ := r.Get("http", "/x", map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}); code != 401 {
 			t.Errorf("check without token = %d, want 401", code)
 		}
-		res := r.stop(syscall.SIGTERM)
+		res := r.Stop(syscall.SIGTERM)
 		if res.code != 0 || !strings.Contains(res.stderr, "tracing on") {
 			t.Errorf("exit %d; stderr lacks the tracing line:\n%s", res.code, res.stderr)
 		}
@@ -173,17 +173,17 @@ func TestServeAssumeAuthorized(t *testing.T) {
 		if tc.auth != "" {
 			h["Authorization"] = tc.auth
 		}
-		if code, body := r.get("http", "/x", h); code != tc.want {
+		if code, body := r.Get("http", "/x", h); code != tc.want {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
-	_, body := r.get("admin", "/metrics", nil)
+	_, body := r.Get("admin", "/metrics", nil)
 	for _, want := range []string{"flaat_extauthz_insecure_dev_switches_enabled 1", "flaat_extauthz_insecure_dev_switch_decisions_total 1"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q (one denial was overridden)", want)
 		}
 	}
-	if res := r.stop(syscall.SIGTERM); !strings.Contains(res.stderr, "policy is NOT enforced") || !strings.Contains(res.stderr, devswitch.EnvAssumeAuthorized+"=YES") {
+	if res := r.Stop(syscall.SIGTERM); !strings.Contains(res.stderr, "policy is NOT enforced") || !strings.Contains(res.stderr, devswitch.EnvAssumeAuthorized+"=YES") {
 		t.Errorf("no start-up warning naming the switch:\n%s", res.stderr)
 	}
 }

@@ -187,7 +187,7 @@ func (a *app) inspect(ctx context.Context, token string, cf *configFlags, trustA
 	}
 	ac := f.AuthzConfig()
 	ac.Cache.Disabled = true
-	az, err := authz.New(ac, nil, authz.WithHTTPClient(a.httpClient), authz.WithClock(a.now),
+	az, err := authz.New(ac, nil, authz.WithTransport(a.transport), authz.WithClock(a.now),
 		authz.WithLogger(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelError}))))
 	if err != nil {
 		return nil, uiError, err

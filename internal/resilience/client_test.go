@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 func TestSameHostRedirect(t *testing.T) {
@@ -42,8 +42,8 @@ func TestSameHostRedirect(t *testing.T) {
 			for len(via) < tc.hops {
 				via = append(via, u(tc.orig))
 			}
-			if err := SameHostRedirect(u(tc.to), via); !errors.Is(err, tc.want) {
-				t.Errorf("SameHostRedirect = %v, want %v", err, tc.want)
+			if err := sameHostRedirect(u(tc.to), via); !errors.Is(err, tc.want) {
+				t.Errorf("sameHostRedirect = %v, want %v", err, tc.want)
 			}
 		})
 	}
@@ -102,11 +102,15 @@ func TestNewClientLimitsAndDefaults(t *testing.T) {
 	defer big.Close()
 	client, tr := NewClient(ClientConfig{}, WithMaxConcurrent(3))
 	defer tr.CloseIdleConnections()
-	if client.Timeout != DefaultRequestTimeout {
-		t.Errorf("Timeout = %v", client.Timeout)
+	if client.Timeout != 0 {
+		t.Errorf("Timeout = %v, want none (request contexts carry the deadline)", client.Timeout)
 	}
 	if tr.maxConc != 3 || tr.maxBody != DefaultMaxBodyBytes {
 		t.Errorf("transport: maxConc %d maxBody %d", tr.maxConc, tr.maxBody)
+	}
+	base := tr.next.(*http.Transport)
+	if base.TLSClientConfig.MinVersion != tls.VersionTLS12 || base.MaxIdleConnsPerHost != DefaultMaxIdleConnsPerHost || base.Proxy == nil {
+		t.Errorf("base transport: TLS min %x, idle per host %d, proxy set %v", base.TLSClientConfig.MinVersion, base.MaxIdleConnsPerHost, base.Proxy != nil)
 	}
 	res, err := client.Get(big.URL)
 	if err != nil {
@@ -120,9 +124,9 @@ func TestNewClientLimitsAndDefaults(t *testing.T) {
 
 	// A custom base and an explicit "no limit".
 	f := &fake{reply: status(200)}
-	c2, tr2 := NewClient(ClientConfig{Base: f, MaxBodyBytes: -1, RequestTimeout: time.Second})
-	if c2.Timeout != time.Second || tr2.maxBody != 0 {
-		t.Errorf("custom: timeout %v maxBody %d", c2.Timeout, tr2.maxBody)
+	c2, tr2 := NewClient(ClientConfig{Base: f}, WithMaxBodyBytes(0))
+	if tr2.maxBody != 0 || tr2.next != f {
+		t.Errorf("custom: maxBody %d, base %T", tr2.maxBody, tr2.next)
 	}
 	if _, err := c2.Get("http://op.example/"); err != nil || f.calls.Load() != 1 {
 		t.Errorf("custom base: err %v calls %d", err, f.calls.Load())

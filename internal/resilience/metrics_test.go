@@ -14,7 +14,7 @@ func TestCollector(t *testing.T) {
 	get(t, tr, "http://op.example/")
 	get(t, tr, "http://op.example/") // rejected: open
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(tr.Collector("flaat_extauthz"))
+	reg.MustRegister(NewCollector("flaat_extauthz", tr.Stats))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestCollector(t *testing.T) {
 		"flaat_extauthz_op_outbound_requests_total/success":            0,
 		"flaat_extauthz_op_breaker_opened_total":                       1,
 		"flaat_extauthz_op_breaker_probes_total":                       0,
-		"flaat_extauthz_op_breaker_state":                              float64(Open),
+		"flaat_extauthz_op_breaker_state":                              2, // open
 		"flaat_extauthz_op_outbound_in_flight":                         0,
 		"flaat_extauthz_op_outbound_waiting":                           0,
 	}

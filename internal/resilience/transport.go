@@ -4,20 +4,9 @@
 // timeouts, a response-size limit and a redirect policy that never leaves the original
 // host.
 //
-// Typical wiring (what authz's default client and cmd/flaat-extauthz should do):
-//
-//	client, tr := resilience.NewClient(resilience.ClientConfig{TLS: tlsConfig},
-//		resilience.WithMaxConcurrent(16),   // per OP host
-//		resilience.WithFailureThreshold(5), // consecutive failures that open the breaker
-//		resilience.WithOpenDuration(10*time.Second),
-//		resilience.WithClock(now),
-//	)
-//	reg.MustRegister(tr.Collector("flaat_extauthz")) // breaker and limiter metrics
-//	a, err := authz.New(cfg, pol, authz.WithHTTPClient(client))
-//	// on shutdown: a.Close(); tr.CloseIdleConnections()
-//
-// New wraps any RoundTripper directly when the caller builds its own *http.Client; it
-// must then set CheckRedirect: SameHostRedirect itself.
+// authz.New builds every Authorizer's OP client with NewClient, its limits from the
+// `verification.breaker` configuration (authz.BreakerConfig); the server exports the
+// breaker state with NewCollector.
 //
 // The Transport never follows redirects (an http.RoundTripper does not) and never
 // retries: a failed request fails, quickly, with a typed error; the caller (authz)
@@ -66,46 +55,48 @@ var (
 	ErrBodyTooLarge = errors.New("resilience: response body too large")
 )
 
-// OpenError is returned while a host's breaker is open. It wraps ErrCircuitOpen.
-type OpenError struct {
+// openError is returned while a host's breaker is open. It wraps ErrCircuitOpen.
+type openError struct {
 	Host string
 	// Until is when the breaker will let a probe through (per the injected clock).
 	Until time.Time
 }
 
-func (e *OpenError) Error() string {
+func (e *openError) Error() string {
 	return fmt.Sprintf("resilience: circuit open for %s until %s", e.Host, e.Until.UTC().Format(time.RFC3339))
 }
 
 // Unwrap makes errors.Is(err, ErrCircuitOpen) hold.
-func (e *OpenError) Unwrap() error { return ErrCircuitOpen }
+func (e *openError) Unwrap() error { return ErrCircuitOpen }
 
-// SaturatedError is returned when a request waited for a concurrency slot until its
+// saturatedError is returned when a request waited for a concurrency slot until its
 // context ended. It wraps ErrSaturated and the context's error.
-type SaturatedError struct {
+type saturatedError struct {
 	Host  string
 	Limit int
 	Err   error // ctx.Err()
 }
 
-func (e *SaturatedError) Error() string {
+func (e *saturatedError) Error() string {
 	return fmt.Sprintf("resilience: %d requests to %s already in flight: %v", e.Limit, e.Host, e.Err)
 }
 
 // Unwrap makes errors.Is(err, ErrSaturated) and errors.Is(err, context.DeadlineExceeded) hold.
-func (e *SaturatedError) Unwrap() []error { return []error{ErrSaturated, e.Err} }
+func (e *saturatedError) Unwrap() []error { return []error{ErrSaturated, e.Err} }
 
 // State is the state of one host's circuit breaker.
 type State int
 
+// The states, numbered as the op_breaker_state metric reports them (and as
+// sony/gobreaker numbers its own): the higher, the less gets through.
 const (
 	// Closed: requests flow; consecutive failures are counted.
 	Closed State = iota
-	// Open: requests fail fast with *OpenError until the open period ends.
-	Open
 	// HalfOpen: the open period ended; the next request is sent as a probe, others
 	// fail fast until its outcome is known.
 	HalfOpen
+	// Open: requests fail fast with *openError until the open period ends.
+	Open
 )
 
 // String returns "closed", "open" or "half-open".
@@ -126,7 +117,7 @@ type Option func(*Transport)
 
 // WithMaxConcurrent bounds the requests in flight per host (a request is in flight from
 // RoundTrip until its response body is closed or read to the end). Excess requests wait
-// for a slot until their context ends, then fail with *SaturatedError. n <= 0 keeps the
+// for a slot until their context ends, then fail with *saturatedError. n <= 0 keeps the
 // default (DefaultMaxConcurrent).
 func WithMaxConcurrent(n int) Option {
 	return func(t *Transport) {
@@ -296,7 +287,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		h.rejectedSaturated.Add(1)
 		closeBody(req)
-		return nil, &SaturatedError{Host: key, Limit: t.maxConc, Err: err}
+		return nil, &saturatedError{Host: key, Limit: t.maxConc, Err: err}
 	}
 	h.inFlight.Add(1)
 	release := func() { h.inFlight.Add(-1); <-h.sem }
@@ -404,7 +395,7 @@ func (t *Transport) admit(key string, h *hostState) (probe bool, err error) {
 		if t.now().Before(h.openUntil) {
 			until := h.openUntil
 			t.mu.Unlock()
-			return false, &OpenError{Host: key, Until: until}
+			return false, &openError{Host: key, Until: until}
 		}
 		h.state = HalfOpen
 	}
@@ -413,7 +404,7 @@ func (t *Transport) admit(key string, h *hostState) (probe bool, err error) {
 		until := h.openUntil
 		t.mu.Unlock()
 		t.notify(key, from, HalfOpen)
-		return false, &OpenError{Host: key, Until: until}
+		return false, &openError{Host: key, Until: until}
 	}
 	h.probing = true
 	h.probes.Add(1)
@@ -577,20 +568,6 @@ func (b *body) Close() error {
 
 func (b *body) done() { b.once.Do(b.release) }
 
-// ReadAll reads r to the end, but at most max bytes: a longer body returns the first
-// max bytes and an error wrapping ErrBodyTooLarge. max <= 0 means no limit. Use it for
-// every OP reply that is read into memory.
-func ReadAll(r io.Reader, max int64) ([]byte, error) {
-	if max <= 0 {
-		return io.ReadAll(r)
-	}
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if int64(len(b)) > max {
-		return b[:max], fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, max)
-	}
-	return b, err
-}
-
 // --- counters ---
 
 // Stats are the counters of one host (or, from Totals, of all hosts). Counters only
@@ -600,8 +577,8 @@ type Stats struct {
 	Requests          int64 // RoundTrip calls
 	Successes         int64 // responses that count as success
 	Failures          int64 // transport errors (not caller cancellations), 5xx, 429, broken replies
-	RejectedOpen      int64 // failed fast with *OpenError
-	RejectedSaturated int64 // failed with *SaturatedError
+	RejectedOpen      int64 // failed fast with *openError
+	RejectedSaturated int64 // failed with *saturatedError
 	Opened            int64 // times the breaker went to Open
 	Probes            int64 // half-open probes sent
 	InFlight          int64 // requests holding a slot now
@@ -637,11 +614,11 @@ func (t *Transport) Stats() map[string]Stats {
 	return out
 }
 
-// Totals sums Stats over all hosts; State is Open if any host is open, else HalfOpen if
-// any is half-open, else Closed.
-func (t *Transport) Totals() Stats {
+// Totals sums the Stats of all hosts; State is the worst: Open if any host is open,
+// else HalfOpen if any is half-open, else Closed.
+func Totals(stats map[string]Stats) Stats {
 	var sum Stats
-	for _, s := range t.Stats() {
+	for _, s := range stats {
 		sum.Requests += s.Requests
 		sum.Successes += s.Successes
 		sum.Failures += s.Failures
@@ -651,9 +628,7 @@ func (t *Transport) Totals() Stats {
 		sum.Probes += s.Probes
 		sum.InFlight += s.InFlight
 		sum.Waiting += s.Waiting
-		if s.State == Open || (s.State == HalfOpen && sum.State == Closed) {
-			sum.State = s.State
-		}
+		sum.State = max(sum.State, s.State)
 	}
 	return sum
 }

@@ -25,19 +25,19 @@ policy: {default: {authenticated: true}}
 `, op.Issuer())
 	_, load := writeConfig(t, yaml)
 	r := start(t, Options{Load: load})
-	if r.addrs["backchannel"] == "" {
-		t.Fatalf("no backchannel listener in %v", r.addrs)
+	if r.Addrs["backchannel"] == "" {
+		t.Fatalf("no backchannel listener in %v", r.Addrs)
 	}
 	tok := op.MintJWT(map[string]any{"sub": "alice", "sid": "s1"})
 	for range 2 {
-		if code, body := r.get("http", "/x", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
+		if code, body := r.Get("http", "/x", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
 			t.Fatalf("check = %d %s", code, body)
 		}
 	}
 	logout := op.MintJWT(map[string]any{"aud": "rp", "jti": "j1", "sid": "s1",
 		"events": map[string]any{authz.BackchannelLogoutEvent: map[string]any{}}}, oidctest.WithHeader("typ", "logout+jwt"))
 	post := func(listener string) (int, string) {
-		resp, err := http.Post("http://"+r.addrs[listener]+envoy.BackchannelPath, "application/x-www-form-urlencoded",
+		resp, err := http.Post("http://"+r.Addrs[listener]+envoy.BackchannelPath, "application/x-www-form-urlencoded",
 			strings.NewReader(url.Values{"logout_token": {logout}}.Encode()))
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ policy: {default: {authenticated: true}}
 	if code, body := post("backchannel"); code != 400 || !strings.Contains(body, "invalid_request") {
 		t.Fatalf("replayed logout = %d %s, want 400 invalid_request", code, body)
 	}
-	_, metrics := r.get("admin", "/metrics", nil)
+	_, metrics := r.Get("admin", "/metrics", nil)
 	for _, want := range []string{
 		`flaat_extauthz_backchannel_logout_total{result="accepted"} 1`,
 		`flaat_extauthz_backchannel_logout_total{result="refused"} 1`,

@@ -17,8 +17,8 @@ policy:
   routes: [{name: api, path: {prefix: /api}, require: {authenticated: true}}]
   default: {authenticated: true}
 `)
-	r := start(t, Options{Load: load, HTTPClient: offlineClient()})
-	code, body := r.get("admin", "/metrics", nil)
+	r := start(t, Options{Load: load, Transport: offline()})
+	code, body := r.Get("admin", "/metrics", nil)
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}

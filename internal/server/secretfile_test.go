@@ -34,7 +34,7 @@ func TestServeReloadRereadsClientSecretFile(t *testing.T) {
 	reloaded := make(chan bool, 2)
 	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), OnReload: func(ok bool) { reloaded <- ok }})
 	check := func() int {
-		code, _ := r.get("http", "/x", map[string]string{"Authorization": "Bearer " + op.MintOpaque(map[string]any{"sub": "alice"})})
+		code, _ := r.Get("http", "/x", map[string]string{"Authorization": "Bearer " + op.MintOpaque(map[string]any{"sub": "alice"})})
 		return code
 	}
 	// The OP refuses our client authentication: a technical failure, not a verdict on the
@@ -44,7 +44,7 @@ func TestServeReloadRereadsClientSecretFile(t *testing.T) {
 	}
 
 	writeSecret(op.ClientSecret())
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	if ok := <-reloaded; !ok {
 		t.Fatal("reload with the rotated secret refused")
 	}
@@ -55,7 +55,7 @@ func TestServeReloadRereadsClientSecretFile(t *testing.T) {
 	if err := os.Remove(secret); err != nil {
 		t.Fatal(err)
 	}
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	if ok := <-reloaded; ok {
 		t.Fatal("reload with a missing client_secret_file applied")
 	}

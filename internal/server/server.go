@@ -7,8 +7,8 @@
 //
 // Listeners: the ext_authz gRPC server, the HTTP auth-request server and the admin
 // listener (/metrics, /healthz, /readyz), plus any Options.Listeners (e.g. an OIDC
-// back-channel logout endpoint). Options.GRPCOptions, Options.HTTPMiddleware and
-// Options.OnShutdown are the hooks for tracing.
+// back-channel logout endpoint). Options.GRPCOptions, Options.HTTPMiddleware,
+// Options.OPTransportWrap and Options.OnShutdown are the hooks for tracing.
 //
 // Generations: every applied configuration is a generation (an authorizer and the file
 // it came from). A reload (SIGHUP) builds a new one and swaps it in; checks in flight
@@ -49,6 +49,7 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -79,10 +80,13 @@ type Options struct {
 	// DevSwitches, when Enabled, replace token verification by a made-up identity
 	// (devswitch). INSECURE: the caller must have checked --allow-insecure-dev-switches.
 	DevSwitches devswitch.Switches
-	// Now is the clock (default time.Now); HTTPClient the client for OP requests
-	// (default: authz's).
-	Now        func() time.Time
-	HTTPClient *http.Client
+	// Now is the clock (default time.Now). Transport, if set, is the innermost
+	// RoundTripper of the OP client (authz.WithTransport; tests fake the network there).
+	Now       func() time.Time
+	Transport http.RoundTripper
+	// OPTransportWrap, if set, wraps the OP client's innermost transport, inside the
+	// circuit breaker (authz.WithTransportWrap; e.g. for tracing OP requests).
+	OPTransportWrap func(http.RoundTripper) http.RoundTripper
 	// Signals delivers SIGHUP (reload) and SIGTERM/SIGINT (stop). nil: the process's.
 	Signals <-chan os.Signal
 	// Tick creates the ticker of the dev-switch warning (default a time.Ticker).
@@ -171,6 +175,7 @@ func New(f *config.File, o Options) (*Server, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = metrics.New(s.reg)
+	s.reg.MustRegister(resilience.NewCollector("flaat_extauthz", s.opStats))
 	em, err := envoy.NewMetrics(s.reg)
 	if err != nil {
 		return nil, err
@@ -266,6 +271,15 @@ func (s *Server) Authorizer() *authz.Authorizer {
 		if e, ok := g.eng.(authzEngine); ok {
 			return e.Authorizer
 		}
+	}
+	return nil
+}
+
+// opStats are the OP client's counters and breaker states of the configuration that
+// serves now (none with the development switches).
+func (s *Server) opStats() map[string]resilience.Stats {
+	if a := s.Authorizer(); a != nil {
+		return a.OPStats()
 	}
 	return nil
 }
@@ -455,7 +469,7 @@ func (s *Server) build(f *config.File) (*generation, error) {
 		return newGeneration(devEngine{d}, f, current), nil
 	}
 	opts := []authz.Option{authz.WithLogger(s.log), authz.WithObserver(s.m),
-		authz.WithClock(s.o.Now), authz.WithHTTPClient(s.o.HTTPClient),
+		authz.WithClock(s.o.Now), authz.WithTransport(s.o.Transport), authz.WithTransportWrap(s.o.OPTransportWrap),
 		authz.WithReplayState(s.Authorizer()), // jti seen before a reload stay seen after it
 		authz.WithClaimProjection(config.ClaimProjection(pol, f.ServerConfig()))}
 	if s.start.ServerConfig().BackchannelListen != "" { // the listener exists from start to stop

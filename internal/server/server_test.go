@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -35,10 +37,10 @@ func TestServeReadyAndMetrics(t *testing.T) {
 	op := oidctest.New(t)
 	r := start(t, Options{Load: defaultLoader(config.Overrides{Issuers: []string{op.Issuer()}, LogFormat: "text"})})
 
-	if code, body := r.get("admin", "/readyz", nil); code != 200 {
+	if code, body := r.Get("admin", "/readyz", nil); code != 200 {
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +50,10 @@ func TestServeReadyAndMetrics(t *testing.T) {
 		t.Errorf("grpc health = %v %v, want SERVING once ready", hr.GetStatus(), err)
 	}
 	tok := op.MintJWT(map[string]any{"sub": "alice"})
-	if code, body := r.get("http", "/x", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
+	if code, body := r.Get("http", "/x", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
 		t.Errorf("valid token = %d %s", code, body)
 	}
-	code, body := r.get("admin", "/metrics", nil)
+	code, body := r.Get("admin", "/metrics", nil)
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
@@ -62,6 +64,7 @@ func TestServeReadyAndMetrics(t *testing.T) {
 		`flaat_extauthz_cache_misses_total 1`,
 		`flaat_extauthz_insecure_dev_switches_enabled 0`,
 		`flaat_extauthz_check_duration_seconds_bucket`,
+		`flaat_extauthz_op_breaker_state{host="` + strings.TrimPrefix(op.Issuer(), "http://") + `"} 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
@@ -81,8 +84,8 @@ type gatedClient struct {
 	entered chan struct{}
 }
 
-func (g *gatedClient) client() *http.Client {
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+func (g *gatedClient) transport() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		g.mu.Lock()
 		gate := g.gate
 		g.mu.Unlock()
@@ -91,7 +94,7 @@ func (g *gatedClient) client() *http.Client {
 			<-gate
 		}
 		return http.DefaultTransport.RoundTrip(r)
-	})}
+	})
 }
 
 // TestServeReload: a valid new configuration applies without dropping the check in
@@ -113,18 +116,18 @@ func TestServeReload(t *testing.T) {
 	write("admins")
 	gc := &gatedClient{entered: make(chan struct{}, 1)}
 	reloaded := make(chan bool, 4)
-	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), HTTPClient: gc.client(), OnReload: func(ok bool) { reloaded <- ok }})
+	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), Transport: gc.transport(), OnReload: func(ok bool) { reloaded <- ok }})
 
 	alice := map[string]string{"Authorization": "Bearer " + op.MintJWT(map[string]any{"sub": "alice", "groups": []string{"admins"}})}
 	gc.mu.Lock()
 	gc.gate = make(chan struct{})
 	gc.mu.Unlock()
 	inflight := make(chan int, 1)
-	go func() { code, _ := r.get("http", "/admin", alice); inflight <- code }()
+	go func() { code, _ := r.Get("http", "/admin", alice); inflight <- code }()
 	<-gc.entered // the check is now waiting for userinfo on the old configuration
 
 	write("ops") // alice is not in ops
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	if ok := <-reloaded; !ok {
 		t.Fatal("valid reload refused")
 	}
@@ -135,27 +138,27 @@ func TestServeReload(t *testing.T) {
 	if code := <-inflight; code != 200 {
 		t.Errorf("check in flight during reload = %d, want 200 from the old configuration", code)
 	}
-	if code, _ := r.get("http", "/admin", alice); code != 403 {
+	if code, _ := r.Get("http", "/admin", alice); code != 403 {
 		t.Errorf("after reload = %d, want 403 from the new configuration", code)
 	}
 
 	os.WriteFile(path, []byte("policy: {routes: [{name: x, nonsense: 1}]}\n"), 0o600)
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	if ok := <-reloaded; ok {
 		t.Fatal("invalid reload applied")
 	}
-	if code, _ := r.get("http", "/admin", alice); code != 403 {
+	if code, _ := r.Get("http", "/admin", alice); code != 403 {
 		t.Errorf("after refused reload = %d, want 403 (previous configuration)", code)
 	}
 	bob := map[string]string{"Authorization": "Bearer " + op.MintJWT(map[string]any{"sub": "bob", "groups": []string{"ops"}})}
-	code, _, hdr := r.getH("http", "/admin", bob)
+	code, _, hdr := r.GetH("http", "/admin", bob)
 	if code != 200 {
 		t.Errorf("ops member after refused reload = %d, want 200", code)
 	}
 	if hdr.Get("x-ops-user") != "bob" || hdr.Get("x-admins-user") != "" {
 		t.Errorf("identity headers after reload: %v, want the reloaded x-ops-user only", hdr)
 	}
-	_, metrics := r.get("admin", "/metrics", nil)
+	_, metrics := r.Get("admin", "/metrics", nil)
 	for _, want := range []string{`flaat_extauthz_config_reloads_total{result="ok"} 1`, `flaat_extauthz_config_reloads_total{result="failed"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -169,16 +172,16 @@ func TestServeReload(t *testing.T) {
 func TestServeDevSwitches(t *testing.T) {
 	ticks := make(chan time.Time)
 	_, load := writeConfig(t, "issuers: [{issuer: https://op.example}]\npolicy:\n  routes:\n    - {name: admin, path: {prefix: /admin}, require: {groups: {values: [admins]}}}\n    - {name: ops, path: {prefix: /ops}, require: {groups: {values: [ops]}}}\n")
-	r := start(t, Options{Load: load, HTTPClient: offlineClient(), DevSwitches: devswitch.Switches{AssumeGroups: []string{"admins"}},
+	r := start(t, Options{Load: load, Transport: offline(), DevSwitches: devswitch.Switches{AssumeGroups: []string{"admins"}},
 		Tick: func(time.Duration) <-chan time.Time { return ticks }})
-	if code, _ := r.get("http", "/admin", nil); code != 200 {
+	if code, _ := r.Get("http", "/admin", nil); code != 200 {
 		t.Errorf("/admin with assumed group admins = %d, want 200 without any token", code)
 	}
-	if code, _ := r.get("http", "/ops", nil); code != 403 {
+	if code, _ := r.Get("http", "/ops", nil); code != 403 {
 		t.Errorf("/ops = %d, want 403 (only the assumed groups)", code)
 	}
 	ticks <- time.Now()
-	_, metrics := r.get("admin", "/metrics", nil)
+	_, metrics := r.Get("admin", "/metrics", nil)
 	if !strings.Contains(metrics, "flaat_extauthz_insecure_dev_switches_enabled 1") ||
 		!strings.Contains(metrics, "flaat_extauthz_insecure_dev_switch_decisions_total 2") {
 		t.Errorf("dev switch metrics missing:\n%s", metrics)
@@ -223,11 +226,11 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 
 	fixed := time.Now()
 	reloaded := make(chan bool, 4)
-	r := start(t, Options{Load: fileLoader(cfg, config.Overrides{}), HTTPClient: offlineClient(),
+	r := start(t, Options{Load: fileLoader(cfg, config.Overrides{}), Transport: offline(),
 		Now: func() time.Time { return fixed }, OnReload: func(ok bool) { reloaded <- ok }})
 	serial := func(listener string) int64 {
 		t.Helper()
-		c, err := tls.Dial("tcp", r.addrs[listener], &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
+		c, err := tls.Dial("tcp", r.Addrs[listener], &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
 		if err != nil {
 			t.Fatalf("%s handshake: %v", listener, err)
 		}
@@ -240,7 +243,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	writeCert(101)
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	<-reloaded
 	for _, l := range []string{"grpc", "http"} {
 		if got := serial(l); got != 101 {
@@ -248,7 +251,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	os.WriteFile(certFile, []byte("garbage"), 0o600)
-	r.sigs <- syscall.SIGHUP
+	r.Sigs <- syscall.SIGHUP
 	<-reloaded
 	for _, l := range []string{"grpc", "http"} {
 		if got := serial(l); got != 101 {
@@ -279,7 +282,7 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	clk := clocktest.New(time.Now()) // a failed discovery is retried after a back-off on this clock
 	reloaded := make(chan bool, 4)
 	r := start(t, Options{Load: fileLoader(path, config.Overrides{}), Now: clk.Now, OnReload: func(ok bool) { reloaded <- ok }})
-	conn, err := grpc.NewClient(r.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,12 +298,12 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	}
 	sighup := func(want bool) {
 		t.Helper()
-		r.sigs <- syscall.SIGHUP
+		r.Sigs <- syscall.SIGHUP
 		if ok := <-reloaded; ok != want {
 			t.Fatalf("reload ok=%v, want %v", ok, want)
 		}
 	}
-	if code, body := r.get("admin", "/readyz", nil); code != 200 { // readies the first configuration
+	if code, body := r.Get("admin", "/readyz", nil); code != 200 { // readies the first configuration
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
 	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
@@ -327,13 +330,13 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	if st := health(); st != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health %v after adding an issuer whose discovery fails, want NOT_SERVING", st)
 	}
-	if code, body := r.get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
+	if code, body := r.Get("admin", "/readyz", nil); code != 503 || !strings.Contains(body, "issuers not ready") {
 		t.Fatalf("/readyz = %d %q, want 503", code, body)
 	}
 	// The OP recovers: the next readiness attempt (here /readyz's) makes it SERVING.
 	op2.ClearFaults()
 	clk.Advance(time.Minute) // past the authorizer's back-off after a failed discovery
-	if code, body := r.get("admin", "/readyz", nil); code != 200 {
+	if code, body := r.Get("admin", "/readyz", nil); code != 200 {
 		t.Fatalf("/readyz = %d %q after the OP recovered", code, body)
 	}
 	if st := health(); st != healthpb.HealthCheckResponse_SERVING {
@@ -342,4 +345,48 @@ func TestServeHealthFollowsReload(t *testing.T) {
 	if log, err := r.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("Run = %v:\n%s", err, log)
 	}
+}
+
+// TestServeBreakerFromConfig: verification.breaker reaches the OP client serve runs, and
+// its state is exported per OP host: with failure_threshold 1, the one failed discovery
+// at start-up opens the breaker (gauge 2); checks fail closed meanwhile.
+func TestServeBreakerFromConfig(t *testing.T) {
+	tests := []struct {
+		name      string
+		threshold int
+		state     string
+	}{
+		{"threshold 1: open after one failure", 1, "2"},
+		{"default threshold 5: still closed", 0, "0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			refuse := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return nil, errors.New("test: connection refused")
+			})
+			_, load := writeConfig(t, fmt.Sprintf("issuers: [{issuer: https://op.example}]\nverification: {breaker: {failure_threshold: %d}}\n", tc.threshold))
+			r := start(t, Options{Load: load, Transport: refuse})
+			// The start-up discovery attempt has failed once the first readiness check ends.
+			if code, _ := r.Get("admin", ReadyzPath, nil); code != 503 {
+				t.Fatalf("/readyz = %d, want 503", code)
+			}
+			if code, _ := r.Get("http", "/x", map[string]string{"Authorization": "Bearer opaque-token"}); code != 503 {
+				t.Errorf("check with the OP down = %d, want 503", code)
+			}
+			_, body := r.Get("admin", MetricsPath, nil)
+			if want := `flaat_extauthz_op_breaker_state{host="op.example"} ` + tc.state; !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "op_"))
+			}
+		})
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

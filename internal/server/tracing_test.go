@@ -34,7 +34,7 @@ func TestServeTracing(t *testing.T) {
 	})
 	const trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	tok := op.MintJWT(map[string]any{"sub": "alice"})
-	if code, body := r.get("http", "/x", map[string]string{"Authorization": "Bearer " + tok,
+	if code, body := r.Get("http", "/x", map[string]string{"Authorization": "Bearer " + tok,
 		"traceparent": "00-" + trace + "-" + parent + "-01"}); code != 200 {
 		t.Fatalf("check = %d %s", code, body)
 	}
@@ -86,7 +86,7 @@ func TestServeTracingOff(t *testing.T) {
 		t.Fatal("no envoy server")
 	}
 	tok := op.MintJWT(map[string]any{"sub": "alice"})
-	if code, body := r.get("http", "/x", map[string]string{"Authorization": "Bearer " + tok,
+	if code, body := r.Get("http", "/x", map[string]string{"Authorization": "Bearer " + tok,
 		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}); code != 200 {
 		t.Fatalf("check = %d %s", code, body)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 )
@@ -28,10 +29,7 @@ func faultStack(t *testing.T, clock *Clock, httpTimeout time.Duration) *Stack {
 		Now:         clock.Now,
 		Userinfo:    "required",
 		HTTPTimeout: httpTimeout,
-		Resilience: []resilience.Option{
-			resilience.WithFailureThreshold(faultThreshold),
-			resilience.WithOpenDuration(faultOpenFor),
-		},
+		Breaker:     authz.BreakerConfig{FailureThreshold: faultThreshold, OpenDuration: authz.Duration(faultOpenFor)},
 	})
 }
 
@@ -88,7 +86,7 @@ func TestFaultInjection(t *testing.T) {
 				})
 			},
 			check: func(t *testing.T, s *Stack) {
-				if st := s.Breaker.Totals(); st.State != resilience.Open || st.Failures != 1 {
+				if st := s.BreakerTotals(); st.State != resilience.Open || st.Failures != 1 {
 					t.Errorf("one 429 with Retry-After must open the breaker at once: %+v", st)
 				}
 			}},
@@ -164,7 +162,7 @@ func TestFaultInjection(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, s)
 			}
-			st := s.Breaker.Totals()
+			st := s.BreakerTotals()
 
 			// Recovery: repair the OP; once the open period has passed, the first new
 			// token is allowed (the probe closes the breaker).

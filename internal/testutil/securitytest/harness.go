@@ -17,7 +17,6 @@
 package securitytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -38,6 +37,7 @@ import (
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/metrics"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/resilience"
+	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/testutil/clocktest"
 	"github.com/flaat-extauthz/flaat-extauthz/oidctest"
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
@@ -145,24 +145,7 @@ func (t *Transport) Path(p string) int {
 func (t *Transport) CloseIdleConnections() { t.base.(*http.Transport).CloseIdleConnections() }
 
 // LogBuffer collects log output; safe for concurrent use.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type LogBuffer struct{ testutil.Buffer }
 
 // Logger returns a debug-level JSON logger writing into l.
 func (l *LogBuffer) Logger() *slog.Logger {
@@ -184,22 +167,19 @@ type Options struct {
 	// CacheSize and CacheMaxTTL configure the identity cache. Defaults: authz's.
 	CacheSize   int
 	CacheMaxTTL time.Duration
-	// Resilience are options for the outbound resilience.Transport. Default: threshold
-	// 5, open 10s, 16 concurrent per host.
-	Resilience []resilience.Option
-	// NoBreaker leaves the resilience Transport out (authz talks to the counting
-	// Transport directly).
-	NoBreaker bool
+	// Breaker is verification.breaker. Default: authz's (threshold 5, open 10s, 16
+	// concurrent per host).
+	Breaker authz.BreakerConfig
 }
 
 // Stack is one complete in-process flaat-extauthz: fake OP → counting Transport →
-// resilience Transport → authz.Authorizer → policy → envoy.Server, with every log line
-// captured at debug level and a Prometheus registry holding all metrics.
+// the OP client authz builds for serve (resilience breaker and limits from
+// Options.Breaker, body limit, redirect policy) → authz.Authorizer → policy →
+// envoy.Server, with every log line captured at debug level and a Prometheus registry
+// holding all metrics, the breaker's too.
 type Stack struct {
 	OP         *oidctest.OP
 	Net        *Transport
-	Breaker    *resilience.Transport // nil with Options.NoBreaker
-	Client     *http.Client
 	Authorizer *authz.Authorizer
 	Server     *envoy.Server
 	Logs       *LogBuffer
@@ -252,16 +232,6 @@ func NewStackFor(t testing.TB, op *oidctest.OP, o Options) *Stack {
 	}
 	s := &Stack{OP: op, Net: NewTransport(), Logs: &LogBuffer{}, Registry: prometheus.NewRegistry()}
 	log := s.Logs.Logger()
-	if o.NoBreaker {
-		s.Client = &http.Client{Transport: s.Net, CheckRedirect: resilience.SameHostRedirect}
-	} else {
-		ropts := append([]resilience.Option{resilience.WithClock(now),
-			resilience.WithStateChange(func(host string, from, to resilience.State) {
-				log.Warn("resilience: breaker state", "host", host, "from", from.String(), "to", to.String())
-			})}, o.Resilience...)
-		s.Client, s.Breaker = resilience.NewClient(resilience.ClientConfig{Base: s.Net}, ropts...)
-		s.Registry.MustRegister(s.Breaker.Collector("flaat_extauthz"))
-	}
 	ic := op.IssuerConfig()
 	ic.Userinfo = o.Userinfo
 	ic.Audiences = o.Audiences
@@ -270,18 +240,20 @@ func NewStackFor(t testing.TB, op *oidctest.OP, o Options) *Stack {
 		HTTPTimeout:         authz.Duration(o.HTTPTimeout),
 		JWKSRefreshInterval: authz.Duration(o.JWKSRefreshInterval),
 		Cache:               authz.CacheConfig{Size: o.CacheSize, MaxTTL: authz.Duration(o.CacheMaxTTL)},
+		Breaker:             o.Breaker,
 	}
 	pol, err := policy.New(PolicyConfig())
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}
 	m := metrics.New(s.Registry)
-	a, err := authz.New(cfg, pol, authz.WithHTTPClient(s.Client), authz.WithClock(now),
+	a, err := authz.New(cfg, pol, authz.WithTransport(s.Net), authz.WithClock(now),
 		authz.WithLogger(log), authz.WithObserver(m))
 	if err != nil {
 		t.Fatalf("authz: %v", err)
 	}
 	m.SetCacheSource(a.CacheStats)
+	s.Registry.MustRegister(resilience.NewCollector("flaat_extauthz", a.OPStats))
 	s.Authorizer = a
 	em, err := envoy.NewMetrics(s.Registry)
 	if err != nil {
@@ -316,11 +288,11 @@ func (s *Stack) Close() {
 		return
 	}
 	s.Authorizer.Close()
-	if s.Breaker != nil {
-		s.Breaker.CloseIdleConnections()
-	}
 	s.Net.CloseIdleConnections()
 }
+
+// BreakerTotals sums the OP client's counters over all OP hosts; State is the worst.
+func (s *Stack) BreakerTotals() resilience.Stats { return resilience.Totals(s.Authorizer.OPStats()) }
 
 // Errors returns every Decision.Err string and Reason seen so far.
 func (s *Stack) Errors() []string {
