@@ -133,8 +133,7 @@ var projectedAlways = []string{"sub", "iss"}
 // names must list every claim anything reads from Identity.Claims: a claim left out
 // reads as absent (no requirement is met by an absent claim, so a policy fails closed,
 // but an identity header or metadata value would go missing). Default (no option):
-// every claim is kept. TokenClaims, Userinfo and Introspection (uncached identities)
-// are never projected.
+// every claim is kept. Identity.Parts (uncached identities) is never projected.
 func WithClaimProjection(names []string) Option {
 	return func(o *options) {
 		o.project = true
@@ -384,9 +383,9 @@ func (a *Authorizer) Ready(ctx context.Context) error {
 // callers and must not be modified.
 //
 // With the cache on (the default) the identity is the slim form that the cache holds:
-// Issuer, Subject, Claims, Expiry and Sources; TokenClaims, Userinfo, Introspection and
-// Header are nil. Disable the cache (CacheConfig.Disabled) to get every part, as the
-// userinfo and check commands do.
+// Issuer, Subject, Claims, Expiry, Sources, Confirmation and SessionID; Parts is nil.
+// Disable the cache (CacheConfig.Disabled) to get every part, as the userinfo and check
+// commands do.
 func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {
 	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
 		return nil, err
