@@ -1,16 +1,12 @@
 package cache
 
 import (
-	"hash/maphash"
+	"encoding/binary"
 	"sync"
 )
 
-// home is the first slot of k in a table of mask+1 slots. The keys are SHA-256 digests
-// of what clients send, but a client can grind tokens whose digests share bits (2^18
-// tries for one slot of a table of 2^18), so the slot is a hash of the whole key under
-// a seed chosen at random per lru (as Go's own maps do): nobody outside can aim at a
-// slot, and probe runs stay short.
-func (l *lru[V]) home(k Key, mask int) int { return int(maphash.Comparable(l.seed, k) & uint64(mask)) }
+// short is the index key of k: its first 8 bytes.
+func short(k Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 
 // lru is the bounded least-recently-used store under Cache: a map from Key to an entry,
 // holding at most size entries, the least recently used one evicted to make room.
@@ -21,22 +17,21 @@ func (l *lru[V]) home(k Key, mask int) int { return int(maphash.Comparable(l.see
 // evicted, removed or purged), but keeps memory per entry small, which is what bounds
 // the memory of a full identity cache: the entries live in chunks of lruChunk nodes
 // linked by int32 indexes (no allocation and no pointer of their own per entry), and the
-// index is an open-addressing table of int32 node numbers (linear probing, at most
-// three quarters full, deletion by backward shift: no tombstones), which the garbage
-// collector never scans. Every probe compares the whole key kept in the node. An entry
-// takes 72 bytes plus 5–11 bytes of table, against a 128-byte list element and a
-// 40-byte (pointer) map slot in golang-lru.
+// index maps the first 8 bytes of a Key (the keys are SHA-256 digests) to an int32, in
+// 16-byte slots that the garbage collector never scans. The node holds the whole Key,
+// and every lookup compares it: two keys that share their first 8 bytes never read
+// each other's entry, one only replaces the other (as an eviction would). An entry
+// takes 72 bytes plus about 20–40 bytes of index, against a 128-byte list element and a
+// 40-byte (pointer) index slot in golang-lru.
 type lru[V any] struct {
 	mu      sync.RWMutex
 	size    int
-	seed    maphash.Seed
-	slots   []int32     // node+1 of each slot, 0: empty; len is 0 or a power of two
-	count   int         // entries (used slots)
-	chunks  [][]node[V] // nodes; node i is chunks[i/lruChunk][i%lruChunk]
-	n       int32       // nodes allocated (in use or free)
-	free    int32       // first free node (linked through next); -1: none
-	head    int32       // most recently used node; -1: empty
-	tail    int32       // least recently used node; -1: empty
+	index   map[uint64]int32 // short(key) → node
+	chunks  [][]node[V]      // nodes; node i is chunks[i/lruChunk][i%lruChunk]
+	n       int32            // nodes allocated (in use or free)
+	free    int32            // first free node (linked through next); -1: none
+	head    int32            // most recently used node; -1: empty
+	tail    int32            // least recently used node; -1: empty
 	onEvict func(Key, entry[V])
 }
 
@@ -56,78 +51,16 @@ const maxLRUSize = 1<<31 - 1
 
 // newLRU returns an empty lru of at most size (1..maxLRUSize) entries; onEvict may be nil.
 func newLRU[V any](size int, onEvict func(Key, entry[V])) *lru[V] {
-	return &lru[V]{size: size, seed: maphash.MakeSeed(), free: -1, head: -1, tail: -1, onEvict: onEvict}
+	return &lru[V]{size: size, index: map[uint64]int32{}, free: -1, head: -1, tail: -1, onEvict: onEvict}
 }
 
-// find returns the node of k. mu is held (read or write).
+// find returns the node of k. mu is held.
 func (l *lru[V]) find(k Key) (int32, bool) {
-	_, i, ok := l.slot(k)
-	return i, ok
-}
-
-// slot returns the slot and node of k (ok), or the empty slot where k's probe ends
-// (slot -1 when the table is not allocated yet).
-func (l *lru[V]) slot(k Key) (s int, i int32, ok bool) {
-	if len(l.slots) == 0 {
-		return -1, -1, false
+	i, ok := l.index[short(k)]
+	if !ok || l.at(i).key != k {
+		return -1, false
 	}
-	mask := len(l.slots) - 1
-	for s = l.home(k, mask); ; s = (s + 1) & mask {
-		v := l.slots[s]
-		if v == 0 {
-			return s, -1, false
-		}
-		if l.at(v-1).key == k {
-			return s, v - 1, true
-		}
-	}
-}
-
-// insert enters node i (holding its key, not in the table) into the table, growing it
-// first to stay at most three quarters full.
-func (l *lru[V]) insert(i int32) {
-	if (l.count+1)*4 > len(l.slots)*3 {
-		old := l.slots
-		l.slots = make([]int32, max(16, 2*len(old)))
-		mask := len(l.slots) - 1
-		for _, v := range old {
-			if v != 0 {
-				s := l.home(l.at(v-1).key, mask)
-				for l.slots[s] != 0 {
-					s = (s + 1) & mask
-				}
-				l.slots[s] = v
-			}
-		}
-	}
-	mask := len(l.slots) - 1
-	s := l.home(l.at(i).key, mask)
-	for l.slots[s] != 0 {
-		s = (s + 1) & mask
-	}
-	l.slots[s] = i + 1
-	l.count++
-}
-
-// unslot empties slot s, moving later entries of its probe run back so that every
-// entry stays reachable from its home slot without passing an empty slot.
-func (l *lru[V]) unslot(s int) {
-	mask := len(l.slots) - 1
-	for j := s; ; {
-		j = (j + 1) & mask
-		v := l.slots[j]
-		if v == 0 {
-			break
-		}
-		// The entry at j may fill s unless its home lies cyclically in (s, j].
-		h := l.home(l.at(v-1).key, mask)
-		if (s <= j && (h <= s || h > j)) || (s > j && h <= s && h > j) {
-			l.slots[s] = v
-			s = j
-		}
-	}
-	l.slots[s] = 0
-	l.count--
+	return i, true
 }
 
 func (l *lru[V]) at(i int32) *node[V] { return &l.chunks[i/lruChunk][i%lruChunk] }
@@ -179,8 +112,7 @@ func (l *lru[V]) removeLocked(i int32) (Key, entry[V]) {
 	l.unlink(i)
 	n := l.at(i)
 	k, e := n.key, n.e
-	s, _, _ := l.slot(k)
-	l.unslot(s)
+	delete(l.index, short(k))
 	*n = node[V]{next: l.free, prev: -1}
 	l.free = i
 	return k, e
@@ -221,8 +153,9 @@ func (l *lru[V]) Contains(k Key) bool {
 }
 
 // Add stores e for k as the most recently used entry, replacing k's entry if there is
-// one (without calling onEvict), and otherwise evicting the least recently used entry
-// when the lru is full (calling onEvict for it). It reports whether it evicted.
+// one (without calling onEvict), and otherwise evicting the entry of another key with
+// the same first 8 bytes if there is one, else the least recently used entry when the
+// lru is full (calling onEvict for it). It reports whether it evicted.
 func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 	l.mu.Lock()
 	if i, ok := l.find(k); ok {
@@ -236,7 +169,10 @@ func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 	}
 	var ek Key
 	var ee entry[V]
-	if l.count >= l.size {
+	if i, ok := l.index[short(k)]; ok { // another key with the same first 8 bytes
+		ek, ee = l.removeLocked(i)
+		evicted = true
+	} else if len(l.index) >= l.size {
 		ek, ee = l.removeLocked(l.tail)
 		evicted = true
 	}
@@ -244,7 +180,7 @@ func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 	n := l.at(i)
 	n.key, n.e = k, e
 	l.pushFront(i)
-	l.insert(i)
+	l.index[short(k)] = i
 	l.mu.Unlock()
 	if evicted && l.onEvict != nil {
 		l.onEvict(ek, ee)
@@ -277,13 +213,13 @@ func (l *lru[V]) Purge() {
 	var gone []kv
 	l.mu.Lock()
 	if l.onEvict != nil {
-		gone = make([]kv, 0, l.count)
+		gone = make([]kv, 0, len(l.index))
 		for i := l.tail; i >= 0; i = l.at(i).prev {
 			n := l.at(i)
 			gone = append(gone, kv{n.key, n.e})
 		}
 	}
-	l.slots, l.count, l.chunks, l.n = nil, 0, nil, 0
+	l.index, l.chunks, l.n = map[uint64]int32{}, nil, 0
 	l.free, l.head, l.tail = -1, -1, -1
 	l.mu.Unlock()
 	for _, g := range gone {
@@ -295,5 +231,5 @@ func (l *lru[V]) Purge() {
 func (l *lru[V]) Len() int {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.count
+	return len(l.index)
 }
