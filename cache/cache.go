@@ -6,7 +6,7 @@
 // [Options.IsNegative] which loader errors prove the key invalid. The cache then
 //
 //   - keeps at most [Options.Size] entries, least recently used out first (a compact
-//     LRU of its own: about 72 bytes per entry plus its index slot, no allocation per
+//     LRU of its own: about 80 bytes per entry plus its index slot, no allocation per
 //     entry);
 //   - expires each entry at min(now+MaxTTL, expires), measured with an
 //     injected clock;
@@ -186,26 +186,14 @@ type tagged struct {
 }
 
 // entry is one stored value or negative error, stored by value in the LRU's node (no
-// allocation of its own for a value). Its instants are offsets from the cache's base
-// (two int64s instead of two 24-byte time.Time values), and a negative entry's error is
-// behind a pointer (negative entries are few), so that a node is 72 bytes. Offsets
-// compare as the instants would with Time.Before (see at, wallAt).
+// allocation of its own). Its instants are offsets from the cache's base (two int64s
+// instead of two 24-byte time.Time values), so that a node is 80 bytes. Offsets compare
+// as the instants would with Time.Before (see at, wallAt).
 type entry[V any] struct {
 	v          V
-	neg        *negative     // non-nil: a negative entry
+	err        error         // non-nil: a negative entry
 	expires    time.Duration // wallAt(the value's own end of life); noExpiry = unknown
 	freshUntil time.Duration // at(instant): served by Get before it
-}
-
-// negative is the error of a negative entry.
-type negative struct{ err error }
-
-// error returns the error of a negative entry, nil for a value.
-func (e *entry[V]) error() error {
-	if e.neg == nil {
-		return nil
-	}
-	return e.neg.err
 }
 
 // noExpiry is entry.expires of a value whose end of life is unknown (zero time).
@@ -325,9 +313,9 @@ func (c *Cache[V]) Lookup(k Key) (v V, found bool, err error) {
 	if !ok || c.at(c.o.Now()) >= e.freshUntil {
 		return v, false, nil
 	}
-	if e.neg != nil {
+	if e.err != nil {
 		c.negHits.Add(1)
-		return v, true, e.neg.err
+		return v, true, e.err
 	}
 	c.hits.Add(1)
 	return e.v, true, nil
@@ -361,7 +349,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 	// A load that finished between the caller's lookup and DoChan has stored a fresh
 	// entry: use it rather than loading again.
 	if e, ok := c.lru.Peek(k); ok && c.at(c.o.Now()) < e.freshUntil {
-		return &result[V]{v: e.v, err: e.error(), hit: true}
+		return &result[V]{v: e.v, err: e.err, hit: true}
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.LoadTimeout)
 	defer cancel()
@@ -383,7 +371,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 	c.loadErrors.Add(1)
 	if !panicked && c.o.IsNegative != nil && c.o.IsNegative(err) {
 		if c.o.NegativeTTL > 0 {
-			c.add(k, entry[V]{neg: &negative{err}, freshUntil: c.at(now.Add(c.o.NegativeTTL))})
+			c.add(k, entry[V]{err: err, freshUntil: c.at(now.Add(c.o.NegativeTTL))})
 		} else {
 			c.lru.Remove(k) // a proven-invalid key must not be served stale
 		}
@@ -400,7 +388,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 
 // staleUsable reports whether an expired positive entry may be served after a failed load.
 func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
-	return c.o.StaleIfError > 0 && e.neg == nil && e.expires != noExpiry &&
+	return c.o.StaleIfError > 0 && e.err == nil && e.expires != noExpiry &&
 		c.wallAt(now) < e.expires && c.at(now)-e.freshUntil < c.o.StaleIfError
 }
 
@@ -427,10 +415,10 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	var tags []Tag
-	if e.neg == nil {
+	if e.err == nil {
 		tags = c.tagOf(e.v)
 	}
-	if hadOld && old.neg == nil { // Add replaced it without calling the eviction callback
+	if hadOld && old.err == nil { // Add replaced it without calling the eviction callback
 		for _, t := range c.tagOf(old.v) {
 			if !slices.Contains(tags, t) {
 				c.dropLocked(t, k)
@@ -454,13 +442,13 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 // evictions, Remove and Purge, outside the LRU's lock). Tags that a value stored for k
 // since then also has are kept.
 func (c *Cache[V]) untag(k Key, e entry[V]) {
-	if e.neg != nil {
+	if e.err != nil {
 		return
 	}
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	var keep []Tag
-	if cur, ok := c.lru.Peek(k); ok && cur.neg == nil {
+	if cur, ok := c.lru.Peek(k); ok && cur.err == nil {
 		keep = c.tagOf(cur.v)
 	}
 	for _, t := range c.tagOf(e.v) {

@@ -21,7 +21,7 @@ func short(k Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 // 16-byte slots that the garbage collector never scans. The node holds the whole Key,
 // and every lookup compares it: two keys that share their first 8 bytes never read
 // each other's entry, one only replaces the other (as an eviction would). An entry
-// takes 72 bytes plus about 20–40 bytes of index, against a 128-byte list element and a
+// takes 80 bytes plus about 20–40 bytes of index, against a 128-byte list element and a
 // 40-byte (pointer) index slot in golang-lru.
 type lru[V any] struct {
 	mu      sync.RWMutex
@@ -43,7 +43,7 @@ type node[V any] struct {
 	e          entry[V]
 }
 
-// lruChunk is the number of nodes allocated at once (72 KiB for Cache[*T]).
+// lruChunk is the number of nodes allocated at once (80 KiB for Cache[*T]).
 const lruChunk = 1024
 
 // maxLRUSize is the largest size an lru can hold (int32 node indexes).

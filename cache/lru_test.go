@@ -4,16 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"unsafe"
 )
-
-// TestNodeSize: a node of the identity cache (Cache[*T]) is 72 bytes, which is what
-// the memory figures of docs/performance-round2.md count on.
-func TestNodeSize(t *testing.T) {
-	if n := unsafe.Sizeof(node[*int]{}); n != 72 {
-		t.Fatalf("node[*T] is %d bytes, want 72", n)
-	}
-}
 
 // modelLRU is the obvious LRU the compact one must agree with: keys most recently used
 // first.
