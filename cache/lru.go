@@ -1,12 +1,6 @@
 package cache
 
-import (
-	"encoding/binary"
-	"sync"
-)
-
-// short is the index key of k: its first 8 bytes.
-func short(k Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
+import "sync"
 
 // lru is the bounded least-recently-used store under Cache: a map from Key to an entry,
 // holding at most size entries, the least recently used one evicted to make room.
@@ -17,21 +11,18 @@ func short(k Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 // evicted, removed or purged), but keeps memory per entry small, which is what bounds
 // the memory of a full identity cache: the entries live in chunks of lruChunk nodes
 // linked by int32 indexes (no allocation and no pointer of their own per entry), and the
-// index maps the first 8 bytes of a Key (the keys are SHA-256 digests) to an int32, in
-// 16-byte slots that the garbage collector never scans. The node holds the whole Key,
-// and every lookup compares it: two keys that share their first 8 bytes never read
-// each other's entry, one only replaces the other (as an eviction would). An entry
-// takes 80 bytes plus about 20–40 bytes of index, against a 128-byte list element and a
+// index maps a Key to an int32, so that the garbage collector never scans it. An entry
+// takes 80 bytes plus about 40–80 bytes of index, against a 128-byte list element and a
 // 40-byte (pointer) index slot in golang-lru.
 type lru[V any] struct {
 	mu      sync.RWMutex
 	size    int
-	index   map[uint64]int32 // short(key) → node
-	chunks  [][]node[V]      // nodes; node i is chunks[i/lruChunk][i%lruChunk]
-	n       int32            // nodes allocated (in use or free)
-	free    int32            // first free node (linked through next); -1: none
-	head    int32            // most recently used node; -1: empty
-	tail    int32            // least recently used node; -1: empty
+	index   map[Key]int32 // key → node
+	chunks  [][]node[V]   // nodes; node i is chunks[i/lruChunk][i%lruChunk]
+	n       int32         // nodes allocated (in use or free)
+	free    int32         // first free node (linked through next); -1: none
+	head    int32         // most recently used node; -1: empty
+	tail    int32         // least recently used node; -1: empty
 	onEvict func(Key, entry[V])
 }
 
@@ -51,16 +42,7 @@ const maxLRUSize = 1<<31 - 1
 
 // newLRU returns an empty lru of at most size (1..maxLRUSize) entries; onEvict may be nil.
 func newLRU[V any](size int, onEvict func(Key, entry[V])) *lru[V] {
-	return &lru[V]{size: size, index: map[uint64]int32{}, free: -1, head: -1, tail: -1, onEvict: onEvict}
-}
-
-// find returns the node of k. mu is held.
-func (l *lru[V]) find(k Key) (int32, bool) {
-	i, ok := l.index[short(k)]
-	if !ok || l.at(i).key != k {
-		return -1, false
-	}
-	return i, true
+	return &lru[V]{size: size, index: map[Key]int32{}, free: -1, head: -1, tail: -1, onEvict: onEvict}
 }
 
 func (l *lru[V]) at(i int32) *node[V] { return &l.chunks[i/lruChunk][i%lruChunk] }
@@ -112,7 +94,7 @@ func (l *lru[V]) removeLocked(i int32) (Key, entry[V]) {
 	l.unlink(i)
 	n := l.at(i)
 	k, e := n.key, n.e
-	delete(l.index, short(k))
+	delete(l.index, k)
 	*n = node[V]{next: l.free, prev: -1}
 	l.free = i
 	return k, e
@@ -122,7 +104,7 @@ func (l *lru[V]) removeLocked(i int32) (Key, entry[V]) {
 func (l *lru[V]) Get(k Key) (entry[V], bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i, ok := l.find(k)
+	i, ok := l.index[k]
 	if !ok {
 		return entry[V]{}, false
 	}
@@ -137,7 +119,7 @@ func (l *lru[V]) Get(k Key) (entry[V], bool) {
 func (l *lru[V]) Peek(k Key) (entry[V], bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	i, ok := l.find(k)
+	i, ok := l.index[k]
 	if !ok {
 		return entry[V]{}, false
 	}
@@ -148,17 +130,16 @@ func (l *lru[V]) Peek(k Key) (entry[V], bool) {
 func (l *lru[V]) Contains(k Key) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	_, ok := l.find(k)
+	_, ok := l.index[k]
 	return ok
 }
 
 // Add stores e for k as the most recently used entry, replacing k's entry if there is
-// one (without calling onEvict), and otherwise evicting the entry of another key with
-// the same first 8 bytes if there is one, else the least recently used entry when the
-// lru is full (calling onEvict for it). It reports whether it evicted.
+// one (without calling onEvict), and otherwise evicting the least recently used entry
+// when the lru is full (calling onEvict for it). It reports whether it evicted.
 func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 	l.mu.Lock()
-	if i, ok := l.find(k); ok {
+	if i, ok := l.index[k]; ok {
 		l.at(i).e = e
 		if l.head != i {
 			l.unlink(i)
@@ -169,10 +150,7 @@ func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 	}
 	var ek Key
 	var ee entry[V]
-	if i, ok := l.index[short(k)]; ok { // another key with the same first 8 bytes
-		ek, ee = l.removeLocked(i)
-		evicted = true
-	} else if len(l.index) >= l.size {
+	if len(l.index) >= l.size {
 		ek, ee = l.removeLocked(l.tail)
 		evicted = true
 	}
@@ -180,7 +158,7 @@ func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 	n := l.at(i)
 	n.key, n.e = k, e
 	l.pushFront(i)
-	l.index[short(k)] = i
+	l.index[k] = i
 	l.mu.Unlock()
 	if evicted && l.onEvict != nil {
 		l.onEvict(ek, ee)
@@ -191,7 +169,7 @@ func (l *lru[V]) Add(k Key, e entry[V]) (evicted bool) {
 // Remove drops the entry of k, calling onEvict for it, and reports whether there was one.
 func (l *lru[V]) Remove(k Key) bool {
 	l.mu.Lock()
-	i, ok := l.find(k)
+	i, ok := l.index[k]
 	if !ok {
 		l.mu.Unlock()
 		return false
@@ -219,7 +197,7 @@ func (l *lru[V]) Purge() {
 			gone = append(gone, kv{n.key, n.e})
 		}
 	}
-	l.index, l.chunks, l.n = map[uint64]int32{}, nil, 0
+	l.index, l.chunks, l.n = map[Key]int32{}, nil, 0
 	l.free, l.head, l.tail = -1, -1, -1
 	l.mu.Unlock()
 	for _, g := range gone {
