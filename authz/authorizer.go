@@ -117,11 +117,14 @@ func WithObserver(obs Observer) Option {
 	}
 }
 
-// projectedAlways are the claims WithClaimProjection always keeps.
-var projectedAlways = []string{"sub", "iss", "exp", "aud", "scope", "scp"}
+// projectedAlways are the claims WithClaimProjection always keeps. exp, aud, scope and
+// scp are kept only when named (policy.Engine.ClaimNames names aud, scope and scp when
+// a requirement reads them): every kept claim costs 16 bytes or more per cached
+// identity.
+var projectedAlways = []string{"sub", "iss"}
 
 // WithClaimProjection makes Identity.Claims keep only the top-level claims that can be
-// read: sub, iss, exp, aud, scope and scp, and names; for a dotted name
+// read: sub, iss and names; for a dotted name
 // ("realm_access.roles") both the literal name and its first segment ("realm_access",
 // kept whole). Every other claim is dropped before the identity is cached, which is
 // what keeps memory per cached token small (the CLI's serve passes the policy's
@@ -130,8 +133,7 @@ var projectedAlways = []string{"sub", "iss", "exp", "aud", "scope", "scp"}
 // names must list every claim anything reads from Identity.Claims: a claim left out
 // reads as absent (no requirement is met by an absent claim, so a policy fails closed,
 // but an identity header or metadata value would go missing). Default (no option):
-// every claim is kept. TokenClaims, Userinfo and Introspection (uncached identities)
-// are never projected.
+// every claim is kept. Identity.Parts (uncached identities) is never projected.
 func WithClaimProjection(names []string) Option {
 	return func(o *options) {
 		o.project = true
@@ -159,25 +161,30 @@ func projection(names []string) []string {
 	return out
 }
 
-// project returns the claims of names that claims holds, in a new map whose keys are
-// the strings of names and whose values (but sub's) are shared through in.
-func project(claims map[string]any, names []string, in *interner) map[string]any {
+// project returns the claims of names (sorted, distinct) that claims holds, in the
+// compact form: the names present are a policy.Shape shared by every identity with the
+// same ones (in.shape), the values (but sub's) are shared through in.
+func project(claims policy.Claims, names []string, in *interner) policy.Claims {
+	var present uint64 // bit i: names[i] is present (the first 64 names)
 	n := 0
-	for _, k := range names {
-		if _, ok := claims[k]; ok {
+	for i, k := range names {
+		if _, ok := claims.Lookup(k); ok {
 			n++
+			if i < 64 {
+				present |= 1 << i
+			}
 		}
 	}
-	out := make(map[string]any, n)
+	vals := make([]any, 0, n)
 	for _, k := range names {
-		if v, ok := claims[k]; ok {
+		if v, ok := claims.Lookup(k); ok {
 			if k != "sub" { // unique per user: sharing it would only churn the interner
 				v = in.value(v)
 			}
-			out[k] = v
+			vals = append(vals, v)
 		}
 	}
-	return out
+	return policy.CompactClaims(in.shape(names, present, claims), vals)
 }
 
 // Authorizer verifies bearer tokens against the configured trusted OPs and asks the
@@ -376,9 +383,9 @@ func (a *Authorizer) Ready(ctx context.Context) error {
 // callers and must not be modified.
 //
 // With the cache on (the default) the identity is the slim form that the cache holds:
-// Issuer, Subject, Claims, Expiry and Sources; TokenClaims, Userinfo, Introspection and
-// Header are nil. Disable the cache (CacheConfig.Disabled) to get every part, as the
-// userinfo and check commands do.
+// Issuer, Subject, Claims, Expiry, Sources, Confirmation and SessionID; Parts is nil.
+// Disable the cache (CacheConfig.Disabled) to get every part, as the userinfo and check
+// commands do.
 func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {
 	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package authz
 import (
 	"encoding/binary"
 	"sync"
+
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 // Bounds of an interner: entries before it starts over, and the largest value (its key
@@ -21,12 +23,43 @@ const (
 // a bounded amount and only slow the sharing down. Shared values are read-only, as every
 // cached identity is. Safe for concurrent use; used on the cache-miss path only.
 type interner struct {
-	mu  sync.Mutex
-	m   map[string]any
-	key []byte
+	mu     sync.Mutex
+	m      map[string]any
+	key    []byte
+	shapes map[uint64]*policy.Shape // shape: bit set of the projection's names → Shape
 }
 
-func newInterner() *interner { return &interner{m: map[string]any{}} }
+func newInterner() *interner {
+	return &interner{m: map[string]any{}, shapes: map[uint64]*policy.Shape{}}
+}
+
+// shape returns the Shape of the names of all (sorted and distinct) that claims holds,
+// shared by every call with the same set (present: bit i for all[i]) when all has at
+// most 64 names (a larger projection gets a Shape of its own each time). The number of
+// shapes kept is bounded by internMaxEntries.
+func (in *interner) shape(all []string, present uint64, claims policy.Claims) *policy.Shape {
+	if len(all) <= 64 {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if shared, ok := in.shapes[present]; ok {
+			return shared
+		}
+	}
+	var names []string
+	for _, k := range all {
+		if _, ok := claims.Lookup(k); ok {
+			names = append(names, k)
+		}
+	}
+	s := policy.NewShape(names)
+	if len(all) <= 64 {
+		if len(in.shapes) >= internMaxEntries {
+			in.shapes = map[uint64]*policy.Shape{}
+		}
+		in.shapes[present] = s
+	}
+	return s
+}
 
 // value returns the shared value equal to v, storing v as that value if none is known.
 func (in *interner) value(v any) any {

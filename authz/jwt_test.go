@@ -163,7 +163,7 @@ func TestVerifyJWT(t *testing.T) {
 			}
 			if err == nil {
 				if id.Issuer != op.Issuer() || id.Subject != oidctest.DefaultSubject && c.ic.RequireSub == nil || id.Sources != authz.SourceJWT ||
-					id.Expiry.IsZero() || id.Claims["iss"] == nil || id.Header["alg"] == nil {
+					id.Expiry.IsZero() || id.Claims.Map()["iss"] == nil || id.Parts.Header["alg"] == nil {
 					t.Fatalf("identity %+v", id)
 				}
 			} else if strings.Contains(err.Error(), tok) {

@@ -24,8 +24,8 @@ func TestOpaqueSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id.Issuer != op2.Issuer() || id.Subject != oidctest.DefaultSubject || id.Claims["email"] != "alice@example.org" ||
-			id.Claims["iss"] != op2.Issuer() || id.Sources != authz.SourceUserinfo|authz.SourceIntrospection || id.Expiry.IsZero() {
+		if id.Issuer != op2.Issuer() || id.Subject != oidctest.DefaultSubject || id.Claims.Map()["email"] != "alice@example.org" ||
+			id.Claims.Map()["iss"] != op2.Issuer() || id.Sources != authz.SourceUserinfo|authz.SourceIntrospection || id.Expiry.IsZero() {
 			t.Fatalf("identity %+v", id)
 		}
 		if op2.Count(oidctest.Userinfo) != 1 || op2.Count(oidctest.Introspection) != 1 {
@@ -149,9 +149,9 @@ func TestOpaqueSearch(t *testing.T) {
 					oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"ops"}, "name": "from introspection"}))
 			},
 			check: func(t *testing.T, id *authz.Identity, _, _ *oidctest.OP) {
-				g, _ := id.Claims["groups"].([]any)
-				if len(g) != 1 || g[0] != "ops" || id.Claims["name"] != "from userinfo" || id.Introspection["groups"] == nil {
-					t.Fatalf("claims %v", id.Claims)
+				g, _ := id.Claims.Map()["groups"].([]any)
+				if len(g) != 1 || g[0] != "ops" || id.Claims.Map()["name"] != "from userinfo" || id.Parts.Introspection["groups"] == nil {
+					t.Fatalf("claims %v", id.Claims.Map())
 				}
 			}},
 		{name: "no introspection without client credentials", want: "ok",
@@ -168,7 +168,7 @@ func TestOpaqueSearch(t *testing.T) {
 				return noCache(never(op1.IssuerConfig())), op1.MintOpaque(nil, oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"g"}}))
 			},
 			check: func(t *testing.T, id *authz.Identity, op1, _ *oidctest.OP) {
-				if op1.Count(oidctest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims["groups"] == nil || id.Subject != oidctest.DefaultSubject {
+				if op1.Count(oidctest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims.Map()["groups"] == nil || id.Subject != oidctest.DefaultSubject {
 					t.Fatalf("%s %+v", op1.SortedCounts(), id)
 				}
 			}},
@@ -293,8 +293,8 @@ func TestJWTUserinfoAndIntrospection(t *testing.T) {
 			if id.Sources != c.sources {
 				t.Errorf("sources %b, want %b", id.Sources, c.sources)
 			}
-			if c.claim != "" && id.Claims["name"] != c.claim {
-				t.Errorf("name = %v, want %q", id.Claims["name"], c.claim)
+			if c.claim != "" && id.Claims.Map()["name"] != c.claim {
+				t.Errorf("name = %v, want %q", id.Claims.Map()["name"], c.claim)
 			}
 			if c.userinfo == authz.UserinfoNever && op.Count(oidctest.Userinfo) != 0 {
 				t.Errorf("userinfo called in mode never")

@@ -24,14 +24,18 @@ func TestCachedIdentityIsSlim(t *testing.T) {
 		parts     func(id *authz.Identity) bool // the full parts the uncached identity has
 	}{
 		{"jwt, userinfo never", authz.UserinfoNever, authz.IntrospectNever, func() string { return op.MintJWT(claims) },
-			func(id *authz.Identity) bool { return id.TokenClaims != nil && id.Header != nil && id.Userinfo == nil }},
+			func(id *authz.Identity) bool {
+				return id.Parts.TokenClaims != nil && id.Parts.Header != nil && id.Parts.Userinfo == nil
+			}},
 		{"jwt, userinfo required", authz.UserinfoRequired, authz.IntrospectNever, func() string { return op.MintJWT(claims) },
-			func(id *authz.Identity) bool { return id.TokenClaims != nil && id.Header != nil && id.Userinfo != nil }},
+			func(id *authz.Identity) bool {
+				return id.Parts.TokenClaims != nil && id.Parts.Header != nil && id.Parts.Userinfo != nil
+			}},
 		{"jwt, introspection always", authz.UserinfoNever, authz.IntrospectAlways, func() string { return op.MintJWT(claims) },
-			func(id *authz.Identity) bool { return id.TokenClaims != nil && id.Introspection != nil }},
+			func(id *authz.Identity) bool { return id.Parts.TokenClaims != nil && id.Parts.Introspection != nil }},
 		{"opaque, userinfo and introspection", authz.UserinfoOptional, authz.IntrospectOpaque, func() string { return op.MintOpaque(claims) },
 			func(id *authz.Identity) bool {
-				return id.Userinfo != nil && id.Introspection != nil && id.Header == nil
+				return id.Parts.Userinfo != nil && id.Parts.Introspection != nil && id.Parts.Header == nil
 			}},
 	}
 	for _, c := range cases {
@@ -44,7 +48,7 @@ func TestCachedIdentityIsSlim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !c.parts(full) {
+			if full.Parts == nil || !c.parts(full) {
 				t.Fatalf("uncached identity lacks parts: %+v", full)
 			}
 			cached := newAuthz(t, clk, authz.Config{Issuers: []authz.IssuerConfig{ic}}, nil)
@@ -53,7 +57,7 @@ func TestCachedIdentityIsSlim(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if id.TokenClaims != nil || id.Userinfo != nil || id.Introspection != nil || id.Header != nil {
+				if id.Parts != nil {
 					t.Fatalf("call %d: cached identity keeps parts: %+v", i, id)
 				}
 				if id.Issuer != full.Issuer || id.Subject != full.Subject || !id.Expiry.Equal(full.Expiry) ||

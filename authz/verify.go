@@ -17,6 +17,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -177,19 +179,15 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 		return nil, invalid("audience not accepted")
 	}
 
-	id := &Identity{
-		Issuer:      is.id,
-		Expiry:      exp,
-		Sources:     SourceJWT,
-		TokenClaims: claims,
-		Header:      p.header,
-	}
+	id := withParts()
+	id.Issuer, id.Expiry, id.Sources = is.id, exp, SourceJWT
+	id.Parts.TokenClaims, id.Parts.Header = claims, p.header
 	if is.introspect == IntrospectAlways {
 		in, inExp, err := a.introspect(ctx, is, d, token)
 		if err != nil {
 			return nil, err
 		}
-		id.Introspection, id.Sources = in, id.Sources|SourceIntrospection
+		id.Parts.Introspection, id.Sources = in, id.Sources|SourceIntrospection
 		id.Expiry = earliest(id.Expiry, inExp)
 	}
 	switch is.userinfo {
@@ -198,7 +196,7 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 		if err != nil {
 			return nil, err
 		}
-		id.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
+		id.Parts.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
 	case UserinfoOptional:
 		ui, err := a.userinfo(ctx, is, d, token)
 		if err != nil {
@@ -207,7 +205,7 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 					slog.String("issuer", is.id), slog.String("token_hash", TokenHash(token)), slog.Any("error", err))
 			}
 		} else {
-			id.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
+			id.Parts.Userinfo, id.Sources = ui, id.Sources|SourceUserinfo
 		}
 	}
 	if err := finish(id); err != nil {
@@ -397,7 +395,8 @@ func (a *Authorizer) verifyOpaque(ctx context.Context, token string) (*Identity,
 	}
 
 	is := win.is
-	id := &Identity{Issuer: is.id, Userinfo: win.ui, Introspection: win.in, Expiry: win.exp}
+	id := withParts()
+	id.Issuer, id.Parts.Userinfo, id.Parts.Introspection, id.Expiry = is.id, win.ui, win.in, win.exp
 	if win.ui != nil {
 		id.Sources |= SourceUserinfo
 		if is.introspect != IntrospectNever {
@@ -405,10 +404,10 @@ func (a *Authorizer) verifyOpaque(ctx context.Context, token string) (*Identity,
 			if err != nil {
 				return nil, err
 			}
-			id.Introspection, id.Expiry = in, exp
+			id.Parts.Introspection, id.Expiry = in, exp
 		}
 	}
-	if id.Introspection != nil {
+	if id.Parts.Introspection != nil {
 		id.Sources |= SourceIntrospection
 	}
 	if err := finish(id); err != nil {
@@ -536,7 +535,7 @@ func jsonObject(body []byte) (map[string]any, error) {
 // merged claims always carry iss (the vouching issuer) so that policies can rely on it.
 func finish(id *Identity) error {
 	sub := ""
-	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
+	for _, m := range []map[string]any{id.Parts.TokenClaims, id.Parts.Introspection, id.Parts.Userinfo} {
 		v, ok := m["sub"]
 		if !ok {
 			continue
@@ -554,7 +553,7 @@ func finish(id *Identity) error {
 	// The bindings and the session come from the token or the OP's introspection, never
 	// from userinfo (which describes the user, not the token).
 	var cnf Confirmation
-	for _, m := range []map[string]any{id.TokenClaims, id.Introspection} {
+	for _, m := range []map[string]any{id.Parts.TokenClaims, id.Parts.Introspection} {
 		jkt, x5t, err := confirmation(m)
 		if err != nil {
 			return err
@@ -575,7 +574,7 @@ func finish(id *Identity) error {
 		bound := cnf // a copy, so that cnf stays on the stack for unbound tokens
 		id.Confirmation = &bound
 	}
-	id.Claims = mergeClaims(id)
+	id.Claims = policy.MapClaims(mergeClaims(id))
 	return nil
 }
 
@@ -585,12 +584,12 @@ func finish(id *Identity) error {
 // introspection), that map is the result: no copy.
 func mergeClaims(id *Identity) map[string]any {
 	iss := id.Issuer
-	if s, ok := id.TokenClaims["iss"].(string); ok {
+	if s, ok := id.Parts.TokenClaims["iss"].(string); ok {
 		iss = s
 	}
 	var only map[string]any
 	parts := 0
-	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
+	for _, m := range []map[string]any{id.Parts.TokenClaims, id.Parts.Introspection, id.Parts.Userinfo} {
 		if m != nil {
 			only, parts = m, parts+1
 		}
@@ -600,8 +599,8 @@ func mergeClaims(id *Identity) map[string]any {
 			return only
 		}
 	}
-	merged := make(map[string]any, len(id.TokenClaims)+len(id.Introspection)+len(id.Userinfo)+1)
-	for _, m := range []map[string]any{id.TokenClaims, id.Introspection, id.Userinfo} {
+	merged := make(map[string]any, len(id.Parts.TokenClaims)+len(id.Parts.Introspection)+len(id.Parts.Userinfo)+1)
+	for _, m := range []map[string]any{id.Parts.TokenClaims, id.Parts.Introspection, id.Parts.Userinfo} {
 		for k, v := range m {
 			merged[k] = v
 		}

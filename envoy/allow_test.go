@@ -19,11 +19,11 @@ func identityN(i int) *authz.Identity {
 	sub := fmt.Sprintf("user-%d", i)
 	return &authz.Identity{
 		Issuer: "https://op.example.org", Subject: sub,
-		Claims: map[string]any{
+		Claims: compact(map[string]any{
 			"sub": sub, "iss": "https://op.example.org",
 			"email":  fmt.Sprintf("u%d@example.org", i),
 			"groups": []any{"g" + strconv.Itoa(i), "all"},
-		},
+		}),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 // A Server turns a Decision into Envoy's answer; here a stand-in authorizer allows
@@ -16,7 +17,7 @@ func ExampleServer_Check() {
 	a := envoy.AuthorizerFunc(func(_ context.Context, r authz.Request) authz.Decision {
 		if r.Authorization == "Bearer alice-token" {
 			return authz.Decision{Outcome: authz.OutcomeAllow, Identity: &authz.Identity{
-				Subject: "alice", Claims: map[string]any{"sub": "alice", "groups": []any{"a", "b"}}}}
+				Subject: "alice", Claims: policy.MapClaims(map[string]any{"sub": "alice", "groups": []any{"a", "b"}})}}
 		}
 		return authz.Decision{Outcome: authz.OutcomeInvalidToken, Reason: "token expired"}
 	})

@@ -29,8 +29,8 @@ func FuzzCheck(f *testing.F) {
 	f.Add("Bearer a", "", "", []byte("b"), "", "", "", true, 9, "", "unknown outcome")
 	f.Fuzz(func(t *testing.T, auth, alt, rawKey string, rawVal []byte, host, path, method string, useMap bool, outcome int, email, reason string) {
 		id := alice()
-		id.Claims["email"] = email
-		id.Claims["groups"] = []any{email, "x"}
+		setClaim(id, "email", email)
+		setClaim(id, "groups", []any{email, "x"})
 		d := authz.Decision{Outcome: authz.Outcome(outcome%8 - 1), Reason: reason, Identity: id}
 		fa := &fakeAuthorizer{d: d}
 		s, err := NewServer(fa, Config{TokenHeader: "x-token", ForwardAccessToken: true}, WithLogger(discardLogger()))

@@ -26,11 +26,13 @@ import (
 // claimHeaderValue is the header value of a claim: its values encoded as above and
 // joined by ",". "" when the claim is absent or empty. A plain string claim that needs
 // no encoding costs no allocation.
-func claimHeaderValue(claims map[string]any, name string) string {
-	if v, ok := claims[name].(string); ok {
-		return escapeHeaderElement(v)
+func claimHeaderValue(claims policy.Claims, name string) string {
+	if v, ok := claims.Lookup(name); ok {
+		if s, ok := v.(string); ok {
+			return escapeHeaderElement(s)
+		}
 	}
-	vs, ok := policy.ClaimValues(claims, name)
+	vs, ok := claims.Values(name)
 	if !ok {
 		return ""
 	}

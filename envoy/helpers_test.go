@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 // fakeAuthorizer returns a fixed Decision (or calls fn) and records the requests.
@@ -49,7 +52,7 @@ func alice() *authz.Identity {
 	return &authz.Identity{
 		Issuer:  "https://op.example.org",
 		Subject: "alice",
-		Claims: map[string]any{
+		Claims: compact(map[string]any{
 			"sub":    "alice",
 			"iss":    "https://op.example.org",
 			"email":  "alice@example.org",
@@ -59,9 +62,30 @@ func alice() *authz.Identity {
 			},
 			"level": float64(3),
 			"ext":   map[string]any{"dept": "physics"},
-		},
+		}),
 		Expiry: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
+}
+
+// compact is m in the form a cached identity keeps its claims in (policy.CompactClaims).
+func compact(m map[string]any) policy.Claims {
+	s := policy.NewShape(slices.Collect(maps.Keys(m)))
+	vals := make([]any, len(s.Names()))
+	for i, n := range s.Names() {
+		vals[i] = m[n]
+	}
+	return policy.CompactClaims(s, vals)
+}
+
+// setClaim sets (v non-nil) or removes (v nil) the claim name of id.
+func setClaim(id *authz.Identity, name string, v any) {
+	m := maps.Clone(id.Claims.Map())
+	if v == nil {
+		delete(m, name)
+	} else {
+		m[name] = v
+	}
+	id.Claims = compact(m)
 }
 
 func allowAlice() authz.Decision {

@@ -116,7 +116,7 @@ func TestHTTPDuplicateAuthorizationIsJoined(t *testing.T) {
 
 func TestHTTPResponses(t *testing.T) {
 	noEmail := alice()
-	delete(noEmail.Claims, "email")
+	setClaim(noEmail, "email", nil)
 	tests := []struct {
 		name     string
 		cfg      Config

@@ -340,7 +340,7 @@ func (v *snapshot) metadata(id *authz.Identity) *structpb.Struct {
 	if id.Issuer != "" {
 		f["iss"] = structpb.NewStringValue(id.Issuer)
 	}
-	if vs, ok := policy.ClaimValues(id.Claims, v.cfg.GroupsClaim); ok {
+	if vs, ok := id.Claims.Values(v.cfg.GroupsClaim); ok {
 		f["groups"] = stringList(vs)
 	}
 	for _, name := range v.cfg.MetadataClaims {
@@ -353,12 +353,12 @@ func (v *snapshot) metadata(id *authz.Identity) *structpb.Struct {
 
 // metadataValue keeps a scalar claim's JSON type (string, number, bool) and turns a
 // list into a list of strings; objects are kept as structs when representable.
-func metadataValue(claims map[string]any, name string) (*structpb.Value, bool) {
-	vs, ok := policy.ClaimValues(claims, name)
+func metadataValue(claims policy.Claims, name string) (*structpb.Value, bool) {
+	vs, ok := claims.Values(name)
 	if !ok {
 		return nil, false
 	}
-	raw, literal := claims[name]
+	raw, literal := claims.Lookup(name)
 	if literal {
 		switch t := raw.(type) {
 		case string:

@@ -189,9 +189,9 @@ func headerMap(resp *authv3.CheckResponse) map[string]*corev3.HeaderValueOption 
 
 func TestCheckAllowHeaders(t *testing.T) {
 	noEmail := alice()
-	delete(noEmail.Claims, "email")
+	setClaim(noEmail, "email", nil)
 	badValue := alice()
-	badValue.Claims["email"] = "a@b\r\nx-injected: 1"
+	setClaim(badValue, "email", "a@b\r\nx-injected: 1")
 
 	tests := []struct {
 		name    string
@@ -348,7 +348,7 @@ func checkAllowHeaders(t *testing.T, s *Server, hdrs, set map[string]string, rem
 // the upstream: it is overwritten by the verified value or removed.
 func TestClientCannotSpoofIdentity(t *testing.T) {
 	noEmail := alice()
-	delete(noEmail.Claims, "email")
+	setClaim(noEmail, "email", nil)
 	for _, d := range []authz.Decision{
 		allowAlice(),
 		{Outcome: authz.OutcomeAllow, Identity: noEmail},

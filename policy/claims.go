@@ -3,9 +3,115 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
+
+// Claims is a read-only claims document: the top-level members of a JSON object, as
+// the policy, the identity headers and the metadata read them. It is either a map
+// (MapClaims: what a token, userinfo or introspection reply decodes to) or a compact
+// form (CompactClaims: the member names in a Shape shared by many documents, the values
+// beside them), which is how a cached identity keeps its projected claims: a Go map
+// costs at least 336 bytes whatever it holds, the compact form 16 bytes per member.
+// Both read the same. The zero Claims is empty. Claims never copies or changes what it
+// is given, and nothing may change it afterwards.
+type Claims struct {
+	m     map[string]any
+	shape *Shape // compact: the member names
+	vals  []any  // compact: vals[i] is the value of shape.names[i]
+}
+
+// Shape is the set of member names of compact claims documents (CompactClaims):
+// documents with the same members share one Shape. It never changes.
+type Shape struct {
+	names []string // sorted, distinct
+}
+
+// NewShape returns the Shape of names (copied, sorted, duplicates removed).
+func NewShape(names []string) *Shape {
+	s := slices.Clone(names)
+	slices.Sort(s)
+	return &Shape{names: slices.Clip(slices.Compact(s))}
+}
+
+// Names returns the names of s, sorted (read-only).
+func (s *Shape) Names() []string { return s.names }
+
+// MapClaims returns m as Claims (not a copy: m must not change afterwards).
+func MapClaims(m map[string]any) Claims { return Claims{m: m} }
+
+// CompactClaims returns the document whose member s.Names()[i] has the value vals[i]
+// (vals is kept, not copied, and must not change afterwards). It panics when vals and
+// the names differ in length.
+func CompactClaims(s *Shape, vals []any) Claims {
+	if len(s.names) != len(vals) {
+		panic("policy: CompactClaims: names and values of different lengths")
+	}
+	return Claims{shape: s, vals: vals}
+}
+
+// Lookup returns the value of the top-level member name (a literal name, no dotted
+// path) and whether the document has it. A member whose value is null is present with
+// a nil value.
+func (c Claims) Lookup(name string) (any, bool) {
+	if c.m != nil {
+		v, ok := c.m[name]
+		return v, ok
+	}
+	if c.shape == nil {
+		return nil, false
+	}
+	if names := c.shape.names; len(names) <= 16 {
+		for i, n := range names {
+			if n == name {
+				return c.vals[i], true
+			}
+		}
+		return nil, false
+	}
+	if i, ok := slices.BinarySearch(c.shape.names, name); ok {
+		return c.vals[i], true
+	}
+	return nil, false
+}
+
+// Len returns the number of members.
+func (c Claims) Len() int {
+	if c.m != nil {
+		return len(c.m)
+	}
+	return len(c.vals)
+}
+
+// All iterates over the members (a map's in no particular order, a compact document's
+// sorted by name).
+func (c Claims) All() iter.Seq2[string, any] {
+	if c.m != nil {
+		return maps.All(c.m)
+	}
+	return func(yield func(string, any) bool) {
+		for i, v := range c.vals {
+			if !yield(c.shape.names[i], v) {
+				return
+			}
+		}
+	}
+}
+
+// Map returns the document as a map: the map of MapClaims itself (read-only, as the
+// document), a new map for a compact document, nil for the zero Claims.
+func (c Claims) Map() map[string]any {
+	if c.m != nil || c.shape == nil {
+		return c.m
+	}
+	return maps.Collect(c.All())
+}
+
+// Values is ClaimValues of the document.
+func (c Claims) Values(name string) ([]string, bool) { return claimValues(c, name) }
 
 // ClaimValues returns the values of the claim name as strings, and whether the claim is
 // present (and not null).
@@ -18,6 +124,10 @@ import (
 // (42, 1.5), booleans as "true"/"false"; nested objects and lists are JSON-encoded; null
 // list elements are skipped. It never panics, whatever the document holds.
 func ClaimValues(claims map[string]any, name string) ([]string, bool) {
+	return claimValues(MapClaims(claims), name)
+}
+
+func claimValues(claims Claims, name string) ([]string, bool) {
 	v, ok := lookupClaim(claims, name)
 	if !ok || v == nil {
 		return nil, false
@@ -40,18 +150,22 @@ func ClaimValues(claims map[string]any, name string) ([]string, bool) {
 }
 
 // lookupClaim finds name literally, then as a dotted path.
-func lookupClaim(claims map[string]any, name string) (any, bool) {
-	if claims == nil || name == "" {
+func lookupClaim(claims Claims, name string) (any, bool) {
+	if name == "" {
 		return nil, false
 	}
-	if v, ok := claims[name]; ok {
+	if v, ok := claims.Lookup(name); ok {
 		return v, true
 	}
-	if !strings.Contains(name, ".") {
+	first, rest, dotted := strings.Cut(name, ".")
+	if !dotted || first == "" {
 		return nil, false
 	}
-	var cur any = claims
-	for part := range strings.SplitSeq(name, ".") {
+	cur, ok := claims.Lookup(first)
+	if !ok {
+		return nil, false
+	}
+	for part := range strings.SplitSeq(rest, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok || part == "" {
 			return nil, false
@@ -92,7 +206,7 @@ func scalarString(v any) string {
 // to dst (callers pass a stack buffer, so that evaluating a requirement allocates
 // nothing for a typical claim), and reports whether the claim is present (as
 // ClaimValues).
-func heldValues(dst []string, claims map[string]any, name, sep string) ([]string, bool) {
+func heldValues(dst []string, claims Claims, name, sep string) ([]string, bool) {
 	v, ok := lookupClaim(claims, name)
 	if !ok || v == nil {
 		return dst, false

@@ -2,10 +2,71 @@ package policy
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
+
+// compactOf is m in the compact form (CompactClaims), as a cached identity keeps it.
+func compactOf(m map[string]any) Claims {
+	s := NewShape(slices.Collect(maps.Keys(m)))
+	vals := make([]any, len(s.Names()))
+	for i, n := range s.Names() {
+		vals[i] = m[n]
+	}
+	return CompactClaims(s, vals)
+}
+
+// TestClaimsForms: a map and its compact form read the same, member by member; the
+// zero Claims is empty.
+func TestClaimsForms(t *testing.T) {
+	m := map[string]any{"sub": "u1", "null": nil, "groups": []any{"a"}, "n": 1.5}
+	many := map[string]any{}
+	for i := range 40 { // past the linear scan: binary search
+		many[strings.Repeat("k", i+1)] = float64(i)
+	}
+	for _, tc := range []struct {
+		name string
+		m    map[string]any
+	}{
+		{"small", m},
+		{"forty members", many},
+		{"empty", map[string]any{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, c := range []Claims{MapClaims(tc.m), compactOf(tc.m)} {
+				if c.Len() != len(tc.m) {
+					t.Fatalf("Len %d, want %d", c.Len(), len(tc.m))
+				}
+				for k, want := range tc.m {
+					if got, ok := c.Lookup(k); !ok || !reflect.DeepEqual(got, want) {
+						t.Fatalf("Lookup(%q) = %v, %v; want %v", k, got, ok, want)
+					}
+				}
+				for _, absent := range []string{"", "absent", "sub.x", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"} {
+					if _, ok := c.Lookup(absent); ok {
+						t.Fatalf("Lookup(%q) found a member", absent)
+					}
+				}
+				if got := maps.Collect(c.All()); !reflect.DeepEqual(got, tc.m) {
+					t.Fatalf("All: %v, want %v", got, tc.m)
+				}
+				if got := c.Map(); len(got) != len(tc.m) || len(got) > 0 && !reflect.DeepEqual(got, tc.m) {
+					t.Fatalf("Map: %v, want %v", got, tc.m)
+				}
+			}
+		})
+	}
+	var zero Claims
+	if _, ok := zero.Lookup("sub"); ok || zero.Len() != 0 || zero.Map() != nil {
+		t.Fatal("the zero Claims is not empty")
+	}
+	if _, ok := zero.Values("sub"); ok {
+		t.Fatal("the zero Claims has values")
+	}
+}
 
 func TestClaimValues(t *testing.T) {
 	doc := `{
@@ -59,6 +120,9 @@ func TestClaimValues(t *testing.T) {
 		if ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: got %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
+		if got, ok := compactOf(claims).Values(tc.name); ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q compact: got %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
 	}
 	if v, ok := ClaimValues(nil, "sub"); ok || v != nil {
 		t.Fatal("nil claims")
@@ -89,7 +153,7 @@ func TestHeldValuesSeparator(t *testing.T) {
 		{"s", " ", []string{"x", "y", "z"}},
 		{"s", "", []string{"x  y\tz"}},
 	} {
-		got, _ := heldValues(nil, claims, tc.name, tc.sep)
+		got, _ := heldValues(nil, MapClaims(claims), tc.name, tc.sep)
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s sep %q: %q want %q", tc.name, tc.sep, got, tc.want)
 		}
@@ -108,6 +172,9 @@ func FuzzClaimValues(f *testing.F) {
 			return
 		}
 		vals, ok := ClaimValues(claims, name)
+		if cv, cok := compactOf(claims).Values(name); cok != ok || !reflect.DeepEqual(cv, vals) {
+			t.Fatalf("%q: compact form %q, %v; map %q, %v", name, cv, cok, vals, ok)
+		}
 		if !ok && vals != nil {
 			t.Fatalf("absent claim with values %q", vals)
 		}
@@ -137,7 +204,7 @@ func FuzzClaimValues(f *testing.F) {
 			}
 		}
 		// Splitting never yields empty values.
-		held, _ := heldValues(nil, claims, name, ",")
+		held, _ := heldValues(nil, compactOf(claims), name, ",")
 		for _, h := range held {
 			if h == "" {
 				t.Fatalf("%q: empty held value", name)

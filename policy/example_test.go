@@ -179,3 +179,19 @@ func ExampleEntitlement_Satisfies() {
 	// false urn:geant:h-df.de:group:AAI-admin
 	// false urn:geant:kit.edu:group:aai-admin
 }
+
+// Documents with the same members share one Shape; the values sit beside it. A
+// compact document reads as the map it was made from.
+func ExampleCompactClaims() {
+	shape := policy.NewShape([]string{"sub", "groups", "iss"}) // sorted: groups, iss, sub
+	alice := policy.CompactClaims(shape, []any{[]any{"ops", "dev"}, "https://op.example.org", "alice"})
+	bob := policy.CompactClaims(shape, []any{[]any{"dev"}, "https://op.example.org", "bob"})
+	for _, c := range []policy.Claims{alice, bob} {
+		sub, _ := c.Lookup("sub")
+		groups, _ := c.Values("groups")
+		fmt.Println(sub, groups, c.Len())
+	}
+	// Output:
+	// alice [ops dev] 3
+	// bob [dev] 3
+}

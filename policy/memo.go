@@ -49,7 +49,7 @@ type heldSet struct {
 // doc is what a node evaluates: the claims document and, when the caller has one, its
 // Memo.
 type doc struct {
-	claims map[string]any
+	claims Claims
 	memo   *Memo
 }
 

@@ -9,10 +9,11 @@
 //	cfg := policy.Config{ /* decoded from the `policy:` section */ }
 //	eng, err := policy.New(cfg)          // validates everything, once
 //	sel, err := eng.Select(req)          // route table / context_extensions / default
-//	res := sel.Evaluate(identity.Claims) // verdict with a reason a human can act on
+//	res := sel.Evaluate(claims)          // verdict with a reason a human can act on
 //
 // Claims documents are map[string]any as produced by encoding/json (float64 numbers,
-// []any lists, map[string]any objects).
+// []any lists, map[string]any objects), or a Claims (such a map, or the compact form a
+// cached identity keeps) passed to Selection.EvaluateMemo.
 package policy
 
 import (
@@ -458,7 +459,7 @@ func (e *Engine) ambiguous(raw string, seen []pathRead) error {
 // required value. Public selections are allowed without looking at claims; the zero
 // Selection denies.
 func (s Selection) Evaluate(claims map[string]any) Result {
-	return s.evaluate(doc{claims: claims})
+	return s.evaluate(doc{claims: MapClaims(claims)})
 }
 
 // EvaluateMemo is Evaluate with m, the Memo of claims: values derived from claims for
@@ -467,7 +468,7 @@ func (s Selection) Evaluate(claims map[string]any) Result {
 // again costs the same however many values it holds. Every call for one claims
 // document must pass the same Memo, and a Memo must never be passed with another
 // document. A nil m is Evaluate.
-func (s Selection) EvaluateMemo(claims map[string]any, m *Memo) Result {
+func (s Selection) EvaluateMemo(claims Claims, m *Memo) Result {
 	return s.evaluate(doc{claims: claims, memo: m})
 }
 

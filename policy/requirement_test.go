@@ -53,10 +53,12 @@ func evalReq(t testing.TB, levels, req, claims string) Result {
 	}
 	c := claimsOf(t, claims)
 	res := sel.Evaluate(c)
-	var memo Memo
-	for range 2 { // filling the Memo, then reading it
-		if got := sel.EvaluateMemo(c, &memo); !reflect.DeepEqual(got, res) {
-			t.Fatalf("EvaluateMemo %s on %s:\n%#v\nEvaluate:\n%#v", req, claims, got, res)
+	for _, form := range []Claims{MapClaims(c), compactOf(c)} {
+		var memo Memo
+		for range 2 { // filling the Memo, then reading it
+			if got := sel.EvaluateMemo(form, &memo); !reflect.DeepEqual(got, res) {
+				t.Fatalf("EvaluateMemo %s on %s (%d members):\n%#v\nEvaluate:\n%#v", req, claims, form.Len(), got, res)
+			}
 		}
 	}
 	return res

@@ -399,3 +399,23 @@ func expectResult(t *testing.T, res result, code int, goldenName, out string, st
 		}
 	}
 }
+
+// TestUsageErrorNeverEchoesAToken: a token that starts with "-" reads as flags, and
+// pflag quotes the whole argument in its error; the message names its hash instead.
+func TestUsageErrorNeverEchoesAToken(t *testing.T) {
+	const token = "-6-K005xQ2mZr8vYp3LwT9aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+	for _, args := range [][]string{
+		{"userinfo", token},
+		{"check", "--path", "/x", token},
+		{"userinfo", "--" + token[1:]},
+	} {
+		a, _, _ := testApp(nil)
+		res := runCmd(t, a, args...)
+		if res.code != exitUsage {
+			t.Fatalf("%q: exit %d, want %d (stderr %q)", args, res.code, exitUsage, res.stderr)
+		}
+		if strings.Contains(res.stderr, token[1:]) || !strings.Contains(res.stderr, "<argument sha256:") {
+			t.Errorf("%q: stderr %q echoes the token or names no hash", args, res.stderr)
+		}
+	}
+}

@@ -17,11 +17,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -92,9 +94,31 @@ func (a *app) run(ctx context.Context, args []string) int {
 		}
 		return ee.code
 	}
-	// cobra's own errors (unknown command or flag, wrong arguments).
-	fmt.Fprintln(a.stderr, "flaat-extauthz:", err)
+	// cobra's own errors (unknown command or flag, wrong arguments). pflag quotes the
+	// offending argument whole, and a token that starts with "-" reads as flags: never
+	// echo a long argument (it may be a token), name its hash instead.
+	fmt.Fprintln(a.stderr, "flaat-extauthz:", redactArgs(err.Error(), args))
 	return exitUsage
+}
+
+// redactArgs replaces, in a usage error message, every command-line argument long enough
+// to be a credential (more than 32 bytes) by "<argument sha256:xxxxxxxx>", the same
+// correlation hash the logs use, and says how to pass a token that starts with "-".
+func redactArgs(msg string, args []string) string {
+	redacted := false
+	for _, arg := range args {
+		for _, a := range []string{arg, strings.TrimLeft(arg, "-")} {
+			if len(a) > 32 && strings.Contains(msg, a) {
+				sum := sha256.Sum256([]byte(a))
+				msg = strings.ReplaceAll(msg, a, fmt.Sprintf("<argument sha256:%x>", sum[:4]))
+				redacted = true
+			}
+		}
+	}
+	if redacted {
+		msg += ` (a token that starts with "-" goes after "--")`
+	}
+	return msg
 }
 
 func (a *app) rootCmd() *cobra.Command {

@@ -199,13 +199,16 @@ func (a *app) inspect(ctx context.Context, token string, cf *configFlags, trustA
 	if id != nil {
 		rep.Verified = true
 		rep.Issuer, rep.Subject = id.Issuer, id.Subject
-		if id.Header != nil {
-			rep.Header = id.Header
+		if p := id.Parts; p != nil { // always: this command verifies without the cache
+			if p.Header != nil {
+				rep.Header = p.Header
+			}
+			if p.TokenClaims != nil {
+				rep.Claims = p.TokenClaims
+			}
+			rep.Userinfo, rep.Introspection = p.Userinfo, p.Introspection
 		}
-		if id.TokenClaims != nil {
-			rep.Claims = id.TokenClaims
-		}
-		rep.Userinfo, rep.Introspection, rep.Merged = id.Userinfo, id.Introspection, id.Claims
+		rep.Merged = id.Claims.Map()
 		rep.Sources = sourceNames(id.Sources)
 		exp = id.Expiry
 	} else if e, ok := numericClaim(claims, "exp"); ok {

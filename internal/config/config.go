@@ -452,9 +452,8 @@ func (l Log) validate() error {
 
 // ClaimProjection lists every claim serve reads from a verified identity: the policy's,
 // the identity headers' (server.headers, the defaults when unset), the groups claim and
-// the metadata claims. The identity cache keeps only these (and sub, iss, exp, aud,
-// scope, scp), which is what makes a cached identity small. The check and userinfo
-// commands do not project.
+// the metadata claims. The identity cache keeps only these (and sub and iss), which is
+// what makes a cached identity small. The check and userinfo commands do not project.
 func ClaimProjection(pol *policy.Engine, sc envoy.Config) []string {
 	names := pol.ClaimNames()
 	hs := sc.Headers

@@ -66,7 +66,7 @@ func (a *Authorizer) Identity() *authz.Identity {
 	return &authz.Identity{
 		Issuer:  Issuer,
 		Subject: Subject,
-		Claims:  claims,
+		Claims:  policy.MapClaims(claims),
 		Expiry:  a.clock().Add(time.Hour),
 		Sources: authz.SourceInsecureDevSwitch,
 	}
@@ -88,7 +88,7 @@ func (a *Authorizer) Authorize(ctx context.Context, r authz.Request) authz.Decis
 		return authz.Decision{Outcome: authz.OutcomeAllow, Route: sel.Name, Public: true, Policy: sel.Evaluate(nil)}
 	}
 	id := a.Identity()
-	res := sel.Evaluate(id.Claims)
+	res := sel.EvaluateMemo(id.Claims, nil)
 	if !res.Allowed && (a.sw.AssumeValidGroups || a.sw.AssumeAuthorized) {
 		env := EnvAssumeValidGroups
 		if !a.sw.AssumeValidGroups {

@@ -102,7 +102,7 @@ func (c ClaimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.
 	if !sel.Public {
 		sub, _ := c.Claims["sub"].(string)
 		iss, _ := c.Claims["iss"].(string)
-		id = &authz.Identity{Issuer: iss, Subject: sub, Claims: c.Claims, TokenClaims: c.Claims}
+		id = &authz.Identity{Issuer: iss, Subject: sub, Claims: policy.MapClaims(c.Claims), Parts: &authz.Parts{TokenClaims: c.Claims}}
 	}
 	d := authz.PolicyDecision(sel.Name, id, res, "policy not met by the claims file")
 	d.Public = sel.Public
