@@ -38,23 +38,10 @@ func badProof(reason string) error {
 	return &TokenError{Reason: "invalid DPoP proof: " + reason, Err: ErrInvalidDPoPProof}
 }
 
-// proofHeader is the part of a proof's JOSE header that is read.
-type proofHeader struct {
-	Typ  string          `json:"typ"`
-	Alg  string          `json:"alg"`
-	JWK  json.RawMessage `json:"jwk"`
-	Crit json.RawMessage `json:"crit"`
-	B64  json.RawMessage `json:"b64"`
-	Zip  json.RawMessage `json:"zip"`
-}
-
-// proofClaims is the part of a proof's claims that is read.
-type proofClaims struct {
-	JTI json.RawMessage `json:"jti"`
-	HTM json.RawMessage `json:"htm"`
-	HTU json.RawMessage `json:"htu"`
-	IAT json.RawMessage `json:"iat"`
-	ATH json.RawMessage `json:"ath"`
+// stringMember returns m[name] when it is a non-empty JSON string.
+func stringMember(m map[string]any, name string) (string, bool) {
+	v, ok := m[name].(string)
+	return v, ok && v != ""
 }
 
 // ParseDPoPProof checks the form of a DPoP header value and verifies its signature: one
@@ -97,23 +84,31 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 	if err != nil {
 		return nil, badProof("malformed signature")
 	}
-	var h proofHeader
-	if err := json.Unmarshal(hb, &h); err != nil || len(hb) == 0 || hb[0] != '{' || !validObject(hb) {
+	h, err := decodeObject(hb)
+	if err != nil {
 		return nil, badProof("malformed header")
 	}
-	if h.Typ != "dpop+jwt" {
+	if typ, _ := h["typ"].(string); typ != "dpop+jwt" {
 		return nil, badProof(`typ is not "dpop+jwt"`)
 	}
-	if !supportedAlgs[h.Alg] || !contains(algs, h.Alg) {
+	alg, _ := h["alg"].(string)
+	if !supportedAlgs[alg] || !contains(algs, alg) {
 		return nil, badProof("algorithm not accepted")
 	}
-	if h.Crit != nil || h.B64 != nil || h.Zip != nil {
-		return nil, badProof("unsupported header")
+	for _, name := range []string{"crit", "b64", "zip"} {
+		if _, ok := h[name]; ok {
+			return nil, badProof("unsupported header")
+		}
 	}
-	if len(h.JWK) == 0 || h.JWK[0] != '{' {
+	jwkMember, ok := h["jwk"].(map[string]any)
+	if !ok {
 		return nil, badProof("no jwk header")
 	}
-	key, err := jwk.ParseKey(h.JWK)
+	jwkJSON, err := json.Marshal(jwkMember)
+	if err != nil {
+		return nil, badProof("malformed jwk header")
+	}
+	key, err := jwk.ParseKey(jwkJSON)
 	if err != nil {
 		return nil, badProof("malformed jwk header")
 	}
@@ -124,7 +119,7 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 	if err := key.Raw(&raw); err != nil {
 		return nil, badProof("malformed jwk header")
 	}
-	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(h.Alg))
+	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
 	if err != nil {
 		return nil, badProof("algorithm not accepted")
 	}
@@ -136,29 +131,30 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 	if err != nil {
 		return nil, badProof("malformed jwk header")
 	}
-	var c proofClaims
-	if err := json.Unmarshal(pb, &c); err != nil || len(pb) == 0 || pb[0] != '{' || !validObject(pb) {
+	c, err := decodeObject(pb)
+	if err != nil {
 		return nil, badProof("malformed claims")
 	}
-	p := &DPoPProof{JKT: b64.EncodeToString(tp), Alg: h.Alg}
+	p := &DPoPProof{JKT: b64.EncodeToString(tp), Alg: alg}
 	for _, f := range []struct {
-		raw      json.RawMessage
 		dst      *string
 		name     string
 		optional bool
-	}{{c.JTI, &p.JTI, "jti", false}, {c.HTM, &p.HTM, "htm", false}, {c.HTU, &p.HTU, "htu", false}, {c.ATH, &p.ATH, "ath", true}} {
-		if f.raw == nil && f.optional {
+	}{{&p.JTI, "jti", false}, {&p.HTM, "htm", false}, {&p.HTU, "htu", false}, {&p.ATH, "ath", true}} {
+		if _, present := c[f.name]; !present && f.optional {
 			continue
 		}
-		if json.Unmarshal(f.raw, f.dst) != nil || *f.dst == "" {
+		v, ok := stringMember(c, f.name)
+		if !ok {
 			return nil, badProof("missing or malformed " + f.name + " claim")
 		}
+		*f.dst = v
 	}
 	if len(p.JTI) > 512 {
 		return nil, badProof("jti too long")
 	}
-	var iat float64
-	if json.Unmarshal(c.IAT, &iat) != nil || math.IsNaN(iat) || iat < 0 || iat > 253402300799 {
+	iat, ok := c["iat"].(float64)
+	if !ok || math.IsNaN(iat) || iat < 0 || iat > 253402300799 {
 		return nil, badProof("missing or malformed iat claim")
 	}
 	sec, frac := math.Modf(iat)

@@ -272,6 +272,31 @@ func TestParseDPoPProofRefusals(t *testing.T) {
 	}
 }
 
+// TestDPoPProofMemberNamesAreExact: JWS and JWT member names are case-sensitive; a
+// signed proof that names a required claim in another case lacks it (encoding/json's
+// struct decoding matched names case-insensitively and took "HTM" for "htm").
+func TestDPoPProofMemberNamesAreExact(t *testing.T) {
+	clk := newClock()
+	key := mustKey(t, "ES256", clk)
+	for _, c := range []struct {
+		name string
+		opts []oidctest.ProofOption
+	}{
+		{"HTM for htm", []oidctest.ProofOption{oidctest.ProofClaim("htm", nil), oidctest.ProofClaim("HTM", "GET")}},
+		{"Jti for jti", []oidctest.ProofOption{oidctest.ProofClaim("jti", nil), oidctest.ProofClaim("Jti", "x")}},
+		{"IAT for iat", []oidctest.ProofOption{oidctest.ProofClaim("iat", nil), oidctest.ProofClaim("IAT", clk.Now().Unix())}},
+		{"iat as a string", []oidctest.ProofOption{oidctest.ProofClaim("iat", "1")}},
+		{"ath an array", []oidctest.ProofOption{oidctest.ProofClaim("ath", []any{})}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := key.Proof("GET", htu, "t", c.opts...)
+			if _, err := authz.ParseDPoPProof(v, authz.DefaultDPoPAlgorithms); !errors.Is(err, authz.ErrInvalidDPoPProof) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
 // FuzzParseDPoPProof: whatever the DPoP header holds, ParseDPoPProof returns a proof
 // or an ErrInvalidDPoPProof, never panics, and a proof it returns has every required claim.
 func FuzzParseDPoPProof(f *testing.F) {
