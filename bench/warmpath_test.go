@@ -8,9 +8,12 @@ package bench_test
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -239,6 +242,16 @@ func BenchmarkCachedIdentityBytesLogoutIndex(b *testing.B) {
 	}))
 }
 
+// identityHeapProfile names a file for a heap profile of what the cached identities
+// hold, written right after BenchmarkCachedIdentityBytes' final GC. Run with
+// -memprofilerate 1 so that every allocation is sampled, then divide inuse_space by
+// the number of identities:
+//
+//	go test -run '^$' -bench 'CachedIdentityBytes$' -benchtime 20000x -memprofilerate 1 \
+//	  ./bench/ -args -identity-heapprofile /tmp/identity.prof
+//	go tool pprof -sample_index inuse_space -top /tmp/identity.prof
+var identityHeapProfile = flag.String("identity-heapprofile", "", "write a heap profile after CachedIdentityBytes' final GC to this file")
+
 func cachedIdentityBytes(b *testing.B, f *fixture) {
 	tokens := make([]string, b.N)
 	for i := range tokens {
@@ -255,6 +268,16 @@ func cachedIdentityBytes(b *testing.B, f *fixture) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heapB/identity")
+	if *identityHeapProfile != "" {
+		out, err := os.Create(*identityHeapProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer out.Close()
+		if err := pprof.WriteHeapProfile(out); err != nil {
+			b.Fatal(err)
+		}
+	}
 	runtime.KeepAlive(f)
 }
 

@@ -186,18 +186,34 @@ type tagged struct {
 }
 
 // entry is one stored value or negative error, stored by value in the LRU's own list
-// element (one allocation per entry, not two). Its instants are offsets from the
-// cache's base (two int64s instead of two 24-byte time.Time values): with the entry
-// inline, the LRU element is 128 bytes instead of a 96-byte element plus an 80-byte
-// entry. Offsets compare as the instants would with Time.Before (see at, wallAt).
+// element (one allocation per entry, not two). It is 24 bytes for a pointer V, which
+// makes the LRU element 112 bytes instead of 128: what most entries do not need (a
+// negative entry's error, the value's own end of life that only stale-if-error reads)
+// is behind aside, nil for a positive entry of a cache without StaleIfError. Instants
+// are offsets from the cache's base (int64s instead of 24-byte time.Time values), and
+// compare as the instants would with Time.Before (see at, wallAt).
 type entry[V any] struct {
 	v          V
-	err        error         // non-nil: a negative entry
-	expires    time.Duration // wallAt(the value's own end of life); noExpiry = unknown
 	freshUntil time.Duration // at(instant): served by Get before it
+	aside      *aside        // nil: a positive entry whose end of life is not kept
 }
 
-// noExpiry is entry.expires of a value whose end of life is unknown (zero time).
+// aside is the part of an entry that most entries do without: one small allocation for
+// a negative entry, and for a positive one only when stale-if-error may serve it.
+type aside struct {
+	err     error         // non-nil: a negative entry
+	expires time.Duration // wallAt(the value's own end of life); noExpiry = unknown
+}
+
+// negative returns e's error for a negative entry, nil for a positive one.
+func (e *entry[V]) negative() error {
+	if e.aside == nil {
+		return nil
+	}
+	return e.aside.err
+}
+
+// noExpiry is aside.expires (wallAt) of a value whose end of life is unknown (zero time).
 const noExpiry = time.Duration(math.MinInt64)
 
 // at is t as an offset from the cache's base: a.Before(b) exactly when at(a) < at(b),
@@ -317,9 +333,9 @@ func (c *Cache[V]) Lookup(k Key) (v V, found bool, err error) {
 	if !ok || c.at(c.o.Now()) >= e.freshUntil {
 		return v, false, nil
 	}
-	if e.err != nil {
+	if err := e.negative(); err != nil {
 		c.negHits.Add(1)
-		return v, true, e.err
+		return v, true, err
 	}
 	c.hits.Add(1)
 	return e.v, true, nil
@@ -353,7 +369,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 	// A load that finished between the caller's lookup and DoChan has stored a fresh
 	// entry: use it rather than loading again.
 	if e, ok := c.lru.Peek(k); ok && c.at(c.o.Now()) < e.freshUntil {
-		return &result[V]{v: e.v, err: e.err, hit: true}
+		return &result[V]{v: e.v, err: e.negative(), hit: true}
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.LoadTimeout)
 	defer cancel()
@@ -366,7 +382,11 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 			ttl = min(ttl, expires.Sub(now))
 		}
 		if ttl > 0 {
-			c.add(k, entry[V]{v: v, expires: c.wallAt(expires), freshUntil: c.at(now.Add(ttl))})
+			e := entry[V]{v: v, freshUntil: c.at(now.Add(ttl))}
+			if c.o.StaleIfError > 0 && !expires.IsZero() { // only staleUsable reads it
+				e.aside = &aside{expires: c.wallAt(expires)}
+			}
+			c.add(k, e)
 		} else {
 			c.lru.Remove(k) // do not leave an older entry behind the fresh answer
 		}
@@ -375,7 +395,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 	c.loadErrors.Add(1)
 	if !panicked && c.o.IsNegative != nil && c.o.IsNegative(err) {
 		if c.o.NegativeTTL > 0 {
-			c.add(k, entry[V]{err: err, freshUntil: c.at(now.Add(c.o.NegativeTTL))})
+			c.add(k, entry[V]{aside: &aside{err: err}, freshUntil: c.at(now.Add(c.o.NegativeTTL))})
 		} else {
 			c.lru.Remove(k) // a proven-invalid key must not be served stale
 		}
@@ -392,8 +412,8 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 
 // staleUsable reports whether an expired positive entry may be served after a failed load.
 func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
-	return c.o.StaleIfError > 0 && e.err == nil && e.expires != noExpiry &&
-		c.wallAt(now) < e.expires && c.at(now)-e.freshUntil < c.o.StaleIfError
+	return c.o.StaleIfError > 0 && e.aside != nil && e.aside.err == nil && e.aside.expires != noExpiry &&
+		c.wallAt(now) < e.aside.expires && c.at(now)-e.freshUntil < c.o.StaleIfError
 }
 
 // add stores e and counts an eviction when the LRU had to drop its oldest entry to make
@@ -419,10 +439,10 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	var tags []Tag
-	if e.err == nil {
+	if e.negative() == nil {
 		tags = c.tagOf(e.v)
 	}
-	if hadOld && old.err == nil { // Add replaced it without calling the eviction callback
+	if hadOld && old.negative() == nil { // Add replaced it without calling the eviction callback
 		for _, t := range c.tagOf(old.v) {
 			if !slices.Contains(tags, t) {
 				c.dropLocked(t, k)
@@ -446,13 +466,13 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 // evictions, Remove and Purge, outside the LRU's lock). Tags that a value stored for k
 // since then also has are kept.
 func (c *Cache[V]) untag(k Key, e entry[V]) {
-	if e.err != nil {
+	if e.negative() != nil {
 		return
 	}
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	var keep []Tag
-	if cur, ok := c.lru.Peek(k); ok && cur.err == nil {
+	if cur, ok := c.lru.Peek(k); ok && cur.negative() == nil {
 		keep = c.tagOf(cur.v)
 	}
 	for _, t := range c.tagOf(e.v) {
