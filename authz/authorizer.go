@@ -383,7 +383,7 @@ func (a *Authorizer) Ready(ctx context.Context) error {
 // callers and must not be modified.
 //
 // With the cache on (the default) the identity is the slim form that the cache holds:
-// Issuer, Subject, Claims, Expiry, Sources, Confirmation and SessionID; Parts is nil.
+// Issuer, Subject, Claims, Expiry, Sources and Binding; Parts is nil.
 // Disable the cache (CacheConfig.Disabled) to get every part, as the userinfo and check
 // commands do.
 func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {
@@ -561,7 +561,7 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		return d
 	}
 	d.Identity = id
-	d.Policy = sel.EvaluateMemo(id.Claims, id.memo)
+	d.Policy = sel.EvaluateMemo(id.Claims, &id.memo)
 	if !d.Policy.Allowed {
 		d.Outcome = OutcomeForbidden
 		d.Reason = d.Policy.Reason

@@ -56,8 +56,8 @@ func identityTags(id *Identity) []cache.Tag {
 	if id.Subject != "" {
 		tags = append(tags, cache.TagOf("sub", id.Issuer, id.Subject))
 	}
-	if id.SessionID != "" {
-		tags = append(tags, cache.TagOf("sid", id.Issuer, id.SessionID))
+	if sid := id.sessionID(); sid != "" {
+		tags = append(tags, cache.TagOf("sid", id.Issuer, sid))
 	}
 	return tags
 }

@@ -553,6 +553,7 @@ func finish(id *Identity) error {
 	// The bindings and the session come from the token or the OP's introspection, never
 	// from userinfo (which describes the user, not the token).
 	var cnf Confirmation
+	var sid string
 	for _, m := range []map[string]any{id.Parts.TokenClaims, id.Parts.Introspection} {
 		jkt, x5t, err := confirmation(m)
 		if err != nil {
@@ -567,12 +568,11 @@ func finish(id *Identity) error {
 			if !isStr {
 				return invalid("malformed sid claim")
 			}
-			id.SessionID = cmp.Or(id.SessionID, s)
+			sid = cmp.Or(sid, s)
 		}
 	}
-	if cnf != (Confirmation{}) {
-		bound := cnf // a copy, so that cnf stays on the stack for unbound tokens
-		id.Confirmation = &bound
+	if cnf != (Confirmation{}) || sid != "" {
+		id.Binding = &Binding{Confirmation: cnf, SessionID: sid}
 	}
 	id.Claims = policy.MapClaims(mergeClaims(id))
 	return nil
