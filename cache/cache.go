@@ -6,7 +6,8 @@
 // [Options.IsNegative] which loader errors prove the key invalid. The cache then
 //
 //   - keeps at most [Options.Size] entries, least recently used out first
-//     (github.com/hashicorp/golang-lru/v2);
+//     (github.com/hashicorp/golang-lru/v2, keyed by the first half of a key; an entry
+//     keeps the other half and is only ever read with its whole key);
 //   - expires each entry at min(now+MaxTTL, expires), measured with an
 //     injected clock;
 //   - runs exactly one loader for concurrent misses of one key
@@ -155,7 +156,7 @@ type Stats struct {
 // and needs no Close.
 type Cache[V any] struct {
 	o     Options
-	lru   *lru.Cache[Key, entry[V]]
+	lru   *lru.Cache[prefix, entry[V]] // read and written through get, peek, add, remove only
 	group singleflight.Group
 	// base is a reading of o.Now at New; entries keep their instants as offsets from it.
 	base time.Time
@@ -185,15 +186,37 @@ type tagged struct {
 	more  []Key
 }
 
+// prefix is what the LRU is keyed by: the first half of a Key. The entry keeps the
+// other half (entry.rest) and every read compares it, so that an entry is only ever
+// found by its whole key: two keys that share a prefix (two SHA-256 digests sharing 128
+// bits: not expected in the life of the universe, and no cheaper for a client to
+// produce than a collision of a 128-bit hash, 2^64 work, which would only make its two
+// tokens displace each other) replace each other's entry, and never read it. A 16-byte
+// key makes the LRU's map slot 24 bytes instead of 40.
+type prefix [16]byte
+
+// split returns the LRU key of k and the half its entry keeps.
+func split(k Key) (prefix, [16]byte) { return prefix(k[:16]), [16]byte(k[16:]) }
+
+// join is the Key of the entry e stored under p.
+func join[V any](p prefix, e *entry[V]) Key {
+	var k Key
+	copy(k[:16], p[:])
+	copy(k[16:], e.rest[:])
+	return k
+}
+
 // entry is one stored value or negative error, stored by value in the LRU's own list
-// element (one allocation per entry, not two). It is 24 bytes for a pointer V, which
-// makes the LRU element 112 bytes instead of 128: what most entries do not need (a
-// negative entry's error, the value's own end of life that only stale-if-error reads)
-// is behind aside, nil for a positive entry of a cache without StaleIfError. Instants
-// are offsets from the cache's base (int64s instead of 24-byte time.Time values), and
-// compare as the instants would with Time.Before (see at, wallAt).
+// element (one allocation per entry, not two). It is 40 bytes for a pointer V, which
+// with the 16-byte LRU key makes the LRU element 112 bytes instead of 128: what most
+// entries do not need (a negative entry's error, the value's own end of life that only
+// stale-if-error reads) is behind aside, nil for a positive entry of a cache without
+// StaleIfError. Instants are offsets from the cache's base (int64s instead of 24-byte
+// time.Time values), and compare as the instants would with Time.Before (see at,
+// wallAt).
 type entry[V any] struct {
 	v          V
+	rest       [16]byte      // the second half of the entry's Key (see prefix)
 	freshUntil time.Duration // at(instant): served by Get before it
 	aside      *aside        // nil: a positive entry whose end of life is not kept
 }
@@ -285,14 +308,14 @@ func NewTagged[V any](o Options, tags func(v V) []Tag) (*Cache[V], error) {
 		o.Now = time.Now
 	}
 	c := &Cache[V]{o: o, base: o.Now()}
-	var l *lru.Cache[Key, entry[V]]
+	var l *lru.Cache[prefix, entry[V]]
 	var err error
 	if tags != nil {
 		c.tagOf = tags
 		c.tags = map[Tag]tagged{}
-		l, err = lru.NewWithEvict[Key, entry[V]](o.Size, c.untag)
+		l, err = lru.NewWithEvict[prefix, entry[V]](o.Size, c.untag)
 	} else {
-		l, err = lru.New[Key, entry[V]](o.Size)
+		l, err = lru.New[prefix, entry[V]](o.Size)
 	}
 	if err != nil { // unreachable: Size > 0 here
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
@@ -329,7 +352,7 @@ func (c *Cache[V]) Get(ctx context.Context, k Key, load Loader[V]) (v V, hit boo
 // calls Get, which counts the miss. Callers whose loader is a closure over per-call data
 // call Lookup first so that the closure is only built (and allocated) on a miss.
 func (c *Cache[V]) Lookup(k Key) (v V, found bool, err error) {
-	e, ok := c.lru.Get(k)
+	e, ok := c.get(k)
 	if !ok || c.at(c.o.Now()) >= e.freshUntil {
 		return v, false, nil
 	}
@@ -368,7 +391,7 @@ func (c *Cache[V]) miss(ctx context.Context, k Key, load Loader[V]) (v V, hit bo
 func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V] {
 	// A load that finished between the caller's lookup and DoChan has stored a fresh
 	// entry: use it rather than loading again.
-	if e, ok := c.lru.Peek(k); ok && c.at(c.o.Now()) < e.freshUntil {
+	if e, ok := c.peek(k); ok && c.at(c.o.Now()) < e.freshUntil {
 		return &result[V]{v: e.v, err: e.negative(), hit: true}
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.LoadTimeout)
@@ -388,7 +411,7 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 			}
 			c.add(k, e)
 		} else {
-			c.lru.Remove(k) // do not leave an older entry behind the fresh answer
+			c.remove(k) // do not leave an older entry behind the fresh answer
 		}
 		return &result[V]{v: v}
 	}
@@ -397,15 +420,15 @@ func (c *Cache[V]) flight(ctx context.Context, k Key, load Loader[V]) *result[V]
 		if c.o.NegativeTTL > 0 {
 			c.add(k, entry[V]{aside: &aside{err: err}, freshUntil: c.at(now.Add(c.o.NegativeTTL))})
 		} else {
-			c.lru.Remove(k) // a proven-invalid key must not be served stale
+			c.remove(k) // a proven-invalid key must not be served stale
 		}
 		return &result[V]{err: err}
 	}
-	if e, ok := c.lru.Peek(k); ok {
+	if e, ok := c.peek(k); ok {
 		if c.staleUsable(e, now) {
 			return &result[V]{v: e.v, hit: true, stale: true}
 		}
-		c.lru.Remove(k) // expired and, as time only moves on, of no further use
+		c.remove(k) // expired and, as time only moves on, of no further use
 	}
 	return &result[V]{err: err}
 }
@@ -416,16 +439,46 @@ func (c *Cache[V]) staleUsable(e entry[V], now time.Time) bool {
 		c.wallAt(now) < e.aside.expires && c.at(now)-e.freshUntil < c.o.StaleIfError
 }
 
-// add stores e and counts an eviction when the LRU had to drop its oldest entry to make
-// room. Evictions are counted from Add's result rather than from an eviction callback:
+// get returns the entry of k, marking it recently used: the entry stored under k's
+// prefix if it is k's (see prefix).
+func (c *Cache[V]) get(k Key) (entry[V], bool) {
+	p, rest := split(k)
+	e, ok := c.lru.Get(p)
+	if !ok || e.rest != rest {
+		return entry[V]{}, false
+	}
+	return e, true
+}
+
+// peek is get without marking the entry used.
+func (c *Cache[V]) peek(k Key) (entry[V], bool) {
+	p, rest := split(k)
+	e, ok := c.lru.Peek(p)
+	if !ok || e.rest != rest {
+		return entry[V]{}, false
+	}
+	return e, true
+}
+
+// remove drops the entry of k, if any, and reports whether there was one. (An entry
+// of another key with k's prefix stored between the check and the removal is dropped
+// too, which only costs that key a load.)
+func (c *Cache[V]) remove(k Key) bool {
+	if _, ok := c.peek(k); !ok {
+		return false
+	}
+	return c.lru.Remove(prefix(k[:16]))
+}
+
+// add stores e for k and counts an eviction when the LRU had to drop its oldest entry
+// to make room, or when e replaces the entry of another key with k's prefix.
+// Evictions are counted from Add's result rather than from an eviction callback:
 // golang-lru calls the callback for Remove and Purge too, which are not evictions.
 func (c *Cache[V]) add(k Key, e entry[V]) {
-	var old entry[V]
-	var hadOld bool
-	if c.tags != nil {
-		old, hadOld = c.lru.Peek(k)
-	}
-	if c.lru.Add(k, e) {
+	p, rest := split(k)
+	e.rest = rest
+	old, hadOld := c.lru.Peek(p)
+	if c.lru.Add(p, e) || hadOld && old.rest != rest {
 		c.evictions.Add(1)
 	}
 	if c.tags == nil {
@@ -443,13 +496,14 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 		tags = c.tagOf(e.v)
 	}
 	if hadOld && old.negative() == nil { // Add replaced it without calling the eviction callback
+		oldKey := join(p, &old)
 		for _, t := range c.tagOf(old.v) {
-			if !slices.Contains(tags, t) {
-				c.dropLocked(t, k)
+			if oldKey != k || !slices.Contains(tags, t) {
+				c.dropLocked(t, oldKey)
 			}
 		}
 	}
-	if len(tags) == 0 || !c.lru.Contains(k) {
+	if _, ok := c.peek(k); len(tags) == 0 || !ok {
 		return
 	}
 	for _, t := range tags {
@@ -465,14 +519,15 @@ func (c *Cache[V]) add(k Key, e entry[V]) {
 // untag drops k from the index of e's tags (the LRU's eviction callback: it runs for
 // evictions, Remove and Purge, outside the LRU's lock). Tags that a value stored for k
 // since then also has are kept.
-func (c *Cache[V]) untag(k Key, e entry[V]) {
+func (c *Cache[V]) untag(p prefix, e entry[V]) {
 	if e.negative() != nil {
 		return
 	}
+	k := join(p, &e)
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	var keep []Tag
-	if cur, ok := c.lru.Peek(k); ok && cur.negative() == nil {
+	if cur, ok := c.peek(k); ok && cur.negative() == nil {
 		keep = c.tagOf(cur.v)
 	}
 	for _, t := range c.tagOf(e.v) {
@@ -521,7 +576,7 @@ func (c *Cache[V]) RemoveTagged(t Tag) int {
 	c.tagMu.Unlock()
 	n := 0
 	for _, k := range keys {
-		if c.lru.Remove(k) { // the callback updates the index
+		if c.remove(k) { // the callback updates the index
 			n++
 		}
 	}
@@ -529,7 +584,7 @@ func (c *Cache[V]) RemoveTagged(t Tag) int {
 }
 
 // Remove drops the entry of k, if any, and reports whether there was one.
-func (c *Cache[V]) Remove(k Key) bool { return c.lru.Remove(k) }
+func (c *Cache[V]) Remove(k Key) bool { return c.remove(k) }
 
 // TagCount returns the number of distinct tags in the index (for tests and metrics).
 func (c *Cache[V]) TagCount() int {

@@ -12,17 +12,18 @@ import (
 // map slot.
 type lruElement[V any] struct {
 	next, prev, list unsafe.Pointer
-	key              Key
+	key              prefix
 	value            entry[V]
 	expiresAt        time.Time
 	bucket           uint8
 }
 
-// TestEntrySize: an entry of a pointer value is 24 bytes, so that the LRU element is
-// 112 bytes (a size class of its own) and not 128.
+// TestEntrySize: an entry of a pointer value is 40 bytes (the value, the second half of
+// the key, one instant, one pointer), so that with the 16-byte prefix the LRU is keyed
+// by, the LRU element is 112 bytes (a size class of its own) and not 128.
 func TestEntrySize(t *testing.T) {
-	if got := unsafe.Sizeof(entry[*int]{}); got != 24 {
-		t.Errorf("entry[*int] is %d bytes, want 24", got)
+	if got := unsafe.Sizeof(entry[*int]{}); got != 40 {
+		t.Errorf("entry[*int] is %d bytes, want 40", got)
 	}
 	if got := unsafe.Sizeof(lruElement[*int]{}); got > 112 {
 		t.Errorf("LRU element is %d bytes, want at most 112", got)
