@@ -62,7 +62,7 @@ func TestCachedIdentityIsSlim(t *testing.T) {
 					t.Fatalf("call %d: cached identity keeps parts: %+v", i, id)
 				}
 				if id.Issuer != full.Issuer || id.Subject != full.Subject || !id.Expiry.Equal(full.Expiry) ||
-					id.Sources != full.Sources || !reflect.DeepEqual(id.Claims, full.Claims) {
+					id.Sources != full.Sources || !reflect.DeepEqual(id.Claims.Map(), full.Claims.Map()) {
 					t.Fatalf("call %d: cached %+v, uncached %+v", i, id, full)
 				}
 			}

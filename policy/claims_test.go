@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // compactOf is m in the compact form (CompactClaims), as a cached identity keeps it.
@@ -211,4 +213,32 @@ func FuzzClaimValues(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCompactClaimsKeepValues: a compact document is 24 bytes (it keeps the first of its
+// values and takes their number from the Shape) and keeps every value alive by that
+// pointer alone: after the caller's slice is gone and the heap collected, each member
+// still reads back.
+func TestCompactClaimsKeepValues(t *testing.T) {
+	if got := unsafe.Sizeof(Claims{}); got != 24 {
+		t.Errorf("Claims is %d bytes, want 24", got)
+	}
+	s := NewShape([]string{"a", "b", "c"})
+	c := func() Claims { // the values slice is unreachable once this returns
+		vals := make([]any, 3)
+		for i := range vals {
+			vals[i] = strings.Repeat(string(rune('x'+i)), 100)
+		}
+		return CompactClaims(s, vals)
+	}()
+	runtime.GC()
+	runtime.GC()
+	for i, name := range s.Names() {
+		if v, ok := c.Lookup(name); !ok || v != strings.Repeat(string(rune('x'+i)), 100) {
+			t.Errorf("Lookup(%q) = (%v, %v) after GC", name, v, ok)
+		}
+	}
+	if c.Len() != 3 || len(c.Map()) != 3 {
+		t.Errorf("Len %d, Map %v", c.Len(), c.Map())
+	}
 }
