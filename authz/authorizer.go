@@ -383,7 +383,7 @@ func (a *Authorizer) Ready(ctx context.Context) error {
 // callers and must not be modified.
 //
 // With the cache on (the default) the identity is the slim form that the cache holds:
-// Issuer, Subject, Claims, Expiry, Sources and Binding; Parts is nil.
+// Issuer, Claims, Expiry, Sources and Binding; Parts is nil.
 // Disable the cache (CacheConfig.Disabled) to get every part, as the userinfo and check
 // commands do.
 func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error) {

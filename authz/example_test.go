@@ -44,7 +44,7 @@ func ExampleAuthorizer_Authorize() {
 
 	token := op.MintJWT(map[string]any{"sub": "alice"}, oidctest.WithAlg("ES256"))
 	d := a.Authorize(context.Background(), authz.Request{Method: "GET", Path: "/", Authorization: "Bearer " + token})
-	fmt.Println(d.Outcome, d.Identity.Subject, d.Identity.Sources == authz.SourceJWT)
+	fmt.Println(d.Outcome, d.Identity.Subject(), d.Identity.Sources == authz.SourceJWT)
 
 	d = a.Authorize(context.Background(), authz.Request{Method: "GET", Path: "/"})
 	fmt.Println(d.Outcome, d.Reason)

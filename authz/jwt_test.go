@@ -162,7 +162,7 @@ func TestVerifyJWT(t *testing.T) {
 				t.Fatalf("the untrusted OP was contacted: %s", other.SortedCounts())
 			}
 			if err == nil {
-				if id.Issuer != op.Issuer() || id.Subject != oidctest.DefaultSubject && c.ic.RequireSub == nil || id.Sources != authz.SourceJWT ||
+				if id.Issuer != op.Issuer() || id.Subject() != oidctest.DefaultSubject && c.ic.RequireSub == nil || id.Sources != authz.SourceJWT ||
 					id.Expiry.IsZero() || id.Claims.Map()["iss"] == nil || id.Parts.Header["alg"] == nil {
 					t.Fatalf("identity %+v", id)
 				}

@@ -108,8 +108,8 @@ func TestIntrospectionExtClaimsAreLifted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, nested := id.Claims.Map()["ext"]; nested || id.Subject != oidctest.DefaultSubject {
-		t.Fatalf("claims %v subject %q", id.Claims.Map(), id.Subject)
+	if _, nested := id.Claims.Map()["ext"]; nested || id.Subject() != oidctest.DefaultSubject {
+		t.Fatalf("claims %v subject %q", id.Claims.Map(), id.Subject())
 	}
 	for path, want := range map[string]authz.Outcome{"/lifted": authz.OutcomeAllow, "/nested": authz.OutcomeForbidden} {
 		if d := a.Authorize(ctx, authz.Request{Method: "GET", Path: path, Authorization: "Bearer " + tok}); d.Outcome != want {

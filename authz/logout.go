@@ -53,8 +53,8 @@ func badLogout(reason string) error {
 // issuer+session, never the token.
 func identityTags(id *Identity) []cache.Tag {
 	tags := make([]cache.Tag, 0, 2)
-	if id.Subject != "" {
-		tags = append(tags, cache.TagOf("sub", id.Issuer, id.Subject))
+	if sub := id.Subject(); sub != "" {
+		tags = append(tags, cache.TagOf("sub", id.Issuer, sub))
 	}
 	if sid := id.sessionID(); sid != "" {
 		tags = append(tags, cache.TagOf("sid", id.Issuer, sid))

@@ -24,7 +24,7 @@ func TestOpaqueSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id.Issuer != op2.Issuer() || id.Subject != oidctest.DefaultSubject || id.Claims.Map()["email"] != "alice@example.org" ||
+		if id.Issuer != op2.Issuer() || id.Subject() != oidctest.DefaultSubject || id.Claims.Map()["email"] != "alice@example.org" ||
 			id.Claims.Map()["iss"] != op2.Issuer() || id.Sources != authz.SourceUserinfo|authz.SourceIntrospection || id.Expiry.IsZero() {
 			t.Fatalf("identity %+v", id)
 		}
@@ -168,7 +168,7 @@ func TestOpaqueSearch(t *testing.T) {
 				return noCache(never(op1.IssuerConfig())), op1.MintOpaque(nil, oidctest.WithIntrospectionExt(map[string]any{"groups": []any{"g"}}))
 			},
 			check: func(t *testing.T, id *authz.Identity, op1, _ *oidctest.OP) {
-				if op1.Count(oidctest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims.Map()["groups"] == nil || id.Subject != oidctest.DefaultSubject {
+				if op1.Count(oidctest.Userinfo) != 0 || id.Sources != authz.SourceIntrospection || id.Claims.Map()["groups"] == nil || id.Subject() != oidctest.DefaultSubject {
 					t.Fatalf("%s %+v", op1.SortedCounts(), id)
 				}
 			}},

@@ -531,7 +531,8 @@ func jsonObject(body []byte) (map[string]any, error) {
 }
 
 // finish checks that every sub present (token, introspection, userinfo) is the same
-// (OIDC Core 5.3.2) and merges the claims: userinfo > introspection > token claims. The
+// (OIDC Core 5.3.2), so that the merged claims' sub (Identity.Subject) is the one all
+// of them name, and merges the claims: userinfo > introspection > token claims. The
 // merged claims always carry iss (the vouching issuer) so that policies can rely on it.
 func finish(id *Identity) error {
 	sub := ""
@@ -549,7 +550,6 @@ func finish(id *Identity) error {
 		}
 		sub = s
 	}
-	id.Subject = sub
 	// The bindings and the session come from the token or the OP's introspection, never
 	// from userinfo (which describes the user, not the token).
 	var cnf Confirmation

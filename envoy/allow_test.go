@@ -18,7 +18,7 @@ import (
 func identityN(i int) *authz.Identity {
 	sub := fmt.Sprintf("user-%d", i)
 	return &authz.Identity{
-		Issuer: "https://op.example.org", Subject: sub,
+		Issuer: "https://op.example.org",
 		Claims: compact(map[string]any{
 			"sub": sub, "iss": "https://op.example.org",
 			"email":  fmt.Sprintf("u%d@example.org", i),

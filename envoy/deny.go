@@ -218,7 +218,7 @@ func (s *Server) logDecision(ctx context.Context, v *snapshot, r *authz.Request,
 	}
 	sub := ""
 	if d.Identity != nil {
-		sub = d.Identity.Subject
+		sub = d.Identity.Subject()
 	}
 	path := logPath(r.Path)
 	var buf [14]slog.Attr

@@ -17,7 +17,7 @@ func ExampleServer_Check() {
 	a := envoy.AuthorizerFunc(func(_ context.Context, r authz.Request) authz.Decision {
 		if r.Authorization == "Bearer alice-token" {
 			return authz.Decision{Outcome: authz.OutcomeAllow, Identity: &authz.Identity{
-				Subject: "alice", Claims: policy.MapClaims(map[string]any{"sub": "alice", "groups": []any{"a", "b"}})}}
+				Claims: policy.MapClaims(map[string]any{"sub": "alice", "groups": []any{"a", "b"}})}}
 		}
 		return authz.Decision{Outcome: authz.OutcomeInvalidToken, Reason: "token expired"}
 	})

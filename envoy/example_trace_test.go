@@ -11,6 +11,7 @@ import (
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 	"github.com/flaat-extauthz/flaat-extauthz/envoy"
+	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
 // WithTracing makes one span per check, continuing the trace context the proxy sends
@@ -21,7 +22,8 @@ func ExampleWithTracing() {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	a := envoy.AuthorizerFunc(func(context.Context, authz.Request) authz.Decision {
-		return authz.Decision{Outcome: authz.OutcomeAllow, Route: "api", Identity: &authz.Identity{Issuer: "https://op.example", Subject: "alice"}}
+		return authz.Decision{Outcome: authz.OutcomeAllow, Route: "api", Identity: &authz.Identity{Issuer: "https://op.example",
+			Claims: policy.MapClaims(map[string]any{"sub": "alice"})}}
 	})
 	s, err := envoy.NewServer(a, envoy.Config{}, envoy.WithTracing(envoy.Tracing{Provider: tp}))
 	if err != nil {

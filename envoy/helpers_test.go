@@ -50,8 +50,7 @@ func (f *fakeAuthorizer) last(t *testing.T) authz.Request {
 // alice is a verified identity with the default header claims.
 func alice() *authz.Identity {
 	return &authz.Identity{
-		Issuer:  "https://op.example.org",
-		Subject: "alice",
+		Issuer: "https://op.example.org",
 		Claims: compact(map[string]any{
 			"sub":    "alice",
 			"iss":    "https://op.example.org",

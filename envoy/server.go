@@ -334,8 +334,8 @@ func (v *snapshot) checkResponse(r *authz.Request, d *authz.Decision) *authv3.Ch
 // claims. Envoy files it under its ext_authz filter namespace.
 func (v *snapshot) metadata(id *authz.Identity) *structpb.Struct {
 	f := make(map[string]*structpb.Value, 3+len(v.cfg.MetadataClaims))
-	if id.Subject != "" {
-		f["sub"] = structpb.NewStringValue(id.Subject)
+	if sub := id.Subject(); sub != "" {
+		f["sub"] = structpb.NewStringValue(sub)
 	}
 	if id.Issuer != "" {
 		f["iss"] = structpb.NewStringValue(id.Issuer)

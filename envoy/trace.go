@@ -138,8 +138,8 @@ func (s *Server) endSpan(span trace.Span, transport string, r *authz.Request, d 
 		}
 		if id := d.Identity; id != nil {
 			attrs = append(attrs, AttrIssuer.String(id.Issuer))
-			if s.traceSubject && id.Subject != "" {
-				attrs = append(attrs, AttrSubject.String(id.Subject))
+			if sub := id.Subject(); s.traceSubject && sub != "" {
+				attrs = append(attrs, AttrSubject.String(sub))
 			}
 		}
 		span.SetAttributes(attrs...)

@@ -180,7 +180,7 @@ func (a *app) check(ctx context.Context, cf *configFlags, token, method, host, p
 		rep.Error = d.Err.Error()
 	}
 	if d.Identity != nil {
-		rep.Issuer, rep.Subject = d.Identity.Issuer, d.Identity.Subject
+		rep.Issuer, rep.Subject = d.Identity.Issuer, d.Identity.Subject()
 	}
 	fillResponse(rep, resp)
 	switch d.Outcome {

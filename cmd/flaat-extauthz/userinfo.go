@@ -198,7 +198,7 @@ func (a *app) inspect(ctx context.Context, token string, cf *configFlags, trustA
 	var exp time.Time
 	if id != nil {
 		rep.Verified = true
-		rep.Issuer, rep.Subject = id.Issuer, id.Subject
+		rep.Issuer, rep.Subject = id.Issuer, id.Subject()
 		if p := id.Parts; p != nil { // always: this command verifies without the cache
 			if p.Header != nil {
 				rep.Header = p.Header

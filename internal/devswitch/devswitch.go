@@ -65,7 +65,6 @@ func (a *Authorizer) Identity() *authz.Identity {
 	}
 	return &authz.Identity{
 		Issuer:  Issuer,
-		Subject: Subject,
 		Claims:  policy.MapClaims(claims),
 		Expiry:  a.clock().Add(time.Hour),
 		Sources: authz.SourceInsecureDevSwitch,

@@ -65,7 +65,7 @@ func TestAuthorize(t *testing.T) {
 				t.Errorf("decision hook called %d times", n)
 			}
 			if d.Identity != nil {
-				if d.Identity.Sources != authz.SourceInsecureDevSwitch || d.Identity.Subject != Subject || !d.Identity.Expiry.Equal(now.Add(time.Hour)) {
+				if d.Identity.Sources != authz.SourceInsecureDevSwitch || d.Identity.Subject() != Subject || !d.Identity.Expiry.Equal(now.Add(time.Hour)) {
 					t.Errorf("identity = %+v", d.Identity)
 				}
 			}
@@ -84,7 +84,7 @@ type decided authz.Decision
 func (d decided) Authorize(context.Context, authz.Request) authz.Decision { return authz.Decision(d) }
 
 func TestAssumeAuthorized(t *testing.T) {
-	id := &authz.Identity{Issuer: "https://op", Subject: "alice", Claims: policy.MapClaims(map[string]any{"sub": "alice"})}
+	id := &authz.Identity{Issuer: "https://op", Claims: policy.MapClaims(map[string]any{"sub": "alice"})}
 	policyDenial := authz.Decision{Outcome: authz.OutcomeForbidden, Route: "admin", Identity: id, Reason: "groups: 0 of 1",
 		Policy: policy.Result{Reason: "groups: 0 of 1", Details: []string{"groups: 0 of 1"}}}
 	for _, tc := range []struct {

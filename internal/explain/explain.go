@@ -100,9 +100,8 @@ func (c ClaimsAuthorizer) Authorize(ctx context.Context, r authz.Request) authz.
 	res := sel.Evaluate(c.Claims)
 	var id *authz.Identity
 	if !sel.Public {
-		sub, _ := c.Claims["sub"].(string)
 		iss, _ := c.Claims["iss"].(string)
-		id = &authz.Identity{Issuer: iss, Subject: sub, Claims: policy.MapClaims(c.Claims), Parts: &authz.Parts{TokenClaims: c.Claims}}
+		id = &authz.Identity{Issuer: iss, Claims: policy.MapClaims(c.Claims), Parts: &authz.Parts{TokenClaims: c.Claims}}
 	}
 	d := authz.PolicyDecision(sel.Name, id, res, "policy not met by the claims file")
 	d.Public = sel.Public

@@ -50,7 +50,7 @@ func TestClaims(t *testing.T) {
 			if tc.status != 0 && int(res.Response.GetDeniedResponse().GetStatus().GetCode()) != tc.status {
 				t.Errorf("status %v, want %d", res.Response.GetDeniedResponse().GetStatus().GetCode(), tc.status)
 			}
-			if tc.subject != "" && (res.Decision.Identity == nil || res.Decision.Identity.Subject != tc.subject) {
+			if tc.subject != "" && (res.Decision.Identity == nil || res.Decision.Identity.Subject() != tc.subject) {
 				t.Errorf("identity %+v", res.Decision.Identity)
 			}
 		})
