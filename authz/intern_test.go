@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"hash/maphash"
 	"reflect"
 	"strings"
 	"sync"
@@ -82,10 +83,14 @@ func copyValue(v any) any {
 func TestInternerBounded(t *testing.T) {
 	in := newInterner()
 	for i := range 3 * internMaxEntries {
-		in.value(fmt.Sprintf("user-%d@example.org", i))
+		in.value(fmt.Sprintf("group-%d", i))
+		in.value(fmt.Sprintf("group-%d", i)) // seen twice: shared
 		if len(in.m) > internMaxEntries {
 			t.Fatalf("%d entries", len(in.m))
 		}
+	}
+	if len(in.m) == 0 || len(in.m) == 3*internMaxEntries {
+		t.Fatalf("%d entries: the map did not take values or did not start over", len(in.m))
 	}
 	a := in.value(strings.Clone("shared"))
 	if b := in.value(strings.Clone("shared")); !same(a, b) {
@@ -110,4 +115,44 @@ func TestInternerConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestInternerAdmitsRepeatedValuesOnly: values seen once (one user's e-mail address)
+// never enter the shared map, however many there are; a value seen again is shared from
+// then on, between unique ones too.
+func TestInternerAdmitsRepeatedValuesOnly(t *testing.T) {
+	in := newInterner()
+	first := in.value(strings.Clone("https://op.example.org"))
+	for i := range 3 * internMaxEntries {
+		in.value(fmt.Sprintf("user-%d@example.org", i))
+		if i == 10 {
+			if again := in.value(strings.Clone("https://op.example.org")); !same(first, again) {
+				t.Fatal("a value seen twice is not shared")
+			}
+		}
+	}
+	if len(in.m) != 1 {
+		t.Fatalf("%d entries in the shared map, want 1 (only the repeated value)", len(in.m))
+	}
+	if v := in.value(strings.Clone("https://op.example.org")); !same(first, v) {
+		t.Fatal("the shared value was forgotten")
+	}
+}
+
+// TestInternerCandidateHashCollision: a candidate whose hash equals the value's but
+// whose value differs is never returned for it (the keys are compared).
+func TestInternerCandidateHashCollision(t *testing.T) {
+	in := newInterner()
+	key, _ := appendKey(nil, "bob@example.org")
+	h := maphash.Bytes(in.seed, key)
+	in.cands[h%internCandidates] = candidate{h: h, v: "alice@example.org"} // forged: same hash, other value
+	if got := in.value(strings.Clone("bob@example.org")); got != "bob@example.org" {
+		t.Fatalf("got %v for bob", got)
+	}
+	if len(in.m) != 0 {
+		t.Fatalf("a collision entered the map: %v", in.m)
+	}
+	if got := in.value(strings.Clone("bob@example.org")); got != "bob@example.org" || len(in.m) != 1 {
+		t.Fatalf("bob seen twice: got %v, map %v", got, in.m)
+	}
 }
