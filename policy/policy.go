@@ -176,6 +176,7 @@ type Engine struct {
 	// only for paths with an upper-case letter (a pattern has one, or a route is a regex).
 	caseReads  []caseReading
 	caseAlways bool
+	index      *routeIndex // finds the first matching route of routes
 }
 
 // Source says where a Selection came from.
@@ -384,18 +385,14 @@ func (e *Engine) caseMatters(p string) bool {
 }
 
 // route returns the index of the first route matching the read path p under the case
-// reading cr, -1 for none.
+// reading cr, -1 for none. cr is caseAsConfigured or one of e.caseReads (the index
+// folds case only when some route ignores it).
 func (e *Engine) route(host, p, method string, cr caseReading) int {
-	pl := p
-	if cr == caseFolded || cr == caseAsConfigured && e.anyCI {
+	pl := p // the folded path, read only by routes that ignore case under cr
+	if e.anyCI {
 		pl = asciiLower(p)
 	}
-	for i := range e.routes {
-		if e.routes[i].matches(host, p, pl, method, cr) {
-			return i
-		}
-	}
-	return -1
+	return e.index.first(host, p, pl, method, cr)
 }
 
 // pathRead is one reading Select looked at: the path as read, the case reading and the
