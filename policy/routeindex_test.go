@@ -106,7 +106,7 @@ func TestRouteIndexTable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			host, method := normalizeHost(tc.host), strings.ToUpper(tc.method)
-			i, j := e.route(host, tc.path, method, tc.cr), scanRoute(e, host, tc.path, method, tc.cr)
+			i, j := e.route(host, tc.path, e.fold(tc.path), method, tc.cr), scanRoute(e, host, tc.path, method, tc.cr)
 			if got := e.selection(i, tc.path).Name; got != tc.want {
 				t.Errorf("indexed: got %q, want %q", got, tc.want)
 			}
@@ -260,7 +260,7 @@ func FuzzRouteIndexEqualsScan(f *testing.F) {
 			host, method := normalizeHost(req.Host), strings.ToUpper(req.Method)
 			for rp := range reads {
 				for _, cr := range append([]caseReading{caseAsConfigured}, e.caseReads...) {
-					if i, j := ix.route(host, rp, method, cr), scanRoute(e, host, rp, method, cr); i != j {
+					if i, j := ix.route(host, rp, e.fold(rp), method, cr), scanRoute(e, host, rp, method, cr); i != j {
 						t.Fatalf("%s\n%+v (read %q, case reading %d): indexed route %d, scan %d", js, req, rp, cr, i, j)
 					}
 				}
