@@ -447,7 +447,7 @@ func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Id
 			// (an end of life in the past is not stored).
 			return id.slim(), a.now().Add(-time.Second), nil
 		}
-		return id.slim(), id.Expiry, nil
+		return id.slim(), id.Expiry.Time(), nil
 	})
 }
 

@@ -61,7 +61,7 @@ func TestCachedIdentityIsSlim(t *testing.T) {
 				if id.Parts != nil {
 					t.Fatalf("call %d: cached identity keeps parts: %+v", i, id)
 				}
-				if id.Issuer != full.Issuer || id.Subject() != full.Subject() || !id.Expiry.Equal(full.Expiry) ||
+				if id.Issuer != full.Issuer || id.Subject() != full.Subject() || id.Expiry != full.Expiry ||
 					id.Sources != full.Sources || !reflect.DeepEqual(id.Claims.Map(), full.Claims.Map()) {
 					t.Fatalf("call %d: cached %+v, uncached %+v", i, id, full)
 				}

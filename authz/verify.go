@@ -180,7 +180,7 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 	}
 
 	id := withParts()
-	id.Issuer, id.Expiry, id.Sources = is.id, exp, SourceJWT
+	id.Issuer, id.Expiry, id.Sources = is.id, InstantOf(exp), SourceJWT
 	id.Parts.TokenClaims, id.Parts.Header = claims, p.header
 	if is.introspect == IntrospectAlways {
 		in, inExp, err := a.introspect(ctx, is, d, token)
@@ -188,7 +188,7 @@ func (a *Authorizer) verifyJWT(ctx context.Context, token string, p *jwsParts) (
 			return nil, err
 		}
 		id.Parts.Introspection, id.Sources = in, id.Sources|SourceIntrospection
-		id.Expiry = earliest(id.Expiry, inExp)
+		id.Expiry = InstantOf(earliest(id.Expiry.Time(), inExp))
 	}
 	switch is.userinfo {
 	case UserinfoRequired:
@@ -396,7 +396,7 @@ func (a *Authorizer) verifyOpaque(ctx context.Context, token string) (*Identity,
 
 	is := win.is
 	id := withParts()
-	id.Issuer, id.Parts.Userinfo, id.Parts.Introspection, id.Expiry = is.id, win.ui, win.in, win.exp
+	id.Issuer, id.Parts.Userinfo, id.Parts.Introspection, id.Expiry = is.id, win.ui, win.in, InstantOf(win.exp)
 	if win.ui != nil {
 		id.Sources |= SourceUserinfo
 		if is.introspect != IntrospectNever {
@@ -404,7 +404,7 @@ func (a *Authorizer) verifyOpaque(ctx context.Context, token string) (*Identity,
 			if err != nil {
 				return nil, err
 			}
-			id.Parts.Introspection, id.Expiry = in, exp
+			id.Parts.Introspection, id.Expiry = in, InstantOf(exp)
 		}
 	}
 	if id.Parts.Introspection != nil {

@@ -62,7 +62,7 @@ func alice() *authz.Identity {
 			"level": float64(3),
 			"ext":   map[string]any{"dept": "physics"},
 		}),
-		Expiry: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		Expiry: authz.InstantOf(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)),
 	}
 }
 

@@ -210,7 +210,7 @@ func (a *app) inspect(ctx context.Context, token string, cf *configFlags, trustA
 		}
 		rep.Merged = id.Claims.Map()
 		rep.Sources = sourceNames(id.Sources)
-		exp = id.Expiry
+		exp = id.Expiry.Time()
 	} else if e, ok := numericClaim(claims, "exp"); ok {
 		exp = time.Unix(e, 0)
 	}

@@ -66,7 +66,7 @@ func (a *Authorizer) Identity() *authz.Identity {
 	return &authz.Identity{
 		Issuer:  Issuer,
 		Claims:  policy.MapClaims(claims),
-		Expiry:  a.clock().Add(time.Hour),
+		Expiry:  authz.InstantOf(a.clock().Add(time.Hour)),
 		Sources: authz.SourceInsecureDevSwitch,
 	}
 }

@@ -65,7 +65,7 @@ func TestAuthorize(t *testing.T) {
 				t.Errorf("decision hook called %d times", n)
 			}
 			if d.Identity != nil {
-				if d.Identity.Sources != authz.SourceInsecureDevSwitch || d.Identity.Subject() != Subject || !d.Identity.Expiry.Equal(now.Add(time.Hour)) {
+				if d.Identity.Sources != authz.SourceInsecureDevSwitch || d.Identity.Subject() != Subject || !d.Identity.Expiry.Time().Equal(now.Add(time.Hour)) {
 					t.Errorf("identity = %+v", d.Identity)
 				}
 			}
