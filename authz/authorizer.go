@@ -165,8 +165,13 @@ func projection(names []string) []string {
 // compact form: the names present are a policy.Shape shared by every identity with the
 // same ones (in.shape), the values (but sub's) are shared through in.
 func project(claims policy.Claims, names []string, in *interner) policy.Claims {
-	var present uint64 // bit i: names[i] is present (the first 64 names)
-	n := 0
+	n, present := projected(claims, names)
+	return projectInto(make([]any, 0, n), claims, names, present, in)
+}
+
+// projected returns how many of names claims holds, and which (bit i: names[i] is
+// present, for the first 64 names).
+func projected(claims policy.Claims, names []string) (n int, present uint64) {
 	for i, k := range names {
 		if _, ok := claims.Lookup(k); ok {
 			n++
@@ -175,7 +180,12 @@ func project(claims policy.Claims, names []string, in *interner) policy.Claims {
 			}
 		}
 	}
-	vals := make([]any, 0, n)
+	return n, present
+}
+
+// projectInto is project with the values appended to vals (of capacity n, from
+// projected).
+func projectInto(vals []any, claims policy.Claims, names []string, present uint64, in *interner) policy.Claims {
 	for _, k := range names {
 		if v, ok := claims.Lookup(k); ok {
 			if k != "sub" { // unique per user: sharing it would only churn the interner
@@ -438,17 +448,32 @@ func verified(id *Identity, hit bool, err error) (*Identity, bool, error) {
 func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Identity, bool, error) {
 	return a.cache.Get(ctx, key, func(ctx context.Context) (*Identity, time.Time, error) {
 		gen := a.logout.gen.Load()
-		id, err := a.identity(ctx, token)
+		id, err := a.verifyToken(ctx, token)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
 		if a.logout.gen.Load() != gen {
 			// A logout arrived during verification: answer the waiters, store nothing
 			// (an end of life in the past is not stored).
-			return id.slim(), a.now().Add(-time.Second), nil
+			return a.slim(id), a.now().Add(-time.Second), nil
 		}
-		return id.slim(), id.Expiry.Time(), nil
+		return a.slim(id), id.Expiry.Time(), nil
 	})
+}
+
+// slim returns the identity the cache keeps of a verified id (see Identity): with
+// WithClaimProjection, its claims projected, into the same allocation as the Identity
+// (an identity and its compact values live and die together: one object less per
+// cached identity for the garbage collector to mark, at no cost in bytes).
+func (a *Authorizer) slim(id *Identity) *Identity {
+	if a.keep == nil {
+		return id.slim()
+	}
+	n, present := projected(id.Claims, a.keep)
+	s, vals := newSlim(n)
+	s.Issuer, s.Expiry, s.Sources, s.Binding = id.Issuer, id.Expiry, id.Sources, id.Binding
+	s.Claims = projectInto(vals[:0], id.Claims, a.keep, present, a.interned)
+	return s
 }
 
 // identity verifies token (no cache) and applies the claim projection.

@@ -52,3 +52,25 @@ func TestInstant(t *testing.T) {
 		})
 	}
 }
+
+// TestNewSlim: a cached identity and its compact claim values are one allocation for up
+// to 12 values, two beyond.
+func TestNewSlim(t *testing.T) {
+	for n := range 15 {
+		id, vals := newSlim(n)
+		if id == nil || len(vals) != n || cap(vals) != n {
+			t.Fatalf("newSlim(%d): id %v, %d values (cap %d)", n, id, len(vals), cap(vals))
+		}
+		together := n > 0 && uintptr(unsafe.Pointer(&vals[0])) == uintptr(unsafe.Pointer(id))+unsafe.Sizeof(Identity{})
+		if together != (n >= 1 && n <= 12) {
+			t.Errorf("newSlim(%d): values next to the identity %v", n, together)
+		}
+		want := 1.0
+		if n > 12 {
+			want = 2
+		}
+		if allocs := testing.AllocsPerRun(10, func() { newSlim(n) }); allocs != want {
+			t.Errorf("newSlim(%d): %v allocations, want %v", n, allocs, want)
+		}
+	}
+}
