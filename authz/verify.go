@@ -15,9 +15,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
-
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
 
@@ -43,20 +40,20 @@ type jwsParts struct {
 // splitJWS recognises a compact JWS: three base64url parts whose first decodes to a JSON
 // object. Anything else is not a JWT (and is treated as an opaque token). It trusts
 // nothing it decodes.
-func splitJWS(token string) (*jwsParts, bool) {
+func splitJWS(token string) (parts jwsParts, ok bool) {
 	h, rest, ok := strings.Cut(token, ".")
 	if !ok {
-		return nil, false
+		return parts, false
 	}
 	p, s, ok := strings.Cut(rest, ".")
 	if !ok || strings.Contains(s, ".") {
-		return nil, false
+		return parts, false
 	}
 	// One buffer for the three decoded parts (one allocation instead of three).
 	buf := make([]byte, b64.DecodedLen(len(h))+b64.DecodedLen(len(p))+b64.DecodedLen(len(s)))
 	hb, buf, err := decodePart(buf, h)
 	if err != nil || len(hb) == 0 || hb[0] != '{' {
-		return nil, false
+		return parts, false
 	}
 	header, err := decodeObject(hb)
 	switch {
@@ -64,9 +61,9 @@ func splitJWS(token string) (*jwsParts, bool) {
 		// Not a header we can read unambiguously; verifyJWT rejects it.
 		header = map[string]any{"alg": "", dupMarker: true}
 	case err != nil:
-		return nil, false
+		return parts, false
 	}
-	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
+	parts = jwsParts{header: header, input: token[:len(h)+1+len(p)]}
 	parts.alg, _ = header["alg"].(string)
 	parts.kid, _ = header["kid"].(string)
 	parts.payload, buf, err = decodePart(buf, p)
@@ -91,7 +88,7 @@ func decodePart(buf []byte, s string) (part, rest []byte, err error) {
 // verifyToken verifies a token that passed checkToken. No caching here.
 func (a *Authorizer) verifyToken(ctx context.Context, token string) (*Identity, error) {
 	if parts, ok := splitJWS(token); ok {
-		return a.verifyJWT(ctx, token, parts)
+		return a.verifyJWT(ctx, token, &parts)
 	}
 	return a.verifyOpaque(ctx, token)
 }
@@ -250,18 +247,17 @@ func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discover
 	if len(keys) == 0 {
 		return invalid("signing key does not fit the JWT algorithm")
 	}
-	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(p.alg))
-	if err != nil {
+	if !supportedAlgs[p.alg] {
 		return invalid("JWT algorithm not accepted")
 	}
-	// The signing input is the token's own bytes, not a copy: the verifiers only hash
-	// them (and nothing else may write to them).
+	// The signing input is the token's own bytes, not a copy: verifySignature only
+	// hashes them (and nothing else may write to them).
 	input := unsafe.Slice(unsafe.StringData(p.input), len(p.input))
 	for i, k := range keys {
 		if i == 8 { // a kid-less token must not make us try a huge JWKS
 			break
 		}
-		if v.Verify(input, p.signature, k.pub) == nil {
+		if verifySignature(p.alg, k.pub, input, p.signature) {
 			return nil
 		}
 	}
