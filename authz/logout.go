@@ -91,6 +91,7 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	if !ok {
 		return LogoutResult{}, badLogout("not a JWT")
 	}
+	defer parts.release()
 	p := &parts
 	if _, dup := p.header[dupMarker]; dup {
 		return LogoutResult{}, badLogout("duplicate header member")
