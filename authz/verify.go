@@ -49,9 +49,11 @@ const maxPooledPart = 16 << 10
 // verification then allocates nothing for them (about 1 KB for a typical RS256 token).
 var partBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
-// release returns p's buffer for reuse; p.payload and p.signature are invalid after it.
+// release clears p's buffer (no decoded token waits in the pool) and returns it for
+// reuse; p.payload and p.signature are invalid after it.
 func (p *jwsParts) release() {
 	if p.buf != nil {
+		clear(*p.buf)
 		partBuffers.Put(p.buf)
 		p.buf, p.payload, p.signature = nil, nil, nil
 	}
@@ -77,9 +79,10 @@ func splitJWS(token string) (parts jwsParts, ok bool) {
 	if n <= maxPooledPart {
 		pooled = partBuffers.Get().(*[]byte)
 		if cap(*pooled) < n {
-			*pooled = make([]byte, max(n, 2048))
+			*pooled = make([]byte, n, max(n, 2048))
 		}
-		buf = (*pooled)[:n]
+		*pooled = (*pooled)[:n] // what release clears
+		buf = *pooled
 	} else {
 		buf = make([]byte, n)
 	}
