@@ -113,7 +113,6 @@ func (v *snapshot) parts(d *authz.Decision, transport string) *allowParts {
 type allowBlock struct {
 	parts  allowParts
 	resp   authv3.CheckResponse
-	status rpcstatus.Status
 	ok     authv3.CheckResponse_OkResponse
 	okHTTP authv3.OkHttpResponse
 	md     structpb.Struct
@@ -232,9 +231,14 @@ func (v *snapshot) buildParts(id *authz.Identity, forGRPC, forHTTP bool) *allowP
 func (blk *allowBlock) okResponse(headers []*corev3.HeaderValueOption, remove []string, md *structpb.Struct) *authv3.CheckResponse {
 	blk.okHTTP.Headers, blk.okHTTP.HeadersToRemove = headers, remove
 	blk.ok.OkResponse = &blk.okHTTP
-	blk.resp.Status, blk.resp.HttpResponse, blk.resp.DynamicMetadata = &blk.status, &blk.ok, md
+	blk.resp.Status, blk.resp.HttpResponse, blk.resp.DynamicMetadata = okStatus, &blk.ok, md
 	return &blk.resp
 }
+
+// okStatus is the status of every allow answer built in an allowBlock. Like everything
+// of a shared answer it is never modified (marshalling only stores its size, 0,
+// atomically).
+var okStatus = &rpcstatus.Status{}
 
 // okResponse assembles an allow CheckResponse from its parts.
 func okResponse(headers []*corev3.HeaderValueOption, remove []string, md *structpb.Struct) *authv3.CheckResponse {
