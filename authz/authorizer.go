@@ -390,18 +390,17 @@ func (a *Authorizer) Verify(ctx context.Context, token string) (*Identity, error
 	if err := checkToken(token, a.cfg.MaxTokenSize); err != nil {
 		return nil, err
 	}
-	id, _, err := a.verify(ctx, token, nil, nil)
+	id, _, err := a.verify(ctx, token, nil)
 	return id, err
 }
 
 // verify verifies a token that already passed checkToken (in Verify, or in authorize
 // after a cache miss: the characters are checked at most once per request). sum is
 // tokenSum(token) when the caller has it (Authorize needs it for TokenHash too), nil
-// otherwise: SHA-256 is computed at most once per request. in is the SHA-256 of the
-// token up to its last dot when the caller has it (see tokenSumWithInput), else nil.
-func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte, in *inputDigest) (*Identity, bool, error) {
+// otherwise: SHA-256 is computed at most once per request.
+func (a *Authorizer) verify(ctx context.Context, token string, sum *[32]byte) (*Identity, bool, error) {
 	if a.cache == nil {
-		id, err := a.identity(ctx, token, in)
+		id, err := a.identity(ctx, token)
 		return id, false, err
 	}
 	if sum == nil {
@@ -439,7 +438,7 @@ func verified(id *Identity, hit bool, err error) (*Identity, bool, error) {
 func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Identity, bool, error) {
 	return a.cache.Get(ctx, key, func(ctx context.Context) (*Identity, time.Time, error) {
 		gen := a.logout.gen.Load()
-		id, err := a.identity(ctx, token, nil)
+		id, err := a.identity(ctx, token)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
@@ -452,10 +451,9 @@ func (a *Authorizer) load(ctx context.Context, token string, key cache.Key) (*Id
 	})
 }
 
-// identity verifies token (no cache) and applies the claim projection. in is as for
-// verify.
-func (a *Authorizer) identity(ctx context.Context, token string, in *inputDigest) (*Identity, error) {
-	id, err := a.verifyToken(ctx, token, in)
+// identity verifies token (no cache) and applies the claim projection.
+func (a *Authorizer) identity(ctx context.Context, token string) (*Identity, error) {
+	id, err := a.verifyToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
@@ -524,16 +522,7 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 		d.Outcome, d.Reason, d.Err = decisionFor(err)
 		return d
 	}
-	var sum [32]byte
-	var in *inputDigest
-	if a.cache == nil {
-		// Nothing is looked up and every token is verified: the pass over the token
-		// also yields the SHA-256 of a JWT's signing input, which the signature check
-		// would otherwise compute again.
-		sum, in = tokenSumWithInput(token)
-	} else {
-		sum = tokenSum(token)
-	}
+	sum := tokenSum(token)
 	// A cache hit is a token whose SHA-256 equals that of one that passed checkToken
 	// before it was verified: the same bytes. Only a miss looks at every character (for a
 	// 16 KB token that is a fifth of a hit's cost).
@@ -552,7 +541,7 @@ func (a *Authorizer) authorize(ctx context.Context, r Request) Decision {
 	if hit {
 		id, hit, err = verified(id, hit, err)
 	} else {
-		id, hit, err = a.verify(ctx, token, &sum, in)
+		id, hit, err = a.verify(ctx, token, &sum)
 	}
 	d.Cached = hit
 	if err != nil {

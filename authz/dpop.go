@@ -118,7 +118,7 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 		return nil, badProof("malformed jwk header")
 	}
 	input := value[:len(h64)+1+len(p64)]
-	if !verifySignature(alg, raw, unsafe.Slice(unsafe.StringData(input), len(input)), sig, nil) {
+	if !verifySignature(alg, raw, unsafe.Slice(unsafe.StringData(input), len(input)), sig) {
 		return nil, badProof("signature verification failed")
 	}
 	tp, err := key.Thumbprint(crypto.SHA256)

@@ -12,23 +12,21 @@ import (
 
 // verifySignature reports whether sig is a valid JWS signature (RFC 7518 3) with alg
 // over input under the public key pub (a *rsa.PublicKey, *ecdsa.PublicKey or
-// ed25519.PublicKey, as jwk.PublicRawKeyOf and jwk.Key.Raw return them). sum256, when
-// not nil, must be SHA-256(input): the SHA-256 algorithms (RS256, PS256, ES256) use it
-// instead of hashing input again. It is the one
+// ed25519.PublicKey, as jwk.PublicRawKeyOf and jwk.Key.Raw return them). It is the one
 // signature check of JWTs, logout tokens and DPoP proofs, and what jwx's jws verifiers
 // do for these algorithms, calling the standard library directly: the digest stays on
 // the stack, and no verifier object, hash object or key copy is made per call. The
 // cryptography is crypto/rsa's, crypto/ecdsa's and crypto/ed25519's. Any other alg or
 // key type, and an alg that does not fit the key type, is false: the callers check
 // beforehand that alg is accepted and (for JWKS keys) fits the key.
-func verifySignature(alg string, pub any, input, sig []byte, sum256 *[32]byte) bool {
+func verifySignature(alg string, pub any, input, sig []byte) bool {
 	switch alg {
 	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
 		k, ok := pub.(*rsa.PublicKey)
 		if !ok || k == nil {
 			return false
 		}
-		h, d := jwsDigest(alg[2:], input, sum256)
+		h, d := jwsDigest(alg[2:], input)
 		if alg[0] == 'P' {
 			// nil options: the salt length is read from the signature (PSSSaltLengthAuto),
 			// as jwx verifies PS* signatures.
@@ -46,7 +44,7 @@ func verifySignature(alg string, pub any, input, sig []byte, sum256 *[32]byte) b
 		if len(sig) != 2*size {
 			return false
 		}
-		h, d := jwsDigest(alg[2:], input, sum256)
+		h, d := jwsDigest(alg[2:], input)
 		var r, s big.Int
 		r.SetBytes(sig[:size])
 		s.SetBytes(sig[size:])
@@ -62,9 +60,8 @@ func verifySignature(alg string, pub any, input, sig []byte, sum256 *[32]byte) b
 }
 
 // jwsDigest hashes input with the SHA-2 function that an alg suffix ("256", "384",
-// "512") names (for "256", sum256 when it is not nil); the digest is the first h.Size()
-// bytes of d.
-func jwsDigest(bits string, input []byte, sum256 *[32]byte) (h crypto.Hash, d [sha512.Size]byte) {
+// "512") names; the digest is the first h.Size() bytes of d.
+func jwsDigest(bits string, input []byte) (h crypto.Hash, d [sha512.Size]byte) {
 	switch bits {
 	case "384":
 		s := sha512.Sum384(input)
@@ -72,10 +69,6 @@ func jwsDigest(bits string, input []byte, sum256 *[32]byte) (h crypto.Hash, d [s
 		return crypto.SHA384, d
 	case "512":
 		return crypto.SHA512, sha512.Sum512(input)
-	}
-	if sum256 != nil {
-		copy(d[:], sum256[:])
-		return crypto.SHA256, d
 	}
 	s := sha256.Sum256(input)
 	copy(d[:], s[:])

@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -46,23 +45,5 @@ func TestSplitJWSReleaseClears(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestTokenSumWithInput: the token's SHA-256 and, when it has a dot, the SHA-256 of the
-// token up to its last dot, each as sha256.Sum256 computes it.
-func TestTokenSumWithInput(t *testing.T) {
-	for _, tok := range []string{"", "opaque", ".", "a.b", "a.b.c", "a..", "..", "a.b.c.d", strings.Repeat("x.", 300) + "sig"} {
-		sum, in := tokenSumWithInput(tok)
-		if sum != sha256.Sum256([]byte(tok)) {
-			t.Errorf("%q: token sum differs from sha256.Sum256", tok)
-		}
-		k := strings.LastIndexByte(tok, '.')
-		switch {
-		case k < 0 && in != nil:
-			t.Errorf("%q: an input digest for a token without a dot", tok)
-		case k >= 0 && (in == nil || in.n != k || in.sum != sha256.Sum256([]byte(tok[:k]))):
-			t.Errorf("%q: input digest %+v, want the SHA-256 of %q", tok, in, tok[:k])
-		}
 	}
 }

@@ -10,7 +10,6 @@ package authz
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -286,34 +285,6 @@ func TokenHash(token string) string {
 // view safe.
 func tokenSum(token string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
-
-// inputDigest is the SHA-256 of a token's first n bytes: up to its last dot, a JWT's
-// signing input.
-type inputDigest struct {
-	sum [sha256.Size]byte
-	n   int
-}
-
-// tokenSumWithInput returns tokenSum(token) and, when token has a dot, the SHA-256 of
-// the token up to its last dot, from the same pass over the token (nil when it has
-// none). It is for a verification that follows every time (the cache is off): it costs a
-// few small allocations more than tokenSum and saves hashing a JWT's signing input again
-// (most of the token).
-func tokenSumWithInput(token string) ([sha256.Size]byte, *inputDigest) {
-	k := strings.LastIndexByte(token, '.')
-	if k < 0 {
-		return tokenSum(token), nil
-	}
-	b := unsafe.Slice(unsafe.StringData(token), len(token)) // read only, as in tokenSum
-	h := sha256.New()
-	h.Write(b[:k])
-	out := h.Sum(make([]byte, 0, 2*sha256.Size)) // Sum leaves the state as it is
-	h.Write(b[k:])
-	out = h.Sum(out)
-	in := &inputDigest{n: k}
-	copy(in.sum[:], out[:sha256.Size])
-	return [sha256.Size]byte(out[sha256.Size:]), in
 }
 
 // sumHex formats the first 8 bytes of a tokenSum as TokenHash does (one 16-byte

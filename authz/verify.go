@@ -39,9 +39,6 @@ type jwsParts struct {
 	input     string // signing input: header "." payload, as sent
 	signature []byte
 	buf       *[]byte // the decoded parts' buffer, from partBuffers; nil when not pooled
-	// inputSum is SHA-256(input) when the caller computed it (tokenSumWithInput), else
-	// nil.
-	inputSum *[32]byte
 }
 
 // maxPooledPart bounds the buffers partBuffers keeps (those of tokens up to about
@@ -126,16 +123,10 @@ func decodePart(buf []byte, s string) (part, rest []byte, err error) {
 	return buf[:n:n], buf[n:], err
 }
 
-// verifyToken verifies a token that passed checkToken. No caching here. in is as for
-// verify.
-func (a *Authorizer) verifyToken(ctx context.Context, token string, in *inputDigest) (*Identity, error) {
+// verifyToken verifies a token that passed checkToken. No caching here.
+func (a *Authorizer) verifyToken(ctx context.Context, token string) (*Identity, error) {
 	if parts, ok := splitJWS(token); ok {
 		defer parts.release()
-		// in hashed the token up to its last dot; the signing input is the token up to
-		// its second dot, the same bytes exactly when they are as long.
-		if in != nil && in.n == len(parts.input) {
-			parts.inputSum = &in.sum
-		}
 		return a.verifyJWT(ctx, token, &parts)
 	}
 	return a.verifyOpaque(ctx, token)
@@ -305,7 +296,7 @@ func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discover
 		if i == 8 { // a kid-less token must not make us try a huge JWKS
 			break
 		}
-		if verifySignature(p.alg, k.pub, input, p.signature, p.inputSum) {
+		if verifySignature(p.alg, k.pub, input, p.signature) {
 			return nil
 		}
 	}
