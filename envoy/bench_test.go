@@ -155,26 +155,3 @@ func benchCheck(b *testing.B, s *Server, req *authv3.CheckRequest) {
 		}
 	}
 }
-
-// BenchmarkCodecMarshalAllowFresh is what gRPC spends encoding the allow answer of a
-// freshly verified identity (not memoised: every check with the cache off): "codec" is
-// NewGRPCServer's codec (marshalCheckResponse), "proto" the standard proto codec.
-func BenchmarkCodecMarshalAllowFresh(b *testing.B) {
-	s := benchServer(b, allowAlice())
-	resp, _ := s.Check(context.Background(), checkRequest(map[string]string{"authorization": "Bearer abc.def.ghi"}))
-	for _, c := range []struct {
-		name  string
-		codec encoding.CodecV2
-	}{{"codec", newWireCodec(s)}, {"proto", encoding.GetCodecV2(protocodec.Name)}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				data, err := c.codec.Marshal(resp)
-				if err != nil {
-					b.Fatal(err)
-				}
-				data.Free()
-			}
-		})
-	}
-}

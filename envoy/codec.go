@@ -52,12 +52,9 @@ func (t *wireTable) put(resp *authv3.CheckResponse) {
 	if resp == nil {
 		return
 	}
-	b, ok := marshalCheckResponse(resp)
-	if !ok {
-		var err error
-		if b, err = proto.Marshal(resp); err != nil {
-			return // marshalled (and failing) per call, as without the table
-		}
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		return // marshalled (and failing) per call, as without the table
 	}
 	e := &wireEntry{resp: resp, buf: mem.SliceBuffer(b)}
 	s1, s2 := t.candidates(resp)
@@ -113,15 +110,11 @@ func newWireCodec(s *Server) wireCodec {
 	return wireCodec{s: s, proto: encoding.GetCodecV2(protocodec.Name)}
 }
 
-// Marshal returns the stored encoding of a shared answer, else the proto encoding (for
-// an answer with dynamic metadata, the same bytes by marshalCheckResponse).
+// Marshal returns the stored encoding of a shared answer, else the proto encoding.
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*authv3.CheckResponse); ok && r != nil {
 		if b := c.s.snap.Load().wire.get(r); b != nil {
 			return mem.BufferSlice{b}, nil // SliceBuffer: Ref and Free do nothing
-		}
-		if b, ok := marshalCheckResponse(r); ok {
-			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 		}
 	}
 	return c.proto.Marshal(v)

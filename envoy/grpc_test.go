@@ -27,7 +27,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/flaat-extauthz/flaat-extauthz/authz"
 )
@@ -127,12 +126,6 @@ func TestGRPCLoopback(t *testing.T) {
 		}
 		if resp.GetStatus().GetCode() != int32(codes.OK) || headerMap(resp)["x-auth-request-user"].GetHeader().GetValue() != "alice" {
 			t.Errorf("got %v", resp)
-		}
-		// The answer of a freshly verified identity is encoded by marshalCheckResponse:
-		// the client reads exactly the message the server built.
-		direct, _ := s.Check(ctx, checkRequest(map[string]string{"authorization": "Bearer t"}))
-		if len(direct.GetDynamicMetadata().GetFields()) == 0 || !proto.Equal(resp, direct) {
-			t.Errorf("over the wire %v, built %v", resp, direct)
 		}
 		s.SetAuthorizer(AuthorizerFunc(func(context.Context, authz.Request) authz.Decision { panic("boom") }))
 		resp, err = authv3.NewAuthorizationClient(cc).Check(ctx, checkRequest(nil))
