@@ -52,7 +52,8 @@ func jwxVerify(t testing.TB, alg string, pub any, input, sig []byte) bool {
 }
 
 // TestVerifySignatureAgreesWithJWX: for every accepted algorithm and every key type,
-// verifySignature accepts exactly what jwx's jws verifiers accept: the genuine
+// verifySignature (one shared jwx verifier per algorithm, behind the key guards)
+// accepts exactly what a fresh jwx verifier of that algorithm accepts: the genuine
 // signature (when the key fits the algorithm) and none of its variants (another key,
 // another input, a flipped bit, a truncated or extended or empty signature, a key of
 // another type or curve).
@@ -144,8 +145,8 @@ func TestVerifySignatureRejectsOddKeys(t *testing.T) {
 	}
 }
 
-// FuzzVerifySignature: on any signature bytes, verifySignature agrees with jwx for
-// every key type (the signature is untrusted input).
+// FuzzVerifySignature: on any signature bytes, verifySignature (the shared verifiers)
+// agrees with a fresh jwx verifier for every key type (the signature is untrusted input).
 func FuzzVerifySignature(f *testing.F) {
 	keys := sigKeys(f)
 	f.Add("ES256", []byte("a.b"), make([]byte, 64))
