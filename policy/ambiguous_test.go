@@ -370,7 +370,7 @@ func FuzzSelectNeverAllowsBeyondAReading(f *testing.F) {
 				}
 				for _, rp := range reads {
 					for _, cr := range []caseReading{caseAsConfigured, caseSensitive, caseFolded} {
-						i := e.route("", rp, "GET", cr)
+						i := e.route("", rp, e.fold(rp), "GET", cr)
 						if !e.selection(i, rp).Evaluate(id).Allowed {
 							t.Fatalf("%q allowed for %v as route %q, but read as %q (case reading %d) it selects %q, which denies", p, id, sel.Name, rp, cr, e.selection(i, rp).Name)
 						}

@@ -1,6 +1,10 @@
 package policy
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // BenchmarkSelectEvaluate measures the per-request cost: route selection with path
 // normalisation plus evaluation of a nested requirement.
@@ -74,6 +78,48 @@ func BenchmarkSelectCaseReadings(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if sel, err := e.Select(req); err != nil || sel.Name != "docs" {
+					b.Fatal(sel.Name, err)
+				}
+			}
+		})
+	}
+}
+
+// routes1000Config is the load benchmark's route table with 1 000 prefix routes
+// ("/svc-<k>") in front of it: a public exact path, a prefix, a regex route with
+// methods, a host-limited prefix route, a prefix; default authenticated.
+func routes1000Config() string {
+	var b strings.Builder
+	b.WriteString(`{"routes":[`)
+	for k := range 1000 {
+		fmt.Fprintf(&b, `{"name":"svc-%d","path":{"prefix":"/svc-%d"},"require":{"authenticated":true}},`, k, k)
+	}
+	b.WriteString(`{"name":"health","path":{"exact":"/healthz"},"methods":["GET","HEAD"],"public":true},
+	  {"name":"admin","path":{"prefix":"/admin"},"require":{"groups":{"values":["admins"]}}},
+	  {"name":"api-write","host":["api.example.org","*.api.example.org"],"path":{"regex":"/api/v[0-9]+/items(/.*)?"},"methods":["POST","PUT","DELETE"],"require":{"scope":["items.write"]}},
+	  {"name":"api-read","host":["api.example.org"],"path":{"prefix":"/api"},"methods":["GET","HEAD"],"require":{"groups":{"values":["members"]}}},
+	  {"name":"docs","path":{"prefix":"/docs"},"require":{"authenticated":true}}
+	], "default":{"authenticated":true}}`)
+	return b.String()
+}
+
+// BenchmarkSelectRoutes1000: route selection behind 1 000 prefix routes, for a path
+// matched after them (the load benchmark's request), one matched in their middle, one
+// no route matches, and a path with several readings. Compare with
+// BenchmarkSelectEvaluate (a table of a few routes).
+func BenchmarkSelectRoutes1000(b *testing.B) {
+	e := mustEngine(b, routes1000Config())
+	for _, bc := range []struct{ name, path, want string }{
+		{"after", "/api/v1/items/42?expand=owner", "api-read"},
+		{"middle", "/svc-500/x", "svc-500"},
+		{"none", "/nothing/here", "default"},
+		{"readings", "/svc-500/a%2Fb;v=1", "svc-500"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := Request{Method: "GET", Host: "api.example.org", Path: bc.path}
+			b.ReportAllocs()
+			for b.Loop() {
+				if sel, err := e.Select(req); err != nil || sel.Name != bc.want {
 					b.Fatal(sel.Name, err)
 				}
 			}

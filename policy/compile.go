@@ -104,6 +104,8 @@ func (c *compiler) compile() *Engine {
 		}
 	}
 
+	e.index = newRouteIndex(e.routes, e.anyCI)
+
 	if c.cfg.Default != nil {
 		e.def = c.requirement("default", c.cfg.Default)
 	} else {

@@ -176,6 +176,7 @@ type Engine struct {
 	// only for paths with an upper-case letter (a pattern has one, or a route is a regex).
 	caseReads  []caseReading
 	caseAlways bool
+	index      *routeIndex // finds the first matching route of routes
 }
 
 // Source says where a Selection came from.
@@ -338,10 +339,11 @@ func (e *Engine) Select(r Request) (Selection, error) {
 	host := normalizeHost(r.Host)
 	method := strings.ToUpper(r.Method)
 	if ordinary {
-		i := e.route(host, p, method, caseAsConfigured)
+		pl := e.fold(p)
+		i := e.route(host, p, pl, method, caseAsConfigured)
 		if e.caseMatters(p) {
 			for _, cr := range e.caseReads {
-				if j := e.route(host, p, method, cr); !e.sameRequirement(i, j) {
+				if j := e.route(host, p, pl, method, cr); !e.sameRequirement(i, j) {
 					return Selection{}, e.ambiguous(r.Path, []pathRead{{p, caseAsConfigured, i}, {p, cr, j}})
 				}
 			}
@@ -357,18 +359,19 @@ func (e *Engine) Select(r Request) (Selection, error) {
 	if err != nil {
 		return Selection{}, err
 	}
-	first := e.route(host, reads[0], method, caseAsConfigured)
-	seen := []pathRead{{reads[0], caseAsConfigured, first}}
+	var first int // the route of the first reading as configured
+	var seen []pathRead
 	for k, rp := range reads {
+		pl := e.fold(rp)
 		crs := []caseReading{caseAsConfigured}
-		if k == 0 {
-			crs = crs[:0] // already read
-		}
 		if e.caseMatters(rp) {
 			crs = append(crs, e.caseReads...)
 		}
 		for _, cr := range crs {
-			i := e.route(host, rp, method, cr)
+			i := e.route(host, rp, pl, method, cr)
+			if k == 0 && cr == caseAsConfigured {
+				first = i
+			}
 			seen = append(seen, pathRead{rp, cr, i})
 			if !e.sameRequirement(first, i) {
 				return Selection{}, e.ambiguous(r.Path, seen)
@@ -383,19 +386,20 @@ func (e *Engine) caseMatters(p string) bool {
 	return len(e.caseReads) > 0 && (e.caseAlways || hasUpper(p))
 }
 
-// route returns the index of the first route matching the read path p under the case
-// reading cr, -1 for none.
-func (e *Engine) route(host, p, method string, cr caseReading) int {
-	pl := p
-	if cr == caseFolded || cr == caseAsConfigured && e.anyCI {
-		pl = asciiLower(p)
+// fold returns the ASCII lower-case form of the read path p that route needs: p itself
+// when no route ignores case.
+func (e *Engine) fold(p string) string {
+	if e.anyCI {
+		return asciiLower(p)
 	}
-	for i := range e.routes {
-		if e.routes[i].matches(host, p, pl, method, cr) {
-			return i
-		}
-	}
-	return -1
+	return p
+}
+
+// route returns the index of the first route matching the read path p (pl: e.fold(p))
+// under the case reading cr, -1 for none. cr is caseAsConfigured or one of e.caseReads
+// (the index folds case only when some route ignores it).
+func (e *Engine) route(host, p, pl, method string, cr caseReading) int {
+	return e.index.first(host, p, pl, method, cr)
 }
 
 // pathRead is one reading Select looked at: the path as read, the case reading and the

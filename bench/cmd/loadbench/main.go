@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -44,6 +45,7 @@ type options struct {
 	markdownPath string
 	keep         bool
 	memoryOnly   bool
+	rows         []string
 }
 
 func main() {
@@ -61,6 +63,10 @@ func main() {
 	flag.StringVar(&o.markdownPath, "markdown", "", "also write the result as markdown to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, server logs)")
 	flag.BoolVar(&o.memoryOnly, "memory-only", false, "run only the memory run (no throughput or latency rounds) and print its figures")
+	flag.Func("rows", "comma-separated row keys to run (with the rows they are compared with), e.g. token16k,http; default all", func(v string) error {
+		o.rows = strings.Split(v, ",")
+		return nil
+	})
 	flag.Parse()
 	start := time.Now()
 	if err := run(o); err != nil {

@@ -100,6 +100,11 @@ func (b *bench) defineRows() error {
 		{key: "deny", label: "deny, repeated bad token", srv: b.warmSrv, tool: toolH2load, tokens: []string{b.bad}, ghzFile: denyGhz, want: 16, baseline: "noop", opCalls: true},
 		{key: "http", label: "warm JWT, HTTP mode", srv: b.warmSrv, tool: toolH1, tokens: b.warm[:1], want: 200, baseline: "noop-http", opCalls: true},
 		// Identity size (issue 16): what an identity holds must not change the warm cost.
+		// The no-op with each large token: receiving and decoding a CheckRequest of that
+		// size, the floor under the identity-size rows (their "above the floor" figures).
+		{key: "noop-ents", label: fmt.Sprintf("no-op baseline, the %d KB entitlements token", len(b.ents200)/1000), srv: b.noop, tool: toolH2load, tokens: []string{b.ents200}},
+		{key: "noop-groups", label: fmt.Sprintf("no-op baseline, the %d KB groups token", len(b.groups1k)/1000), srv: b.noop, tool: toolH2load, tokens: []string{b.groups1k}},
+		{key: "noop-token16k", label: fmt.Sprintf("no-op baseline, the %d KB token", len(b.token16k)/1000), srv: b.noop, tool: toolH2load, tokens: []string{b.token16k}},
 		{key: "ents", label: fmt.Sprintf("warm, 200 entitlements (%d KB token), entitlement requirement", len(b.ents200)/1000), srv: b.entsSrv, tool: toolH2load, tokens: []string{b.ents200}, baseline: "noop", opCalls: true},
 		{key: "groups", label: fmt.Sprintf("warm, 1 000 groups (%d KB token), group requirement", len(b.groups1k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.groups1k}, baseline: "noop", opCalls: true},
 		{key: "token16k", label: fmt.Sprintf("warm, %d KB token", len(b.token16k)/1000), srv: b.warmSrv, tool: toolH2load, tokens: []string{b.token16k}, baseline: "noop", opCalls: true},
@@ -107,11 +112,61 @@ func (b *bench) defineRows() error {
 		{key: "traced", label: "warm JWT, tracing on (sampled)", srv: b.tracedSrv, tool: toolH2load, tokens: b.warm[:1], ghzFile: warmGhz,
 			baseline: "warm", opCalls: true, metadata: []string{traceparent}},
 	}
+	if len(b.o.rows) > 0 {
+		if err := b.keepRows(b.o.rows); err != nil {
+			return err
+		}
+	}
 	b.results = map[string]*result{}
 	for _, r := range b.rows {
 		b.results[r.key] = &result{}
 	}
 	return nil
+}
+
+// keepRows narrows the table to the named rows and the rows they are compared with
+// (-rows, for profiling one scenario; the targets of rows left out are not printed).
+func (b *bench) keepRows(keys []string) error {
+	keep := map[string]bool{}
+	var add func(key string) error
+	add = func(key string) error {
+		if keep[key] {
+			return nil
+		}
+		i := slices.IndexFunc(b.rows, func(r *row) bool { return r.key == key })
+		if i < 0 {
+			return fmt.Errorf("-rows: no row %q", key)
+		}
+		keep[key] = true
+		for _, dep := range append([]string{b.rows[i].baseline}, related[key]...) {
+			if dep != "" {
+				if err := add(dep); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, k := range keys {
+		if err := add(k); err != nil {
+			return err
+		}
+	}
+	b.rows = slices.DeleteFunc(b.rows, func(r *row) bool { return !keep[r.key] })
+	return nil
+}
+
+// related names, per row, the rows its target line reads besides its baseline.
+var related = map[string][]string{
+	"warm":       {"noop"},
+	"cold":       {"jwx"},
+	"cold-es256": {"jwx-es256"},
+	"http":       {"noop-http", "noop-http-hdr"},
+	"ents":       {"warm", "noop-ents"},
+	"groups":     {"warm", "noop-groups"},
+	"token16k":   {"warm", "noop-token16k"},
+	"routes":     {"warm"},
+	"deny":       {"noop"},
 }
 
 func (b *bench) opTotal() int { return b.opJWT.Total() + b.opOpaque.Total() }
@@ -158,10 +213,12 @@ func (b *bench) rounds() error {
 	}
 	b.opJWT.ResetCounts()
 	b.opOpaque.ResetCounts()
-	if err := b.sanity(b.row("deny")); err != nil { // the first call with the bad token
-		return err
+	if r := b.findRow("deny"); r != nil {
+		if err := b.sanity(r); err != nil { // the first call with the bad token
+			return err
+		}
+		b.denyOP1 = b.opTotal()
 	}
-	b.denyOP1 = b.opTotal()
 	for _, r := range b.rows {
 		if err := b.sanity(r); err != nil {
 			return err
@@ -188,12 +245,20 @@ func (b *bench) rounds() error {
 }
 
 func (b *bench) row(key string) *row {
+	if r := b.findRow(key); r != nil {
+		return r
+	}
+	panic("loadbench: no row " + key)
+}
+
+// findRow returns the row named key, nil when -rows left it out.
+func (b *bench) findRow(key string) *row {
 	for _, r := range b.rows {
 		if r.key == key {
 			return r
 		}
 	}
-	panic("loadbench: no row " + key)
+	return nil
 }
 
 // measure runs one throughput run (CPU, RSS) and, if the row has one, one latency run.
