@@ -29,23 +29,22 @@ import (
 // Floor is the heap size below which the collector does not run (about; bytes).
 const Floor = 16 << 20
 
-// maxPercent bounds the percent set (the floor is reached with far less for any heap
-// that holds the program's globals).
-const maxPercent = 100_000
+// runtimeMinimum is the runtime's minimum heap goal at GOGC=100; it scales with the
+// percent (4 MiB × percent / 100).
+const runtimeMinimum = 4 << 20
 
 // Percent returns the GC percent that puts the next heap goal at floor, never below
-// base. The runtime's goal is live + (live + stacks + globals) × percent / 100.
+// base. The runtime's goal is live + (live + stacks + globals) × percent / 100, but at
+// least runtimeMinimum × percent / 100: the percent is the smaller of the two that reach
+// the floor, so that neither term goes beyond it (before the first collection nothing
+// is live, and only the minimum bounds the goal).
 func Percent(floor, live, roots uint64, base int) int {
 	if live >= floor {
 		return base
 	}
-	scan := live + roots
-	if scan == 0 {
-		return max(base, maxPercent)
-	}
-	p := (100*(floor-live) + scan - 1) / scan // rounded up: the goal reaches the floor
-	if p > maxPercent {
-		p = maxPercent
+	p := 100 * floor / runtimeMinimum
+	if scan := live + roots; scan > 0 {
+		p = min(p, (100*(floor-live)+scan-1)/scan) // rounded up: the goal reaches the floor
 	}
 	return max(base, int(p))
 }

@@ -14,15 +14,17 @@ func TestPercent(t *testing.T) {
 		floor, live, roots uint64
 		base, want         int
 	}{
-		{"small heap reaches the floor", 16 * mib, 2 * mib, 0, 100, 700},
-		{"roots count in the goal", 16 * mib, 1 * mib, 1 * mib, 100, 750},
-		{"rounded up", 10, 3, 0, 100, 234},
+		{"small heap: the runtime minimum reaches the floor", 16 * mib, 2 * mib, 0, 100, 400},
+		{"larger heap: the goal formula reaches the floor", 16 * mib, 4 * mib, 0, 100, 300},
+		{"roots count in the goal", 16 * mib, 4 * mib, 2 * mib, 100, 200},
+		{"rounded up", 16 * mib, 6 * mib, 0, 100, 167},
 		{"never below base", 16 * mib, 10 * mib, 0, 100, 100},
 		{"live at the floor", 16 * mib, 16 * mib, 0, 100, 100},
 		{"live above the floor", 16 * mib, 200 * mib, 0, 100, 100},
-		{"a higher base is kept", 16 * mib, 8 * mib, 0, 300, 300},
-		{"nothing live: bounded", 16 * mib, 0, 0, 100, maxPercent},
-		{"tiny scan: bounded", 16 * mib, 1, 0, 100, maxPercent},
+		{"a higher base is kept", 16 * mib, 2 * mib, 0, 500, 500},
+		{"nothing live yet: the runtime minimum bounds it", 16 * mib, 0, 0, 100, 400},
+		{"floor below the runtime minimum: base", 2 * mib, 1 * mib, 0, 100, 100},
+		{"32 MiB floor", 32 * mib, 2 * mib, 0, 100, 800},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Percent(tc.floor, tc.live, tc.roots, tc.base); got != tc.want {
@@ -32,21 +34,22 @@ func TestPercent(t *testing.T) {
 	}
 }
 
-// TestPercentGoalReachesFloor checks the formula against the runtime's goal
-// (live + (live+roots)×percent/100) over a range of heaps.
+// TestPercentGoalReachesFloor checks the percent against the runtime's goal,
+// max(live + (live+roots)×percent/100, 4 MiB×percent/100), over a range of heaps: the
+// goal is the floor (within rounding), or twice the heap when that is above it.
 func TestPercentGoalReachesFloor(t *testing.T) {
 	const floor = 16 << 20
-	for live := uint64(64 << 10); live < floor; live += 97 << 10 {
+	for live := uint64(0); live < 2*floor; live += 97 << 10 {
 		for _, roots := range []uint64{0, 300 << 10, 1 << 20} {
-			p := Percent(floor, live, roots, 100)
-			goal := live + (live+roots)*uint64(p)/100
-			if p == 100 { // the base: the goal is twice the heap, above the floor
+			p := uint64(Percent(floor, live, roots, 100))
+			goal := max(live+(live+roots)*p/100, runtimeMinimum*p/100)
+			if p == 100 { // the base: the goal is twice the heap, at or above the floor
 				if goal < floor {
 					t.Fatalf("live %d roots %d: base percent gives goal %d below the floor", live, roots, goal)
 				}
 				continue
 			}
-			if p < maxPercent && (goal < floor || goal > floor+(live+roots)/100+1) {
+			if goal < floor-(live+roots)/100-1 || goal > floor+(live+roots)/100+1 {
 				t.Fatalf("live %d roots %d: percent %d gives goal %d, want about %d", live, roots, p, goal, floor)
 			}
 		}
