@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,8 @@ type snapshot struct {
 	anonHTTPRemove []string       // header value slice, len == cap == 1
 	httpNames      []string       // canonical form of cfg.Headers names
 	fwd            forwardedNames // candidate headers of cfg.HTTP.Forwarded
+	tokenKey       string         // canonical cfg.TokenHeader ("" when none), for HTTP mode
+	certKey        string         // canonical cfg.ClientCert.Header ("" when none), for HTTP mode
 	memo           *allowMemo
 	deny           *denyMemo
 	wire           *wireTable   // encodings of memo entries and anonResp, for wireCodec
@@ -104,6 +107,12 @@ func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), wire: newWireTable(), httpNames: canonicalNames(cfg.Headers),
 		sampler: newDenySampler(cfg.denyLogInterval()), fwd: cfg.HTTP.Forwarded.names()}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
+	if cfg.TokenHeader != "" {
+		v.tokenKey = textproto.CanonicalMIMEHeaderKey(cfg.TokenHeader)
+	}
+	if cfg.ClientCert.Header != "" {
+		v.certKey = textproto.CanonicalMIMEHeaderKey(cfg.ClientCert.Header)
+	}
 	algs := authz.DefaultDPoPAlgorithms
 	if da, ok := a.(dpopAlgorithmser); ok && da != nil {
 		algs = da.DPoPAlgorithms()
