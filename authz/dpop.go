@@ -12,9 +12,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // MaxDPoPProofSize bounds a DPoP header value in bytes (checked before any decoding).
@@ -119,12 +117,8 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 	if err := key.Raw(&raw); err != nil {
 		return nil, badProof("malformed jwk header")
 	}
-	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
-	if err != nil {
-		return nil, badProof("algorithm not accepted")
-	}
 	input := value[:len(h64)+1+len(p64)]
-	if v.Verify(unsafe.Slice(unsafe.StringData(input), len(input)), sig, raw) != nil {
+	if !verifySignature(alg, raw, unsafe.Slice(unsafe.StringData(input), len(input)), sig) {
 		return nil, badProof("signature verification failed")
 	}
 	tp, err := key.Thumbprint(crypto.SHA256)

@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -115,4 +116,66 @@ func BenchmarkAuthorizeCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestVerifiedIdentityKeepsNothingOfTheToken: a token's parts are decoded into a
+// recycled buffer, so nothing of an identity (claims, header, subject) may point into
+// it. An identity verified first must read the same after many other tokens of the
+// same size (which reuse the buffer) have been verified, with the cache off (Parts
+// kept) and on (the slim, cached form).
+func TestVerifiedIdentityKeepsNothingOfTheToken(t *testing.T) {
+	clk := newClock()
+	op := oidctest.New(t, oidctest.WithClock(clk.Now))
+	claims := func(c byte) map[string]any {
+		s := strings.Repeat(string(c), 12)
+		return map[string]any{
+			"sub": "user-" + s, "email": s + "@example.org", "groups": []string{s, "x" + s, `q"` + s},
+			"custom_claim_name_" + s: map[string]any{"n": 1.5, "s": "é" + s}, "acr": s,
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		cache bool
+	}{{"cache off", false}, {"cache on", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := noCache(never(op.IssuerConfig()))
+			cfg.Cache.Disabled = !c.cache
+			a := newAuthz(t, clk, cfg, nil)
+			ctx := context.Background()
+			first, err := a.Verify(ctx, op.MintJWT(claims('a')))
+			if err != nil {
+				t.Fatal(err)
+			}
+			snapshot := func(id *authz.Identity) string {
+				var b strings.Builder
+				sid := ""
+				if id.Binding != nil {
+					sid = id.Binding.SessionID
+				}
+				fmt.Fprintf(&b, "%s|%s|%v|%v|", id.Subject(), id.Issuer, id.Expiry.Time(), sid)
+				for _, name := range []string{"sub", "email", "groups", "acr", "custom_claim_name_aaaaaaaaaaaa"} {
+					v, ok := id.Claims.Lookup(name)
+					fmt.Fprintf(&b, "%s=%#v,%v|", name, v, ok)
+				}
+				if id.Parts != nil {
+					fmt.Fprintf(&b, "%#v|%#v", id.Parts.TokenClaims, id.Parts.Header)
+				}
+				return b.String()
+			}
+			want := snapshot(first)
+			for i := range 50 {
+				tok := op.MintJWT(claims(byte('b'+i%20)), oidctest.WithKid("rs-kid-"+strings.Repeat(string(rune('b'+i%20)), 8)))
+				_, _ = a.Verify(ctx, tok) // the kid is unknown: verification fails after decoding
+				if _, err := a.Verify(ctx, op.MintJWT(claims(byte('b'+i%20)))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := snapshot(first); got != want {
+				t.Fatalf("identity changed after other tokens were verified:\n got %s\nwant %s", got, want)
+			}
+			if !strings.Contains(want, "aaaaaaaaaaaa@example.org") {
+				t.Fatalf("snapshot %s lacks the claims", want)
+			}
+		})
+	}
 }

@@ -343,8 +343,13 @@ func fits(alg string, k pubKey) bool {
 		if !ok {
 			return false
 		}
-		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
-		return ec.Curve == want
+		switch alg {
+		case "ES256":
+			return ec.Curve == elliptic.P256()
+		case "ES384":
+			return ec.Curve == elliptic.P384()
+		}
+		return ec.Curve == elliptic.P521()
 	case "EdDSA":
 		_, ok := k.pub.(ed25519.PublicKey)
 		return ok
@@ -353,16 +358,24 @@ func fits(alg string, k pubKey) bool {
 }
 
 // candidates returns the keys that may verify a token with this kid and alg, and
-// whether the kid is known at all.
+// whether the kid is known at all. keys may be the index's own slice (when every key
+// of the kid fits, as usual): callers only read it.
 func (idx *keyIndex) candidates(kid, alg string) (keys []pubKey, known bool) {
 	list := idx.all
 	if kid != "" {
 		list, known = idx.byKid[kid]
 		known = known || idx.unusable[kid]
 	}
-	for _, k := range list {
-		if fits(alg, k) {
-			keys = append(keys, k)
+	keys = list
+	for i, k := range list {
+		if !fits(alg, k) { // copy the ones that fit, from here on
+			keys = append(make([]pubKey, 0, len(list)-1), list[:i]...)
+			for _, k := range list[i+1:] {
+				if fits(alg, k) {
+					keys = append(keys, k)
+				}
+			}
+			break
 		}
 	}
 	if kid == "" {

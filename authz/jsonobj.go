@@ -169,7 +169,7 @@ func (d *jsonDecoder) object(depth int) (map[string]any, bool) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return false
 		}
-		k, ok := d.str()
+		k, ok := d.name()
 		if !ok {
 			return false
 		}
@@ -242,6 +242,53 @@ func (d *jsonDecoder) elements(end byte, elem func() bool) bool {
 			return false
 		}
 	}
+}
+
+// knownNames are the member names of JWT headers and access-token claims that most
+// tokens carry (RFC 7515, 7519, 9068, 9449, 7662, OIDC Core and back-channel logout,
+// and the claims of research-infrastructure OPs). name returns these strings instead of
+// a copy of each, so a typical claims set decodes its names without allocating.
+var knownNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		// JOSE header (RFC 7515, 7516, 7797, 9449)
+		"alg", "kid", "typ", "cty", "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "b64", "zip", "enc",
+		// registered claims (RFC 7519), JWT access tokens (RFC 9068), confirmation (RFC 7800, 8705, 9449)
+		"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "scp", "auth_time", "acr", "amr",
+		"azp", "sid", "nonce", "at_hash", "c_hash", "cnf", "jkt", "act", "may_act", "roles", "groups", "entitlements",
+		// OIDC Core standard claims
+		"name", "given_name", "family_name", "middle_name", "nickname", "preferred_username", "profile", "picture",
+		"website", "email", "email_verified", "gender", "birthdate", "zoneinfo", "locale", "phone_number",
+		"phone_number_verified", "address", "updated_at",
+		// introspection (RFC 7662), DPoP proofs (RFC 9449), logout tokens (OIDC back-channel logout)
+		"active", "token_type", "username", "ext", "htm", "htu", "ath", "events",
+		// Keycloak, INDIGO IAM, eduGAIN/AARC OPs
+		"realm_access", "resource_access", "session_state", "allowed-origins", "organisation_name",
+		"eduperson_entitlement", "eduperson_assurance", "eduperson_scoped_affiliation", "eduperson_principal_name",
+		"voperson_id", "voperson_external_affiliation", "ssh_public_key", "wlcg.ver", "wlcg.groups",
+	} {
+		m[n] = n
+	}
+	return m
+}()
+
+// name decodes the member name at the cursor ('"'): a known name without escapes is
+// the shared string of knownNames (looking it up does not allocate), any other name is
+// decoded by str.
+func (d *jsonDecoder) name() (string, bool) {
+	start := d.i + 1
+	for j := start; j < len(d.b) && j-start <= 32; j++ {
+		if c := d.b[j]; c == '"' {
+			if n, ok := knownNames[string(d.b[start:j])]; ok {
+				d.i = j + 1
+				return n, true
+			}
+			break
+		} else if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return d.str()
 }
 
 // str decodes the string at the cursor ('"'). A string without escapes that is valid

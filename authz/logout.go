@@ -87,10 +87,12 @@ func (a *Authorizer) Logout(ctx context.Context, logoutToken string) (LogoutResu
 	if err := checkToken(logoutToken, a.cfg.MaxTokenSize); err != nil {
 		return LogoutResult{}, badLogout("malformed")
 	}
-	p, ok := splitJWS(logoutToken)
+	parts, ok := splitJWS(logoutToken)
 	if !ok {
 		return LogoutResult{}, badLogout("not a JWT")
 	}
+	defer parts.release()
+	p := &parts
 	if _, dup := p.header[dupMarker]; dup {
 		return LogoutResult{}, badLogout("duplicate header member")
 	}

@@ -12,11 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
-
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/flaat-extauthz/flaat-extauthz/policy"
 )
@@ -31,32 +29,68 @@ func invalid(reason string) error {
 // valid UTF-8), used to carry "this header had duplicate members" to verifyJWT.
 const dupMarker = "\xff dup"
 
-// jwsParts is a compact JWS split into its parts, with the header decoded.
+// jwsParts is a compact JWS split into its parts, with the header decoded. payload and
+// signature are in a recycled buffer: they are valid until release, and nothing may
+// keep them (decodeObject copies what it returns; the signature is only verified).
 type jwsParts struct {
 	header    map[string]any
 	alg, kid  string
 	payload   []byte
 	input     string // signing input: header "." payload, as sent
 	signature []byte
+	buf       *[]byte // the decoded parts' buffer, from partBuffers; nil when not pooled
+}
+
+// maxPooledPart bounds the buffers partBuffers keeps (those of tokens up to about
+// 21 KB; a larger one is allocated per token and left to the GC).
+const maxPooledPart = 16 << 10
+
+// partBuffers recycles the buffers splitJWS decodes a token's parts into: a cold
+// verification then allocates nothing for them (about 1 KB for a typical RS256 token).
+var partBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// release clears p's buffer (no decoded token waits in the pool) and returns it for
+// reuse; p.payload and p.signature are invalid after it.
+func (p *jwsParts) release() {
+	if p.buf != nil {
+		clear(*p.buf)
+		partBuffers.Put(p.buf)
+		p.buf, p.payload, p.signature = nil, nil, nil
+	}
 }
 
 // splitJWS recognises a compact JWS: three base64url parts whose first decodes to a JSON
 // object. Anything else is not a JWT (and is treated as an opaque token). It trusts
-// nothing it decodes.
-func splitJWS(token string) (*jwsParts, bool) {
+// nothing it decodes. The caller releases parts (when ok) once it no longer needs
+// payload and signature.
+func splitJWS(token string) (parts jwsParts, ok bool) {
 	h, rest, ok := strings.Cut(token, ".")
 	if !ok {
-		return nil, false
+		return parts, false
 	}
 	p, s, ok := strings.Cut(rest, ".")
 	if !ok || strings.Contains(s, ".") {
-		return nil, false
+		return parts, false
 	}
-	// One buffer for the three decoded parts (one allocation instead of three).
-	buf := make([]byte, b64.DecodedLen(len(h))+b64.DecodedLen(len(p))+b64.DecodedLen(len(s)))
+	// One buffer for the three decoded parts, recycled when it is not too large.
+	n := b64.DecodedLen(len(h)) + b64.DecodedLen(len(p)) + b64.DecodedLen(len(s))
+	var pooled *[]byte
+	var buf []byte
+	if n <= maxPooledPart {
+		pooled = partBuffers.Get().(*[]byte)
+		if cap(*pooled) < n {
+			*pooled = make([]byte, n, max(n, 2048))
+		}
+		*pooled = (*pooled)[:n] // what release clears
+		buf = *pooled
+	} else {
+		buf = make([]byte, n)
+	}
+	parts.buf = pooled
 	hb, buf, err := decodePart(buf, h)
 	if err != nil || len(hb) == 0 || hb[0] != '{' {
-		return nil, false
+		parts.release()
+		return jwsParts{}, false
 	}
 	header, err := decodeObject(hb)
 	switch {
@@ -64,9 +98,10 @@ func splitJWS(token string) (*jwsParts, bool) {
 		// Not a header we can read unambiguously; verifyJWT rejects it.
 		header = map[string]any{"alg": "", dupMarker: true}
 	case err != nil:
-		return nil, false
+		parts.release()
+		return jwsParts{}, false
 	}
-	parts := &jwsParts{header: header, input: token[:len(h)+1+len(p)]}
+	parts.header, parts.input = header, token[:len(h)+1+len(p)]
 	parts.alg, _ = header["alg"].(string)
 	parts.kid, _ = header["kid"].(string)
 	parts.payload, buf, err = decodePart(buf, p)
@@ -91,7 +126,8 @@ func decodePart(buf []byte, s string) (part, rest []byte, err error) {
 // verifyToken verifies a token that passed checkToken. No caching here.
 func (a *Authorizer) verifyToken(ctx context.Context, token string) (*Identity, error) {
 	if parts, ok := splitJWS(token); ok {
-		return a.verifyJWT(ctx, token, parts)
+		defer parts.release()
+		return a.verifyJWT(ctx, token, &parts)
 	}
 	return a.verifyOpaque(ctx, token)
 }
@@ -250,18 +286,17 @@ func (a *Authorizer) checkSignature(ctx context.Context, is *issuer, d *discover
 	if len(keys) == 0 {
 		return invalid("signing key does not fit the JWT algorithm")
 	}
-	v, err := jws.NewVerifier(jwa.SignatureAlgorithm(p.alg))
-	if err != nil {
+	if !supportedAlgs[p.alg] {
 		return invalid("JWT algorithm not accepted")
 	}
-	// The signing input is the token's own bytes, not a copy: the verifiers only hash
-	// them (and nothing else may write to them).
+	// The signing input is the token's own bytes, not a copy: verifySignature only
+	// hashes them (and nothing else may write to them).
 	input := unsafe.Slice(unsafe.StringData(p.input), len(p.input))
 	for i, k := range keys {
 		if i == 8 { // a kid-less token must not make us try a huge JWKS
 			break
 		}
-		if v.Verify(input, p.signature, k.pub) == nil {
+		if verifySignature(p.alg, k.pub, input, p.signature) {
 			return nil
 		}
 	}

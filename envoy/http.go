@@ -133,17 +133,20 @@ func (v *snapshot) requestFromHTTP(req *http.Request) (authz.Request, bool, erro
 	if !ok {
 		return authz.Request{}, false, nil
 	}
+	// The header map's keys are canonical (net/http canonicalises what it reads), so
+	// every name here is canonical already and read by indexing: Get and Values would
+	// canonicalise the same name again on every check.
 	r := authz.Request{
 		Method:    req.Method,
 		Host:      req.Host,
 		Path:      path,
-		RequestID: req.Header.Get("X-Request-Id"),
+		RequestID: first(req.Header["X-Request-Id"]),
 	}
-	if v.cfg.TokenHeader != "" {
-		r.Authorization = asBearer(joinValues(req.Header.Values(v.cfg.TokenHeader)))
+	if v.tokenKey != "" {
+		r.Authorization = asBearer(joinValues(req.Header[v.tokenKey]))
 	}
 	if r.Authorization == "" {
-		r.Authorization = joinValues(req.Header.Values("Authorization"))
+		r.Authorization = joinValues(req.Header["Authorization"])
 	}
 	v.senderConstraints(req, &r)
 	if err := v.forwarded(req.Header, &r); err != nil {
@@ -198,9 +201,9 @@ func (v *snapshot) forwarded(h http.Header, r *authz.Request) error {
 // header(s), and the client certificate from the configured trusted header only
 // (ClientCertConfig).
 func (v *snapshot) senderConstraints(req *http.Request, r *authz.Request) {
-	r.DPoP = joinValues(req.Header.Values("Dpop"))
+	r.DPoP = joinValues(req.Header["Dpop"])
 	if cc := v.cfg.ClientCert; cc.Header != "" {
-		val := joinValues(req.Header.Values(cc.Header))
+		val := joinValues(req.Header[v.certKey])
 		switch cc.Format {
 		case CertFormatXFCC:
 			r.ClientCertThumbprint = XFCCThumbprint(val)
@@ -231,6 +234,14 @@ func stripPrefix(raw, prefix string) (string, bool) {
 		return rest, true
 	}
 	return "", false
+}
+
+// first is the first of vs, "" when none (http.Header.Get for an indexed slice).
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // joinValues joins repeated header values with "," (as Envoy does), so a request with

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,8 @@ type snapshot struct {
 	anonHTTPRemove []string       // header value slice, len == cap == 1
 	httpNames      []string       // canonical form of cfg.Headers names
 	fwd            forwardedNames // candidate headers of cfg.HTTP.Forwarded
+	tokenKey       string         // canonical cfg.TokenHeader ("" when none), for HTTP mode
+	certKey        string         // canonical cfg.ClientCert.Header ("" when none), for HTTP mode
 	memo           *allowMemo
 	deny           *denyMemo
 	wire           *wireTable   // encodings of memo entries and anonResp, for wireCodec
@@ -104,6 +107,12 @@ func newSnapshot(a Authorizer, cfg Config) *snapshot {
 	v := &snapshot{a: a, cfg: cfg, memo: newAllowMemo(), deny: newDenyMemo(), wire: newWireTable(), httpNames: canonicalNames(cfg.Headers),
 		sampler: newDenySampler(cfg.denyLogInterval()), fwd: cfg.HTTP.Forwarded.names()}
 	v.denyLvl, _ = parseLevel(cfg.DenyLogLevel)
+	if cfg.TokenHeader != "" {
+		v.tokenKey = textproto.CanonicalMIMEHeaderKey(cfg.TokenHeader)
+	}
+	if cfg.ClientCert.Header != "" {
+		v.certKey = textproto.CanonicalMIMEHeaderKey(cfg.ClientCert.Header)
+	}
 	algs := authz.DefaultDPoPAlgorithms
 	if da, ok := a.(dpopAlgorithmser); ok && da != nil {
 		algs = da.DPoPAlgorithms()
@@ -331,24 +340,26 @@ func (v *snapshot) checkResponse(r *authz.Request, d *authz.Decision) *authv3.Ch
 }
 
 // metadata is the dynamic metadata of an allow: sub, iss, groups and the configured
-// claims. Envoy files it under its ext_authz filter namespace.
-func (v *snapshot) metadata(id *authz.Identity) *structpb.Struct {
+// claims. Envoy files it under its ext_authz filter namespace. Its messages are built
+// in blk's, which must not have been used before.
+func (v *snapshot) metadata(id *authz.Identity, blk *allowBlock) *structpb.Struct {
 	f := make(map[string]*structpb.Value, 3+len(v.cfg.MetadataClaims))
 	if sub := id.Subject(); sub != "" {
-		f["sub"] = structpb.NewStringValue(sub)
+		f["sub"] = blk.sub.set(sub)
 	}
 	if id.Issuer != "" {
-		f["iss"] = structpb.NewStringValue(id.Issuer)
+		f["iss"] = blk.iss.set(id.Issuer)
 	}
 	if vs, ok := id.Claims.Values(v.cfg.GroupsClaim); ok {
-		f["groups"] = stringList(vs)
+		f["groups"] = blk.groups.set(vs)
 	}
 	for _, name := range v.cfg.MetadataClaims {
 		if v, ok := metadataValue(id.Claims, name); ok {
 			f[name] = v
 		}
 	}
-	return &structpb.Struct{Fields: f}
+	blk.md.Fields = f
+	return &blk.md
 }
 
 // metadataValue keeps a scalar claim's JSON type (string, number, bool) and turns a
@@ -382,17 +393,10 @@ func metadataValue(claims policy.Claims, name string) (*structpb.Value, bool) {
 }
 
 func stringList(vs []string) *structpb.Value {
-	// Three allocations for the elements instead of two per element (the list is built
-	// for every check of an identity that is not memoised, e.g. with the cache off).
-	l := make([]*structpb.Value, len(vs))
-	vals := make([]structpb.Value, len(vs))
-	kinds := make([]structpb.Value_StringValue, len(vs))
-	for i, v := range vs {
-		kinds[i].StringValue = v
-		vals[i].Kind = &kinds[i]
-		l[i] = &vals[i]
-	}
-	return structpb.NewListValue(&structpb.ListValue{Values: l})
+	// Three allocations for the list and its elements instead of two per element plus
+	// three (the list is built for every check of an identity that is not memoised, e.g.
+	// with the cache off).
+	return new(listValue).set(vs)
 }
 
 // bearerToken returns the token of an Authorization value the authorizer has already

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
 
+	"github.com/flaat-extauthz/flaat-extauthz/cmd/flaat-extauthz/internal/gcfloor"
 	"github.com/flaat-extauthz/flaat-extauthz/cmd/flaat-extauthz/internal/memlimit"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/config"
 	"github.com/flaat-extauthz/flaat-extauthz/internal/devswitch"
@@ -88,6 +89,10 @@ func (a *app) serve(ctx context.Context, o server.Options, f *config.File) error
 	if limit, src := memlimit.FromCgroup(a.getenv, os.ReadFile); limit > 0 {
 		debug.SetMemoryLimit(limit)
 		o.Logger.Info("Go soft memory limit set below the container's", "limit_bytes", limit, "from", src)
+	}
+	if t := gcfloor.Start(a.getenv, gcfloor.Floor); t != nil { // not when GOGC is set
+		defer t.Stop()
+		o.Logger.Debug("Go GC heap floor kept", "floor_bytes", gcfloor.Floor)
 	}
 	ts, err := tracing.FromEnv(a.getenv)
 	if err != nil {

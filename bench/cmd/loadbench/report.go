@@ -246,6 +246,14 @@ func (b *bench) targets() []string {
 				100*h.rps/hh.rps, 100*hh.rps/hn.rps, us(hh.cpu), us(hn.cpu)))
 		}
 	}
+	// The GC floor (docs/gc-floor.md) is part of serve; these lines say what the warm and
+	// HTTP ratios are without it.
+	if g, n := b.summary("warm-gogc"), noop; g.rps > 0 && n.rps > 0 {
+		t = append(t, fmt.Sprintf("warm JWT with the GC floor off (GOGC=100), reported: %.0f %% of no-op (CPU %s per call)", 100*g.rps/n.rps, us(g.cpu)))
+	}
+	if g, n := b.summary("http-gogc"), b.summary("noop-http"); g.rps > 0 && n.rps > 0 {
+		t = append(t, fmt.Sprintf("warm JWT, HTTP mode with the GC floor off (GOGC=100), reported: %.0f %% of the HTTP no-op (CPU %s per call)", 100*g.rps/n.rps, us(g.cpu)))
+	}
 	// Identity size: CPU per call against the warm row's (same server build, same run).
 	// A large token's own cost (receiving and decoding it: the no-op with the same
 	// token) is printed next to it, and what flaat-extauthz spends above that floor.

@@ -99,6 +99,8 @@ func (b *bench) defineRows() error {
 		{key: "churn", label: fmt.Sprintf("churn %d tokens / cache %d", len(b.churn), b.o.churnCache), srv: b.churnSrv, tool: toolGen, tokens: b.churn, ghzFile: churnGhz, baseline: "noop-gen", opCalls: true},
 		{key: "deny", label: "deny, repeated bad token", srv: b.warmSrv, tool: toolH2load, tokens: []string{b.bad}, ghzFile: denyGhz, want: 16, baseline: "noop", opCalls: true},
 		{key: "http", label: "warm JWT, HTTP mode", srv: b.warmSrv, tool: toolH1, tokens: b.warm[:1], want: 200, baseline: "noop-http", opCalls: true},
+		{key: "warm-gogc", label: "warm JWT, GC floor off (GOGC=100)", srv: b.gcSrv, tool: toolH2load, tokens: b.warm[:1], baseline: "noop", opCalls: true},
+		{key: "http-gogc", label: "warm JWT, HTTP mode, GC floor off (GOGC=100)", srv: b.gcSrv, tool: toolH1, tokens: b.warm[:1], want: 200, baseline: "noop-http", opCalls: true},
 		// Identity size (issue 16): what an identity holds must not change the warm cost.
 		// The no-op with each large token: receiving and decoding a CheckRequest of that
 		// size, the floor under the identity-size rows (their "above the floor" figures).
@@ -198,7 +200,7 @@ func (b *bench) warmUp() error {
 	for _, w := range []struct {
 		p      *proc
 		tokens []string
-	}{{b.warmSrv, append(append([]string{}, b.warm...), b.opaque)}, {b.tracedSrv, b.warm},
+	}{{b.warmSrv, append(append([]string{}, b.warm...), b.opaque)}, {b.tracedSrv, b.warm}, {b.gcSrv, b.warm},
 		{b.churnSrv, b.churn[:min(len(b.churn), 2*b.o.churnCache)]}} {
 		if _, err := load.Generate(context.Background(), load.GenConfig{Addr: w.p.grpc, Bodies: bodiesFor(w.tokens...), Total: len(w.tokens)}); err != nil {
 			return fmt.Errorf("warm-up %s: %w", w.p.name, err)

@@ -48,6 +48,7 @@ type bench struct {
 	noopHdr                               *proc // no-op answering HTTP with flaat's allow headers
 	entsSrv, routesSrv                    *proc // entitlement requirement; 1 000 routes
 	tracedSrv                             *proc // warm configuration, tracing on, exporting to otlp
+	gcSrv                                 *proc // warm configuration, GOGC=100: the GC floor off
 	otlp                                  *otlpSink
 
 	rows    []*row
@@ -58,7 +59,7 @@ type bench struct {
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.noop, b.noopHdr, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv, b.tracedSrv} {
+	for _, p := range []*proc{b.noop, b.noopHdr, b.jwx, b.warmSrv, b.coldSrv, b.churnSrv, b.entsSrv, b.routesSrv, b.tracedSrv, b.gcSrv} {
 		p.stop()
 	}
 	b.otlp.close()
@@ -239,6 +240,11 @@ func (b *bench) startServers() error {
 		return err
 	}
 	if b.churnSrv, err = b.startFlaat("flaat-churn", map[string]any{"size": b.o.churnCache}); err != nil {
+		return err
+	}
+	// The warm configuration with the Go runtime's own pacing (GOGC set turns serve's
+	// GC floor off, docs/gc-floor.md): what the floor is worth, printed next to it.
+	if b.gcSrv, err = b.startFlaatEnv("flaat-gogc100", map[string]any{}, []string{"GOGC=100"}); err != nil {
 		return err
 	}
 	// Tracing on, every check sampled (the calls carry a sampled traceparent), spans
