@@ -154,9 +154,10 @@ type CacheConfig struct {
 	// Disabled turns the cache off: every request verifies the token again.
 	Disabled bool `json:"disabled,omitempty"`
 	// Size is the maximum number of cached identities. Default 100000. An entry takes
-	// about 210 bytes plus the identity: about 0.6 KiB of live heap in all for typical
-	// claims with WithClaimProjection (serve), 2–4 KiB with every claim kept; the
-	// process's RSS is about twice the live heap (garbage collector headroom).
+	// about 160 bytes plus the identity: about 0.4 KiB of live heap in all for typical
+	// claims with WithClaimProjection (serve; docs/identity-memory.md), 2–4 KiB with
+	// every claim kept; the process's RSS is about twice the live heap (garbage
+	// collector headroom).
 	Size int `json:"size,omitempty"`
 	// MaxTTL caps how long an identity is reused. Default 5m. A revoked token stays
 	// accepted for up to this long.
