@@ -13,6 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -291,8 +292,8 @@ func TestTraceGRPCWire(t *testing.T) {
 
 // FuzzTraceContext: whatever trace headers a caller sends (traceparent, tracestate,
 // b3 single and multi), over gRPC metadata or HTTP headers, a traced check answers the
-// authorizer's decision, ends exactly one span, and that span's parent is either valid
-// or absent.
+// authorizer's decision, ends exactly one span (none when a valid parent says it is not
+// sampled), and that span's parent is either valid or absent.
 func FuzzTraceContext(f *testing.F) {
 	f.Add("00-"+parentTrace+"-"+parentSpan+"-01", "vendor=x", parentTrace+"-"+parentSpan+"-1", parentTrace, parentSpan, "1")
 	f.Add("00-00000000000000000000000000000000-0000000000000000-01", "", "0", "", "", "d")
@@ -322,9 +323,21 @@ func FuzzTraceContext(f *testing.F) {
 		if w.Code != http.StatusOK {
 			t.Fatalf("HTTP check = %d, want 200", w.Code)
 		}
+		// A valid parent that says "not sampled" is followed (the SDK's default
+		// ParentBased sampler): no span is recorded for either check.
+		carrier := propagation.MapCarrier{}
+		for k, v := range hdrs {
+			if v != "" {
+				carrier[k] = v
+			}
+		}
+		want := 2
+		if p := trace.SpanContextFromContext(DefaultPropagator().Extract(context.Background(), carrier)); p.IsValid() && !p.IsSampled() {
+			want = 0
+		}
 		spans := rec.Ended()
-		if len(spans) != 2 {
-			t.Fatalf("%d spans ended, want 2", len(spans))
+		if len(spans) != want {
+			t.Fatalf("%d spans ended, want %d", len(spans), want)
 		}
 		for _, sp := range spans {
 			if p := sp.Parent(); p.HasTraceID() != p.HasSpanID() || (p.HasTraceID() && p.TraceID() != sp.SpanContext().TraceID()) {
