@@ -65,26 +65,19 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 			return nil, badProof("not a compact JWS")
 		}
 	}
-	h64, rest, _ := strings.Cut(value, ".")
-	p64, s64, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(s64, ".") || h64 == "" || p64 == "" || s64 == "" {
+	parts, ok := splitJWS(value)
+	if !ok {
 		return nil, badProof("not a compact JWS")
 	}
-	hb, err := b64.DecodeString(h64)
-	if err != nil {
+	defer parts.release()
+	h := parts.header
+	switch {
+	case h[dupMarker] != nil:
 		return nil, badProof("malformed header")
-	}
-	pb, err := b64.DecodeString(p64)
-	if err != nil {
+	case len(parts.payload) == 0:
 		return nil, badProof("malformed claims")
-	}
-	sig, err := b64.DecodeString(s64)
-	if err != nil {
+	case len(parts.signature) == 0:
 		return nil, badProof("malformed signature")
-	}
-	h, err := decodeObject(hb)
-	if err != nil {
-		return nil, badProof("malformed header")
 	}
 	if typ, _ := h["typ"].(string); typ != "dpop+jwt" {
 		return nil, badProof(`typ is not "dpop+jwt"`)
@@ -117,15 +110,14 @@ func ParseDPoPProof(value string, algs []string) (*DPoPProof, error) {
 	if err := key.Raw(&raw); err != nil {
 		return nil, badProof("malformed jwk header")
 	}
-	input := value[:len(h64)+1+len(p64)]
-	if !verifySignature(alg, raw, unsafe.Slice(unsafe.StringData(input), len(input)), sig) {
+	if !verifySignature(alg, raw, unsafe.Slice(unsafe.StringData(parts.input), len(parts.input)), parts.signature) {
 		return nil, badProof("signature verification failed")
 	}
 	tp, err := key.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return nil, badProof("malformed jwk header")
 	}
-	c, err := decodeObject(pb)
+	c, err := decodeObject(parts.payload)
 	if err != nil {
 		return nil, badProof("malformed claims")
 	}
