@@ -45,12 +45,13 @@ const (
 // diffRoutes are the routes of the test's policy and of both upstreams (same names).
 // need is what a token must have to be served the route.
 var diffRoutes = map[string]diffNeed{
-	"public":     needNothing,
-	"docs-read":  needNothing, // GET/HEAD under /docs
-	"default":    needToken,
-	"user":       needUsers,
-	"admin":      needAdmins,
-	"docs-write": needAdmins, // any other method under /docs
+	"public":      needNothing,
+	"docs-read":   needNothing, // GET/HEAD under /docs
+	"default":     needToken,
+	"user":        needUsers,
+	"user-public": needNothing, // under /user/public: a public area nested in a protected one
+	"admin":       needAdmins,
+	"docs-write":  needAdmins, // any other method under /docs
 }
 
 type diffNeed int
@@ -141,6 +142,9 @@ func writePolicy(cfg map[string]any, rule caseRule) {
 		"routes": []any{
 			route("public", "/public", map[string]any{"public": true}),
 			route("admin", "/admin", map[string]any{"require": groups("admins")}),
+			// Nested in /user and listed before it: a path's routes are found by its
+			// leading segments (the route index), the earliest listed wins.
+			route("user-public", "/user/public", map[string]any{"public": true}),
 			route("user", "/user", map[string]any{"require": groups("users")}),
 			route("docs-read", "/docs", map[string]any{"public": true, "methods": []any{"GET", "HEAD"}}),
 			route("docs-write", "/docs", map[string]any{"require": groups("admins")}),
@@ -175,6 +179,18 @@ func diffPaths() []diffPath {
 		{"plain default", "/other/x"},
 		{"admin trailing slash", "/admin/"},
 		{"adminx is not admin", "/adminx"},
+		// a public area nested in a protected one (/user/public before /user)
+		{"plain user-public", "/user/public/x"},
+		{"user-public root", "/user/public"},
+		{"user-publicx is user", "/user/publicx"},
+		{"user-public→user ..", "/user/public/../x"},
+		{"user-public→user %2e%2e", "/user/public/%2e%2e/x"},
+		{"user-public→user ..;", "/user/public/..;/x"},
+		{"user-public→user %2f..", "/user/public%2f..%2fx"},
+		{"user→user-public //", "/user//public/x"},
+		{"user→user-public ;", "/user;x/public/x"},
+		{"user→user-public case", "/user/PUBLIC/x"},
+		{"user→user-public %70", "/user/%70ublic/x"},
 		// dot-segments as sent
 		{"public→admin ..", "/public/../admin/x"},
 		{"admin→public ..", "/admin/../public/x"},
@@ -319,6 +335,7 @@ func startMuxUpstream(t testing.TB) *diffUpstream {
 	for _, p := range []struct{ pattern, route string }{
 		{"/admin", "admin"}, {"/admin/", "admin"},
 		{"/public", "public"}, {"/public/", "public"},
+		{"/user/public", "user-public"}, {"/user/public/", "user-public"},
 		{"/user", "user"}, {"/user/", "user"},
 		{"GET /docs", "docs-read"}, {"GET /docs/", "docs-read"},
 		{"/docs", "docs-write"}, {"/docs/", "docs-write"},
@@ -805,11 +822,13 @@ func writeTable(t *testing.T, name string, cases []*diffCase) {
 func controls(t *testing.T, cases []*diffCase) {
 	t.Helper()
 	want := map[string]map[string]string{ // path name → token → route served ("" = denied)
-		"plain admin":   {"none": "", "user": "", "admin": "admin"},
-		"plain public":  {"none": "public", "user": "public", "admin": "public"},
-		"plain user":    {"none": "", "user": "user", "admin": "user"},
-		"plain default": {"none": "", "user": "default", "admin": "default"},
-		"plain docs":    {"none": "docs-read", "user": "docs-read", "admin": "docs-read"},
+		"plain admin":          {"none": "", "user": "", "admin": "admin"},
+		"plain public":         {"none": "public", "user": "public", "admin": "public"},
+		"plain user":           {"none": "", "user": "user", "admin": "user"},
+		"plain user-public":    {"none": "user-public", "user": "user-public", "admin": "user-public"},
+		"user-publicx is user": {"none": "", "user": "user", "admin": "user"},
+		"plain default":        {"none": "", "user": "default", "admin": "default"},
+		"plain docs":           {"none": "docs-read", "user": "docs-read", "admin": "docs-read"},
 	}
 	// Behind the shared policy (every route case_insensitive), /Docs/x is docs-read to
 	// express and the default to the Go mux: denied for every token, whichever upstream.

@@ -21,7 +21,7 @@
 //      is served by the admin route. app.use("/admin") matches "/admin" and "/admin/…".
 //
 // Routes (the same names as the Go ServeMux upstream and the test's policy): admin,
-// public, user, docs-read (GET/HEAD under /docs), docs-write (any other method under
+// public, user-public (under /user/public), user, docs-read (GET/HEAD under /docs), docs-write (any other method under
 // /docs) and default (everything else).
 import express from 'express';
 
@@ -93,6 +93,7 @@ function serve(route) {
 
 app.use('/admin', serve('admin'));
 app.use('/public', serve('public'));
+app.use('/user/public', serve('user-public')); // before /user: the first match serves
 app.use('/user', serve('user'));
 app.use('/docs', (req, res, next) => serve(req.method === 'GET' || req.method === 'HEAD' ? 'docs-read' : 'docs-write')(req, res, next));
 app.use(serve('default'));
